@@ -1,0 +1,605 @@
+"""Compare studies in one report: `python -m analysis.report STUDY_DIR [STUDY_DIR ...] --out DIR`.
+
+Writes `report.html` (self-contained: plots embedded as base64 PNG), `report.md`,
+`summary.parquet` and `summary.csv` (one row per strategy, see `analysis.summary.strategy_summary`)
+into `--out`, and prints their paths. Bad input exits with status 2 and one line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import html
+import math
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from analysis import plots
+from analysis.load import Study, StudyLoadError, load_studies
+from analysis.summary import (
+    BEST_CONFIG,
+    BEST_SEED,
+    CO2_LB,
+    COST_TO_TARGET_USD,
+    DEVICE_H,
+    ENERGY_COMPONENTS,
+    ENERGY_CPU_KWH,
+    ENERGY_ESTIMATED_KWH,
+    ENERGY_GPU_KWH,
+    ENERGY_KWH,
+    ENERGY_MEASURED_KWH,
+    ENERGY_MEASURED_SHARE,
+    ENERGY_RAM_KWH,
+    ENERGY_TO_TARGET_KWH,
+    MODEL,
+    N_RUNNING,
+    N_SEEDS,
+    TARGET_REACHED_SEEDS,
+    TIME_TO_TARGET_S,
+    TRIALS_ERRORED,
+    TRIALS_FINISHED,
+    TRIALS_STARTED,
+    TRIALS_STOPPED_BUDGET,
+    TRIALS_STOPPED_EARLY,
+    VS_GRID_SUFFIX,
+    WALL_S,
+    X_COST_USD,
+    X_ENERGY_KWH,
+    X_WALL_S,
+    default_target,
+    strategy_summary,
+    what_if_region,
+)
+from study.schema import (
+    BEST_PREFIX,
+    CO2_KG,
+    COST_USD,
+    ROUGE1,
+    ROUGE2,
+    ROUGEL,
+    ROUGELSUM,
+    STRATEGY,
+    TRIAL_EPOCHS,
+)
+
+OUTPUTS = ("report.html", "report.md", "summary.parquet", "summary.csv")
+NOT_APPLICABLE = "not applicable"
+
+
+# --------------------------------------------------------------------------------------------
+# Formatting
+
+
+def _num(v: float, digits: int = 3) -> str:
+    """Fixed decimals (ROUGE, counts)."""
+    if v is None or not math.isfinite(float(v)):
+        return "–"
+    return f"{float(v):,.{digits}f}"
+
+
+def _sig(v: float, n: int = 3) -> str:
+    """n significant digits, no exponent: 0.000972, 0.321, 12.3, 1,234 (physical quantities whose
+    scale runs from a CPU smoke run to a GPU cluster)."""
+    if v is None or not math.isfinite(float(v)):
+        return "–"
+    v = float(v)
+    if v == 0:
+        return "0"
+    decimals = max(0, n - 1 - math.floor(math.log10(abs(v))))
+    return f"{v:,.{decimals}f}"
+
+
+def _usd(v: float) -> str:
+    if v is None or not math.isfinite(float(v)):
+        return NOT_APPLICABLE
+    return f"${v:,.2f}" if abs(v) >= 0.01 or v == 0 else f"${_sig(v, 2)}"
+
+
+def _hours(s: float) -> str:
+    return "–" if not math.isfinite(s) else f"{_sig(s / 3600)} h"
+
+
+def _pct(v: float) -> str:
+    return "–" if not math.isfinite(v) else f"{v:.0%}"
+
+
+def _count(v: float) -> str:
+    return _num(v, 0) if math.isfinite(v) and float(v).is_integer() else _num(v, 1)
+
+
+def _sig4(v: float) -> str:
+    return _sig(v, 4)
+
+
+def _rouge(v: float) -> str:
+    return _num(v, 4)
+
+
+def _to_hours(v: float) -> str:
+    return _sig(v / 3600, 3)
+
+
+# figure -> (label with unit, formatter of one value)
+_FIGURES: dict[str, tuple[str, Callable[[float], str]]] = {
+    TRIALS_STARTED: ("trials started", _count),
+    TRIALS_STOPPED_EARLY: ("trials stopped early (scheduler / early stopping)", _count),
+    TRIALS_FINISHED: ("trials finished (full budget)", _count),
+    TRIALS_ERRORED: ("trials errored", _count),
+    TRIALS_STOPPED_BUDGET: ("trials stopped by the study budget", _count),
+    TRIAL_EPOCHS: ("trial-epochs trained", _sig4),
+    DEVICE_H: ("device time (device-hours)", _sig4),
+    ENERGY_KWH: ("energy, total (kWh)", _sig4),
+    ENERGY_GPU_KWH: ("energy, GPU (kWh)", _sig4),
+    ENERGY_CPU_KWH: ("energy, CPU (kWh)", _sig4),
+    ENERGY_RAM_KWH: ("energy, RAM (kWh)", _sig4),
+    ENERGY_MEASURED_KWH: ("energy measured: counter / power integral (kWh)", _sig4),
+    ENERGY_ESTIMATED_KWH: ("energy estimated (kWh)", _sig4),
+    ENERGY_MEASURED_SHARE: ("measured share of energy", _pct),
+    CO2_KG: ("CO2e (kg)", _sig4),
+    CO2_LB: ("CO2e (lb)", _sig4),
+    COST_USD: ("cost attributed (USD)", _usd),
+    BEST_PREFIX + ROUGE1: ("best ROUGE-1", _rouge),
+    BEST_PREFIX + ROUGE2: ("best ROUGE-2", _rouge),
+    BEST_PREFIX + ROUGEL: ("best ROUGE-L", _rouge),
+    BEST_PREFIX + ROUGELSUM: ("best ROUGE-Lsum", _rouge),
+    WALL_S: ("wall time (h)", _to_hours),
+    TIME_TO_TARGET_S: ("time to target (h)", _to_hours),
+    ENERGY_TO_TARGET_KWH: ("energy to target (kWh)", _sig4),
+    COST_TO_TARGET_USD: ("cost to target (USD)", _usd),
+}
+
+
+_TO_TARGET = (TIME_TO_TARGET_S, ENERGY_TO_TARGET_KWH, COST_TO_TARGET_USD)
+
+
+def _cell(row: pd.Series, fig: str) -> str:
+    """mean ± std [min – max] (n seeds), as text."""
+    fmt = _FIGURES[fig][1]
+    mean, sd = row[f"{fig}_mean"], row[f"{fig}_std"]
+    lo, hi = row[f"{fig}_min"], row[f"{fig}_max"]
+    if not math.isfinite(mean):
+        if fig in _TO_TARGET and row[TARGET_REACHED_SEEDS] == 0:
+            return "not reached"
+        return fmt(mean)
+    text = fmt(mean)
+    if math.isfinite(sd):
+        text += f" ± {_like(sd, text, fmt)}"
+    if row[N_SEEDS] > 1 and lo != hi:
+        text += f"\n[{fmt(lo)} – {fmt(hi)}]"  # a line break in HTML, a space in Markdown
+    return text
+
+
+def _like(sd: float, mean_text: str, fmt: Callable[[float], str]) -> str:
+    """The spread with as many decimals as its mean shows (0.8032 ± 0.0015, not ± 0.001456)."""
+    if fmt in (_pct, _usd, _count):
+        return fmt(sd).lstrip("$")
+    digits = mean_text.replace(",", "").partition(".")[2]
+    return f"{sd / 3600 if fmt is _to_hours else sd:,.{len(digits)}f}"
+
+
+def _ratio(v: float) -> str:
+    return "–" if not math.isfinite(v) else f"{v:.2f}×"
+
+
+def _vs_grid(r: pd.Series, fig: str, has_grid: bool) -> str:
+    if not has_grid or r[STRATEGY] == "grid":
+        return ""
+    ratio = r[fig + VS_GRID_SUFFIX]
+    return f" ({_ratio(ratio)} grid)" if math.isfinite(ratio) else ""
+
+
+def benchmark_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """The headline table: Model | Performance | Speed | Resource Usage | Carbon Emission | Cost ($),
+    one row per strategy, every cell a mean over seeds (± std where there are several)."""
+    has_grid = (summary[STRATEGY] == "grid").any()
+    rows = []
+    for _, r in summary.iterrows():
+
+        def vs(fig: str, r: pd.Series = r) -> str:
+            return _vs_grid(r, fig, has_grid)
+
+        n = int(r[N_SEEDS])
+        seeds = f"{n} seed{'s' if n != 1 else ''}"
+        seeds += f", {r[N_RUNNING]} running" if r[N_RUNNING] else ""
+        mean = {fig: r[f"{fig}_mean"] for fig in _FIGURES}
+        perf = (
+            f"ROUGE-L {_cell(r, BEST_PREFIX + ROUGEL).split(' [')[0]} "
+            f"(R-1 {_rouge(mean[BEST_PREFIX + ROUGE1])}, R-2 {_rouge(mean[BEST_PREFIX + ROUGE2])}, "
+            f"R-Lsum {_rouge(mean[BEST_PREFIX + ROUGELSUM])})"
+        )
+        reached = int(r[TARGET_REACHED_SEEDS])
+        to_target = "target not reached"
+        if reached:
+            to_target = (
+                f"target in {_hours(mean[TIME_TO_TARGET_S])} ({reached}/{n} seeds)"
+                f"{vs(TIME_TO_TARGET_S)}"
+            )
+        speed = f"wall {_hours(mean[WALL_S])}; {to_target}"
+        resources = (
+            f"{_sig(mean[DEVICE_H])} device-h; {_sig(mean[ENERGY_KWH])} kWh{vs(ENERGY_KWH)} "
+            f"({_pct(mean[ENERGY_MEASURED_SHARE])} measured); {_sig(mean[TRIAL_EPOCHS])} trial-epochs"
+        )
+        carbon = f"{_sig(mean[CO2_KG])} kg CO2e ({_sig(mean[CO2_LB])} lb){vs(CO2_KG)}"
+        cost = mean[COST_USD]
+        cost_text = _usd(cost) + (vs(COST_USD) if math.isfinite(cost) else "")
+        rows.append(
+            {
+                "Model": f"{r[MODEL]} · {r[STRATEGY]} ({seeds})",
+                "Performance": perf,
+                "Speed": speed,
+                "Resource Usage": resources,
+                "Carbon Emission": carbon,
+                "Cost ($)": cost_text,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def figures_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """Rows: figures (with units); columns: strategies; cells: mean ± std [min – max]."""
+    data = {"figure": [label for label, _ in _FIGURES.values()]}
+    for _, r in summary.iterrows():
+        data[r[STRATEGY]] = [_cell(r, fig) for fig in _FIGURES]
+    return pd.DataFrame(data)
+
+
+def ratios_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """Every figure's mean as a ratio to grid's mean (× grid)."""
+    data = {"figure": [label for label, _ in _FIGURES.values()]}
+    for _, r in summary.iterrows():
+        data[r[STRATEGY]] = [_ratio(r[fig + VS_GRID_SUFFIX]) for fig in _FIGURES]
+    return pd.DataFrame(data)
+
+
+def studies_table(studies: Sequence[Study]) -> pd.DataFrame:
+    rows = []
+    for s in studies:
+        fp = s.footprint
+        rows.append(
+            {
+                "study": s.name,
+                "strategy": s.strategy,
+                "seed": s.seed,
+                "state": "RUNNING (partial)" if s.running else "finished",
+                "trials": len(s.trials),
+                "reports": len(s.reports),
+                "wall": _hours(s.wall_s),
+                "grid intensity": f"{fp['intensity_g_per_kwh']} gCO2e/kWh ({fp.get('region', '?')}), PUE {fp.get('pue', '?')}"
+                if fp.get("intensity_g_per_kwh") is not None
+                else "not recorded",
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------------------------
+# Rendering
+
+
+def _md_table(df: pd.DataFrame) -> str:
+    cols = [str(c) for c in df.columns]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    for _, row in df.iterrows():
+        cells = (str(v).replace("|", "\\|").replace("\n", " ") for v in row)
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _html_table(df: pd.DataFrame, cls: str = "") -> str:
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
+    body = "".join(
+        "<tr>"
+        + "".join(f"<td>{html.escape(str(v)).replace(chr(10), '<br>')}</td>" for v in row)
+        + "</tr>"
+        for _, row in df.iterrows()
+    )
+    return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+_CSS = """
+body { font-family: system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif; margin: 0 auto;
+       max-width: 1240px; padding: 16px 20px 40px; color: #1b1b1b; line-height: 1.45; }
+h1 { font-size: 26px; margin-bottom: 4px; } h2 { font-size: 20px; margin-top: 34px;
+     border-bottom: 1px solid #ddd; padding-bottom: 4px; }
+table { border-collapse: collapse; margin: 10px 0; font-size: 14px; width: 100%; }
+th, td { border: 1px solid #d4d4d4; padding: 5px 8px; text-align: left; vertical-align: top; }
+th { background: #f2f4f7; } tr:nth-child(even) td { background: #fafafa; }
+table.figures td:first-child, table.ratios td:first-child { width: 24%; }
+.warn { background: #fff4ce; border: 1px solid #e0c060; padding: 8px 12px; border-radius: 4px; }
+.note { color: #555; font-size: 14px; } .plot { margin: 14px 0 22px; }
+.plot img { width: 100%; max-width: 1200px; height: auto; border: 1px solid #eee; }
+code { background: #f2f2f2; padding: 1px 4px; border-radius: 3px; }
+"""
+
+
+def _plots(
+    studies: Sequence[Study], summary: pd.DataFrame, target: float
+) -> list[tuple[str, str, bytes | None]]:
+    """(title, caption or note, png or None) in report order."""
+    out: list[tuple[str, str, bytes | None]] = []
+
+    def add(title: str, caption: str, make: Callable[[], object]) -> None:
+        out.append((title, caption, plots.figure_png(make())))
+
+    add(
+        "Best ROUGE-L so far vs energy",
+        "Line: mean over seeds; band: min–max over seeds; dashed: target.",
+        lambda: plots.plot_best_so_far(studies, x=X_ENERGY_KWH, target=target),
+    )
+    has_cost = any(s.reports.get(COST_USD, pd.Series(dtype=float)).notna().any() for s in studies)
+    if has_cost:
+        add(
+            "Best ROUGE-L so far vs dollars",
+            "Attributed cost: device-hours × per-device share of the VM price.",
+            lambda: plots.plot_best_so_far(studies, x=X_COST_USD, target=target),
+        )
+    else:
+        out.append(
+            (
+                "Best ROUGE-L so far vs dollars",
+                "Skipped: cost is not applicable (no study recorded a VM price, e.g. a local machine).",
+                None,
+            )
+        )
+    add(
+        "Best ROUGE-L so far vs wall time",
+        "Study elapsed time since the study started.",
+        lambda: plots.plot_best_so_far(studies, x=X_WALL_S, target=target),
+    )
+    add(
+        "Trials: ROUGE-L vs energy",
+        "Each point is a trial (its best ROUGE-L, the energy it used); "
+        "the black steps join the trials no other trial beats on both.",
+        lambda: plots.plot_trials_pareto(studies),
+    )
+    first_seed = {}
+    for s in sorted(studies, key=lambda s: s.seed):
+        first_seed.setdefault(s.strategy, s)
+    timeline = [first_seed[k] for k in summary[STRATEGY] if k in first_seed]
+    add(
+        "Trial timeline",
+        "The lowest seed of each strategy. Dark bars: a trial's first to last report; light: its "
+        "train + eval time before the first report (where recorded). Trials are packed into slots "
+        "(lanes running at once).",
+        lambda: plots.plot_trial_timeline(timeline),
+    )
+    add(
+        "Energy breakdown",
+        "Hatched: estimated, not measured. Error bar: min–max of the total over seeds.",
+        lambda: plots.plot_energy_breakdown(summary),
+    )
+    return out
+
+
+def _notes(
+    studies: Sequence[Study], summary: pd.DataFrame, target: float, target_given: bool
+) -> list[str]:
+    notes = []
+    how = (
+        "given with --target-rougeL"
+        if target_given
+        else "0.01 (one ROUGE point) below the best ROUGE-L any study reached"
+    )
+    notes.append(
+        f"Target ROUGE-L = {target:.4f} ({how}). Time, energy and dollars to target are means over the seeds that reached it."
+    )
+    notes.append(
+        "ROUGE scores are F-measures in [0, 1]; best = the report with the best search metric, and its config."
+    )
+    sources = []
+    for _, r in summary.iterrows():
+        parts = [f"{c.upper()}: {r[f'energy_{c}_source']}" for c in ENERGY_COMPONENTS]
+        sources.append(f"{r[STRATEGY]} ({', '.join(parts)})")
+    notes.append(
+        "Energy sources — counter / power_integral are measured, estimated is a stated model: "
+        + "; ".join(sources)
+        + "."
+    )
+    if not summary[COST_USD + "_mean"].notna().any():
+        notes.append("Cost: not applicable (no VM price recorded).")
+    if not (summary[STRATEGY] == "grid").any():
+        notes.append("No grid study given: ratios to grid are not available.")
+    std_one = summary[summary[N_SEEDS] < 2][STRATEGY].tolist()
+    if std_one:
+        notes.append("One seed only (no spread): " + ", ".join(std_one) + ".")
+    return notes
+
+
+def render(
+    studies: Sequence[Study],
+    summary: pd.DataFrame,
+    target: float,
+    target_given: bool,
+    what_if: pd.DataFrame | None,
+) -> tuple[str, str]:
+    """The report as (html, markdown)."""
+    running = [s for s in studies if s.running]
+    bench = benchmark_table(summary)
+    figs = figures_table(summary)
+    has_grid = (summary[STRATEGY] == "grid").any()
+    ratios = ratios_table(summary) if has_grid else None
+    winners = pd.DataFrame(
+        {
+            "strategy": summary[STRATEGY],
+            "best ROUGE-L": [_num(v, 4) for v in summary[BEST_PREFIX + ROUGEL + "_max"]],
+            "seed": summary[BEST_SEED],
+            "config": summary[BEST_CONFIG],
+        }
+    )
+    notes = _notes(studies, summary, target, target_given)
+    dataset = studies[0].dataset
+    title = f"greentune: {len(summary)} strategies on {dataset} ({studies[0].metric}, {len(studies)} studies)"
+    partial = (
+        "PARTIAL: still running, figures so far: " + ", ".join(s.name for s in running)
+        if running
+        else ""
+    )
+    wi = None
+    if what_if is not None:
+        wi = pd.DataFrame(
+            {
+                "strategy": what_if[STRATEGY],
+                "energy (kWh)": [_sig4(v) for v in what_if["energy_kwh_mean"]],
+                "actual CO2e (kg)": [_sig4(v) for v in what_if["actual_co2_kg_mean"]],
+                "COUNTERFACTUAL CO2e (kg)": [_sig4(v) for v in what_if["what_if_co2_kg_mean"]],
+                "COUNTERFACTUAL CO2e (lb)": [_sig4(v) for v in what_if["what_if_co2_lb_mean"]],
+                "PUE": what_if["pue"],
+            }
+        )
+        wi_head = f"Counterfactual CO2: the same energy on {what_if['what_if_label'].iloc[0]} ({what_if['what_if_intensity_g_per_kwh'].iloc[0]:g} gCO2e/kWh)"
+        wi_note = (
+            "Not measured: the studies' energy × PUE × the given grid intensity"
+            + ("" if what_if["pue_recorded"].all() else " (PUE 1.0 where a study recorded none)")
+            + "."
+        )
+
+    # Markdown
+    md = [f"# {title}", ""]
+    if partial:
+        md += [f"> **{partial}**", ""]
+    md += [
+        "## Benchmark",
+        "",
+        _md_table(bench),
+        "",
+        "## Figures per strategy (mean ± std [min – max] over seeds)",
+        "",
+        _md_table(figs),
+        "",
+    ]
+    if ratios is not None:
+        md += ["## Ratio to grid (mean / grid mean)", "", _md_table(ratios), ""]
+    md += ["## Best configuration per strategy", "", _md_table(winners), ""]
+    if wi is not None:
+        md += [f"## {wi_head}", "", wi_note, "", _md_table(wi), ""]
+    md += (
+        ["## Studies", "", _md_table(studies_table(studies)), "", "## Notes", ""]
+        + [f"- {n}" for n in notes]
+        + [""]
+    )
+    md += ["Plots are in report.html.", ""]
+
+    # HTML
+    h = [
+        f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
+        f"<meta name='viewport' content='width=device-width, initial-scale=1'><style>{_CSS}</style></head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+    ]
+    if partial:
+        h.append(f"<p class='warn'><b>{html.escape(partial)}</b></p>")
+    h += ["<h2>Benchmark</h2>", _html_table(bench, "bench")]
+    for plot_title, caption, png in _plots(studies, summary, target):
+        h.append(f"<h2>{html.escape(plot_title)}</h2><div class='plot'>")
+        if png is not None:
+            data = base64.b64encode(png).decode("ascii")
+            h.append(f"<img alt='{html.escape(plot_title)}' src='data:image/png;base64,{data}'>")
+        h.append(f"<p class='note'>{html.escape(caption)}</p></div>")
+    h += [
+        "<h2>Figures per strategy</h2><p class='note'>mean ± std [min – max] over seeds</p>",
+        _html_table(figs, "figures"),
+    ]
+    if ratios is not None:
+        h += [
+            "<h2>Ratio to grid</h2><p class='note'>each figure's mean divided by grid's mean</p>",
+            _html_table(ratios, "ratios"),
+        ]
+    h += ["<h2>Best configuration per strategy</h2>", _html_table(winners)]
+    if wi is not None:
+        h += [
+            f"<h2>{html.escape(wi_head)}</h2><p class='warn'>{html.escape(wi_note)}</p>",
+            _html_table(wi),
+        ]
+    h += ["<h2>Studies</h2>", _html_table(studies_table(studies)), "<h2>Notes</h2><ul>"]
+    h += [f"<li>{html.escape(n)}</li>" for n in notes] + ["</ul></body></html>"]
+    return "\n".join(h), "\n".join(md)
+
+
+# --------------------------------------------------------------------------------------------
+# CLI
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m analysis.report",
+        description="Compare greentune studies (strategies x seeds): best-so-far curves, energy, CO2, "
+        "cost, time to a ROUGE-L target. Writes report.html (self-contained), report.md, "
+        "summary.parquet and summary.csv.",
+        epilog="example: python -m analysis.report greentune_results/*-seed* --out report "
+        "--what-if-intensity 278.6 --what-if-label northeurope",
+    )
+    p.add_argument(
+        "studies", nargs="+", metavar="STUDY_DIR", help="study folders (each holds metadata.json)"
+    )
+    p.add_argument(
+        "--out",
+        default="greentune_report",
+        help="output folder, created if needed (default: %(default)s)",
+    )
+    p.add_argument(
+        "--target-rougeL",
+        type=float,
+        default=None,
+        metavar="X",
+        help="ROUGE-L (F-measure in [0, 1]) to reach; default: 0.01 below the best any study reached",
+    )
+    p.add_argument(
+        "--what-if-intensity",
+        type=float,
+        default=None,
+        metavar="G_PER_KWH",
+        help="also show a counterfactual CO2 on a grid of this intensity (gCO2e/kWh)",
+    )
+    p.add_argument(
+        "--what-if-label",
+        default=None,
+        metavar="NAME",
+        help="name of that grid, e.g. northeurope (default: the intensity)",
+    )
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.target_rougeL is not None and not 0 <= args.target_rougeL <= 1:
+            raise ValueError(
+                f"--target-rougeL {args.target_rougeL}: ROUGE-L is an F-measure, give a value in [0, 1]"
+            )
+        if args.what_if_intensity is not None and not (
+            math.isfinite(args.what_if_intensity) and args.what_if_intensity >= 0
+        ):
+            raise ValueError(f"--what-if-intensity {args.what_if_intensity}: give gCO2e/kWh >= 0")
+        if args.what_if_label and args.what_if_intensity is None:
+            raise ValueError("--what-if-label needs --what-if-intensity G_PER_KWH")
+        studies = load_studies(args.studies)
+        if not any(len(s.reports) for s in studies):
+            raise ValueError("no study has any report yet; nothing to compare")
+    except (StudyLoadError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    target_given = args.target_rougeL is not None
+    target = args.target_rougeL if target_given else default_target(studies)
+    summary = strategy_summary(studies, target)
+    what_if = (
+        what_if_region(studies, args.what_if_intensity, args.what_if_label)
+        if args.what_if_intensity is not None
+        else None
+    )
+    html_text, md_text = render(studies, summary, target, target_given, what_if)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / name for name in OUTPUTS]
+    paths[0].write_text(html_text, encoding="utf-8")
+    paths[1].write_text(md_text, encoding="utf-8")
+    summary.to_parquet(paths[2], index=False)
+    summary.to_csv(paths[3], index=False)
+    for p in paths:
+        print(p)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

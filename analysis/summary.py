@@ -1,0 +1,493 @@
+"""Per-strategy figures from study tables: pure functions over DataFrames (no I/O, no Ray).
+
+Energy, device time, CO2 and cost columns in `reports.parquet` are cumulative per trial, so a
+study's total is the sum over trials of each trial's last value, and a study's running total is
+built by sorting its reports by `study_elapsed_s` and summing each trial's increments
+(`study_cumulative`).
+
+    >>> curve = best_so_far(study.reports, "rougeL", "max", x=X_ENERGY_KWH)
+    >>> table = strategy_summary(studies)            # one row per strategy, spread over seeds
+    >>> table.loc[table["strategy"] == "asha", "energy_kwh_vs_grid"]
+
+Measured and estimated energy stay in separate columns (`energy_measured_kwh`,
+`energy_estimated_kwh`); a counterfactual CO2 (`what_if_region`) is labelled as such.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from study.schema import (
+    BEST_PREFIX,
+    CO2_KG,
+    CONFIG_PREFIX,
+    COST_USD,
+    DEVICE_S,
+    ENERGY_CPU_J,
+    ENERGY_CPU_SOURCE,
+    ENERGY_GPU_J,
+    ENERGY_GPU_SOURCE,
+    ENERGY_RAM_J,
+    ENERGY_RAM_SOURCE,
+    ENERGY_TOTAL_J,
+    ROUGE_COLUMNS,
+    ROUGEL,
+    SEED,
+    STATUS,
+    STOP_REASON,
+    STRATEGY,
+    STUDY,
+    STUDY_ELAPSED_S,
+    TRIAL_EPOCHS,
+    TRIAL_ID,
+)
+
+if TYPE_CHECKING:
+    from analysis.load import Study
+
+J_PER_KWH = 3.6e6
+LB_PER_KG = 2.20462
+MEASURED_SOURCES = ("counter", "power_integral")
+ESTIMATED_SOURCES = ("estimated",)
+EARLY_STOP_REASONS = ("scheduler_stopped", "early_stopping")
+DEFAULT_TARGET_MARGIN = 0.01  # ROUGE-L (F-measure in [0, 1]): 0.01 = one ROUGE point
+STRATEGY_ORDER = ("grid", "random", "asha", "pbt")  # the rest follow alphabetically
+
+# x axes of the best-so-far curves
+X_WALL_S = "wall_s"
+X_ENERGY_KWH = "energy_kwh"
+X_COST_USD = "cost_usd"
+X_CO2_KG = "co2_kg"
+X_DEVICE_H = "device_h"
+_X_AXES = {  # name -> (per-trial cumulative report column, or None for elapsed time; divisor)
+    X_WALL_S: (None, 1.0),
+    X_ENERGY_KWH: (ENERGY_TOTAL_J, J_PER_KWH),
+    X_COST_USD: (COST_USD, 1.0),
+    X_CO2_KG: (CO2_KG, 1.0),
+    X_DEVICE_H: (DEVICE_S, 3600.0),
+}
+
+# Figures of one study (the columns of `study_summary`); strategy_summary adds _mean/_std/...
+N_SEEDS = "n_seeds"
+N_RUNNING = "n_running"
+RUNNING = "running"
+TRIALS_STARTED = "trials_started"
+TRIALS_STOPPED_EARLY = "trials_stopped_early"
+TRIALS_FINISHED = "trials_finished"
+TRIALS_ERRORED = "trials_errored"
+TRIALS_STOPPED_BUDGET = "trials_stopped_budget"
+DEVICE_H = "device_h"
+ENERGY_KWH = "energy_kwh"
+ENERGY_GPU_KWH = "energy_gpu_kwh"
+ENERGY_CPU_KWH = "energy_cpu_kwh"
+ENERGY_RAM_KWH = "energy_ram_kwh"
+ENERGY_MEASURED_KWH = "energy_measured_kwh"
+ENERGY_ESTIMATED_KWH = "energy_estimated_kwh"
+ENERGY_MEASURED_SHARE = "energy_measured_share"
+CO2_LB = "co2_lb"
+WALL_S = "wall_s"
+BEST_CONFIG = "best_config"
+BEST_TRIAL_ID = "best_trial_id"
+BEST_SEED = "best_seed"
+TARGET_ROUGEL = "target_rougeL"
+REACHED_TARGET = "reached_target"
+TARGET_REACHED_SEEDS = "target_reached_seeds"
+TIME_TO_TARGET_S = "time_to_target_s"
+ENERGY_TO_TARGET_KWH = "energy_to_target_kwh"
+COST_TO_TARGET_USD = "cost_to_target_usd"
+MODEL = "model"
+VS_GRID_SUFFIX = "_vs_grid"
+STATS = ("mean", "std", "min", "max")
+
+# component -> (report column, its source column, output kWh column)
+ENERGY_COMPONENTS = {
+    "gpu": (ENERGY_GPU_J, ENERGY_GPU_SOURCE, ENERGY_GPU_KWH),
+    "cpu": (ENERGY_CPU_J, ENERGY_CPU_SOURCE, ENERGY_CPU_KWH),
+    "ram": (ENERGY_RAM_J, ENERGY_RAM_SOURCE, ENERGY_RAM_KWH),
+}
+BEST_ROUGE = tuple(BEST_PREFIX + r for r in ROUGE_COLUMNS)
+
+# The numeric figures summarised over seeds, in display order.
+NUMERIC_FIGURES = (
+    TRIALS_STARTED,
+    TRIALS_STOPPED_EARLY,
+    TRIALS_FINISHED,
+    TRIALS_ERRORED,
+    TRIALS_STOPPED_BUDGET,
+    TRIAL_EPOCHS,
+    DEVICE_H,
+    ENERGY_KWH,
+    ENERGY_GPU_KWH,
+    ENERGY_CPU_KWH,
+    ENERGY_RAM_KWH,
+    ENERGY_MEASURED_KWH,
+    ENERGY_ESTIMATED_KWH,
+    ENERGY_MEASURED_SHARE,
+    CO2_KG,
+    CO2_LB,
+    COST_USD,
+    *BEST_ROUGE,
+    WALL_S,
+    TIME_TO_TARGET_S,
+    ENERGY_TO_TARGET_KWH,
+    COST_TO_TARGET_USD,
+)
+
+
+# --------------------------------------------------------------------------------------------
+# Running totals and curves
+
+
+def _trial_keys(reports: pd.DataFrame) -> list[str]:
+    return [STUDY, TRIAL_ID] if STUDY in reports.columns else [TRIAL_ID]
+
+
+def _sorted(reports: pd.DataFrame) -> pd.DataFrame:
+    return reports.sort_values(STUDY_ELAPSED_S, kind="stable")
+
+
+def study_cumulative(reports: pd.DataFrame, column: str) -> pd.Series:
+    """The study's running total of a per-trial cumulative column, in report time order.
+
+    Reports are sorted by `study_elapsed_s`; each report adds its trial's increment since that
+    trial's previous report. NaN values carry the trial's last known total. All-NaN (or absent)
+    gives an all-NaN series: "not measured" is never turned into zero.
+
+    >>> study_cumulative(reports, "energy_total_j") / 3.6e6   # kWh spent by the study so far
+    """
+    r = _sorted(reports)
+    if column not in r.columns or r[column].isna().all():
+        return pd.Series(np.nan, index=r.index, name=column, dtype=float)
+    keys = [r[k] for k in _trial_keys(r)]
+    filled = r[column].astype(float).groupby(keys).ffill().fillna(0.0)
+    increments = filled.groupby(keys).diff().fillna(filled)
+    return increments.cumsum().rename(column)
+
+
+def best_so_far(
+    reports: pd.DataFrame, metric: str = ROUGEL, mode: str = "max", x: str = X_WALL_S
+) -> pd.DataFrame:
+    """Best `metric` found so far against a cumulative x, one row per report in time order.
+
+    x: `wall_s` (study elapsed seconds), `energy_kwh` (cumulative total energy, J -> kWh),
+    `cost_usd` (cumulative attributed dollars), `co2_kg` or `device_h`. Columns: x and
+    `best_<metric>`; x is all-NaN when the study has no such figure (e.g. cost on a local machine).
+    """
+    if x not in _X_AXES:
+        raise ValueError(f"x={x!r}: use one of {', '.join(_X_AXES)}")
+    if mode not in ("max", "min"):
+        raise ValueError(f"mode={mode!r}: use max or min")
+    r = _sorted(reports)
+    column, divisor = _X_AXES[x]
+    xs = (
+        r[STUDY_ELAPSED_S].astype(float)
+        if column is None
+        else study_cumulative(r, column) / divisor
+    )
+    values = r[metric].astype(float)
+    best = values.cummax() if mode == "max" else values.cummin()
+    return pd.DataFrame({x: xs.to_numpy(), BEST_PREFIX + metric: best.to_numpy()})
+
+
+def trial_totals(reports: pd.DataFrame, metric: str = ROUGEL, mode: str = "max") -> pd.DataFrame:
+    """One row per trial: identity, best `metric`, its report's ROUGE scores and config, and the
+    trial's totals (`energy_kwh`, components, `device_h`, `co2_kg`, `cost_usd`, `trial_epochs`),
+    first and last report time (`first_s`, `last_s`)."""
+    r = _sorted(reports)
+    keys = _trial_keys(r)
+    groups = r.groupby(keys, sort=False)
+    out = groups[[c for c in (STRATEGY, SEED) if c in r.columns]].first()
+    last = groups.last()  # each column's last non-NaN value: the trial's total so far
+    for col, divisor, name in (
+        (ENERGY_TOTAL_J, J_PER_KWH, ENERGY_KWH),
+        *((c[0], J_PER_KWH, c[2]) for c in ENERGY_COMPONENTS.values()),
+        (DEVICE_S, 3600.0, DEVICE_H),
+        (CO2_KG, 1.0, CO2_KG),
+        (COST_USD, 1.0, COST_USD),
+        (TRIAL_EPOCHS, 1.0, TRIAL_EPOCHS),
+    ):
+        out[name] = last[col].astype(float) / divisor if col in last.columns else np.nan
+    out["first_s"] = groups[STUDY_ELAPSED_S].min()
+    out["last_s"] = groups[STUDY_ELAPSED_S].max()
+    # The report with the trial's best metric (earliest on ties); trials without one keep NaN.
+    scored = r.dropna(subset=[metric])
+    best = scored.groupby(keys, sort=False)[metric]
+    best_idx = best.idxmax() if mode == "max" else best.idxmin()
+    cols = [c for c in ROUGE_COLUMNS if c in r.columns and c != metric] + [metric]
+    cols += [c for c in r.columns if c.startswith(CONFIG_PREFIX)]
+    best_rows = r.loc[best_idx.to_numpy(), keys + list(dict.fromkeys(cols))].set_index(keys)
+    best_rows = best_rows.rename(columns={c: BEST_PREFIX + c for c in (*ROUGE_COLUMNS, metric)})
+    return out.join(best_rows).reset_index()
+
+
+def pareto_front(
+    trials: pd.DataFrame, x: str, y: str, x_mode: str = "min", y_mode: str = "max"
+) -> pd.DataFrame:
+    """The rows no other row beats on both `x` and `y` (by default: least x, most y), best x first.
+
+    Rows with NaN in x or y are ignored; of exact duplicates the first is kept.
+
+    >>> pareto_front(trial_totals(reports), "energy_kwh", "best_rougeL")
+    """
+    for mode, name in ((x_mode, "x_mode"), (y_mode, "y_mode")):
+        if mode not in ("min", "max"):
+            raise ValueError(f"{name}={mode!r}: use min or max")
+    data = trials.dropna(subset=[x, y])
+    xs = data[x].to_numpy(float) * (1 if x_mode == "min" else -1)
+    ys = data[y].to_numpy(float) * (1 if y_mode == "max" else -1)
+    order = np.lexsort((-ys, xs))  # by x ascending, then y descending
+    keep, best_y = [], -math.inf
+    for i in order:
+        if ys[i] > best_y:
+            keep.append(i)
+            best_y = ys[i]
+    return data.iloc[keep]
+
+
+# --------------------------------------------------------------------------------------------
+# One study's figures
+
+
+def default_target(studies: Sequence[Study], margin: float = DEFAULT_TARGET_MARGIN) -> float:
+    """Within `margin` ROUGE-L of the best ROUGE-L any study reached."""
+    best = max(
+        (float(s.reports[ROUGEL].max()) for s in studies if ROUGEL in s.reports), default=math.nan
+    )
+    return best - margin
+
+
+def _config_text(row: pd.Series) -> str:
+    parts = []
+    for col, value in row.items():
+        if not str(col).startswith(CONFIG_PREFIX) or value is None:
+            continue
+        if isinstance(value, float):
+            if math.isnan(value):
+                continue
+            value = f"{value:.4g}"
+        parts.append(f"{str(col)[len(CONFIG_PREFIX) :]}={value}")
+    return ", ".join(parts)
+
+
+def _sum_or_nan(values: pd.Series) -> float:
+    return float(values.sum(min_count=1))
+
+
+def _trial_sources(reports: pd.DataFrame, source_col: str) -> pd.Series:
+    if source_col not in reports.columns:
+        return pd.Series(dtype=object)
+    return reports.groupby(_trial_keys(reports), sort=False)[source_col].last()
+
+
+def study_summary(study: Study, target_rougeL: float | None = None) -> dict[str, Any]:
+    """The figures of one study (one strategy, one seed) as a flat dict of named, unit-carrying values."""
+    r = _sorted(study.reports)
+    t = study.trials
+    status = t[STATUS] if STATUS in t.columns else pd.Series("TERMINATED", index=t.index)
+    reason = t[STOP_REASON] if STOP_REASON in t.columns else pd.Series(None, index=t.index)
+    totals = trial_totals(r, study.metric, study.mode)
+    keys = _trial_keys(r)
+    out: dict[str, Any] = {
+        STUDY: study.name,
+        STRATEGY: study.strategy,
+        SEED: study.seed,
+        MODEL: study.model,
+        RUNNING: study.running,
+        TRIALS_STARTED: int((status != "PENDING").sum()),
+        TRIALS_STOPPED_EARLY: int(reason.isin(EARLY_STOP_REASONS).sum()),
+        TRIALS_FINISHED: int((reason == "completed").sum()),
+        TRIALS_ERRORED: int((reason == "error").sum()),
+        TRIALS_STOPPED_BUDGET: int((reason == "budget").sum()),
+        TRIAL_EPOCHS: _sum_or_nan(totals[TRIAL_EPOCHS]),
+        DEVICE_H: _sum_or_nan(totals[DEVICE_H]),
+        ENERGY_KWH: _sum_or_nan(totals[ENERGY_KWH]),
+        CO2_KG: _sum_or_nan(totals[CO2_KG]),
+        COST_USD: _sum_or_nan(totals[COST_USD]),
+        WALL_S: study.wall_s,
+    }
+    out[CO2_LB] = out[CO2_KG] * LB_PER_KG
+
+    # Energy components, each with the sources behind it; measured and estimated kept apart.
+    measured = estimated = labelled_total = 0.0
+    any_energy = False
+    totals_by_trial = totals.set_index(keys)
+    for comp, (_, source_col, kwh_col) in ENERGY_COMPONENTS.items():
+        out[kwh_col] = _sum_or_nan(totals[kwh_col])
+        sources = _trial_sources(r, source_col).reindex(totals_by_trial.index)
+        kwh = totals_by_trial[kwh_col]
+        has = kwh.notna()
+        any_energy |= bool(has.any())
+        measured += float(kwh[has & sources.isin(MEASURED_SOURCES)].sum())
+        estimated += float(kwh[has & sources.isin(ESTIMATED_SOURCES)].sum())
+        labelled_total += float(kwh[has].sum())
+        out[f"energy_{comp}_source"] = (
+            "+".join(sorted(set(sources[has].dropna().astype(str)))) or "none"
+        )
+    out[ENERGY_MEASURED_KWH] = measured if any_energy else math.nan
+    out[ENERGY_ESTIMATED_KWH] = estimated if any_energy else math.nan
+    out[ENERGY_MEASURED_SHARE] = measured / labelled_total if labelled_total > 0 else math.nan
+
+    # Best report by the study's search metric; its four ROUGE scores and its config.
+    metric_vals = r[study.metric].astype(float)
+    if metric_vals.notna().any():
+        best_i = metric_vals.idxmax() if study.mode == "max" else metric_vals.idxmin()
+        best_row = r.loc[best_i]
+        for col in ROUGE_COLUMNS:
+            out[BEST_PREFIX + col] = float(best_row[col]) if col in r.columns else math.nan
+        out[BEST_CONFIG] = _config_text(best_row)
+        out[BEST_TRIAL_ID] = str(best_row[TRIAL_ID])
+    else:
+        out.update({c: math.nan for c in BEST_ROUGE})
+        out[BEST_CONFIG], out[BEST_TRIAL_ID] = "", ""
+
+    # Time, energy and dollars until the first report at or above the ROUGE-L target.
+    out[TARGET_ROUGEL] = math.nan if target_rougeL is None else float(target_rougeL)
+    out[REACHED_TARGET] = False
+    out[TIME_TO_TARGET_S] = out[ENERGY_TO_TARGET_KWH] = out[COST_TO_TARGET_USD] = math.nan
+    if target_rougeL is not None and ROUGEL in r.columns:
+        hit = (r[ROUGEL] >= target_rougeL - 1e-12).to_numpy()
+        if hit.any():
+            i = int(np.argmax(hit))
+            out[REACHED_TARGET] = True
+            out[TIME_TO_TARGET_S] = float(r[STUDY_ELAPSED_S].iloc[i])
+            out[ENERGY_TO_TARGET_KWH] = (
+                float(study_cumulative(r, ENERGY_TOTAL_J).iloc[i]) / J_PER_KWH
+            )
+            out[COST_TO_TARGET_USD] = float(study_cumulative(r, COST_USD).iloc[i])
+    return out
+
+
+def per_study_summary(studies: Sequence[Study], target_rougeL: float | None = None) -> pd.DataFrame:
+    """One row per study (the raw material of `strategy_summary`); target defaults as there."""
+    if target_rougeL is None:
+        target_rougeL = default_target(studies)
+    return pd.DataFrame([study_summary(s, target_rougeL) for s in studies])
+
+
+# --------------------------------------------------------------------------------------------
+# Over seeds, per strategy
+
+
+def order_strategies(names: Sequence[str]) -> list[str]:
+    known = [s for s in STRATEGY_ORDER if s in names]
+    return known + sorted(set(names) - set(known))
+
+
+def strategy_summary(studies: Sequence[Study], target: float | None = None) -> pd.DataFrame:
+    """One row per strategy: every figure's mean, std (sample, over seeds), min and max as
+    `<figure>_mean` etc., `n_seeds`, and `<figure>_vs_grid` = mean / grid's mean (NaN when no
+    grid study is present or grid's mean is 0).
+
+    target: the ROUGE-L to reach; default: 0.01 (one point) below the best ROUGE-L of any study.
+    Time/energy/dollars to target are averaged over the seeds that reached it
+    (`target_reached_seeds` says how many).
+    """
+    if not studies:
+        raise ValueError("strategy_summary needs at least one study")
+    per_study = per_study_summary(studies, target)
+    rows = []
+    for strategy in order_strategies(list(per_study[STRATEGY].unique())):
+        group = per_study[per_study[STRATEGY] == strategy].sort_values(SEED)
+        row: dict[str, Any] = {
+            STRATEGY: strategy,
+            MODEL: ", ".join(sorted({str(m) for m in group[MODEL]})),
+            N_SEEDS: len(group),
+            "seeds": ",".join(str(s) for s in group[SEED]),
+            N_RUNNING: int(group[RUNNING].sum()),
+            TARGET_ROUGEL: float(group[TARGET_ROUGEL].iloc[0]),
+            TARGET_REACHED_SEEDS: int(group[REACHED_TARGET].sum()),
+        }
+        for fig in NUMERIC_FIGURES:
+            values = group[fig].astype(float)
+            row[f"{fig}_mean"] = values.mean()
+            row[f"{fig}_std"] = values.std(ddof=1)  # NaN with one seed: no spread to speak of
+            row[f"{fig}_min"] = values.min()
+            row[f"{fig}_max"] = values.max()
+        for comp in ENERGY_COMPONENTS:
+            col = f"energy_{comp}_source"
+            labels = {p for v in group[col] for p in str(v).split("+") if p != "none"}
+            row[col] = "+".join(sorted(labels)) or "none"
+        winner = (
+            group.loc[group[BEST_PREFIX + ROUGEL].astype(float).idxmax()]
+            if group[BEST_PREFIX + ROUGEL].notna().any()
+            else group.iloc[0]
+        )
+        row[BEST_CONFIG] = winner[BEST_CONFIG]
+        row[BEST_TRIAL_ID] = winner[BEST_TRIAL_ID]
+        row[BEST_SEED] = int(winner[SEED])
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    grid = table[table[STRATEGY] == "grid"]
+    for fig in NUMERIC_FIGURES:
+        mean = table[f"{fig}_mean"].astype(float)
+        base = float(grid[f"{fig}_mean"].iloc[0]) if len(grid) else math.nan
+        ok = math.isfinite(base) and base != 0
+        table[fig + VS_GRID_SUFFIX] = mean / base if ok else math.nan
+    return table
+
+
+# --------------------------------------------------------------------------------------------
+# Counterfactual CO2
+
+
+def what_if_region(
+    studies: Sequence[Study], region_g_per_kwh: float, label: str | None = None
+) -> pd.DataFrame:
+    """COUNTERFACTUAL CO2: the same energy (and the study's recorded PUE, 1.0 where none was
+    recorded) on a grid of `region_g_per_kwh` gCO2e/kWh. One row per strategy (mean and spread
+    over seeds) beside the actual CO2; every column that is not actual says `what_if`.
+
+    >>> what_if_region(studies, 278.6, "northeurope")
+    """
+    if not (isinstance(region_g_per_kwh, (int, float)) and region_g_per_kwh >= 0):
+        raise ValueError(
+            f"region_g_per_kwh={region_g_per_kwh!r}: give an intensity in gCO2e/kWh, >= 0"
+        )
+    label = label or f"{region_g_per_kwh:g} gCO2e/kWh"
+    rows = []
+    for s in studies:
+        fig = study_summary(s)
+        pue = s.footprint.get("pue")
+        rows.append(
+            {
+                STRATEGY: s.strategy,
+                SEED: s.seed,
+                ENERGY_KWH: fig[ENERGY_KWH],
+                "pue": float(pue) if pue else 1.0,
+                "pue_recorded": bool(pue),
+                "actual_intensity_g_per_kwh": s.footprint.get("intensity_g_per_kwh", math.nan),
+                CO2_KG: fig[CO2_KG],
+            }
+        )
+    per_study = pd.DataFrame(rows)
+    per_study["what_if_co2_kg"] = (
+        per_study[ENERGY_KWH] * per_study["pue"] * region_g_per_kwh / 1000.0
+    )
+    out = []
+    for strategy in order_strategies(list(per_study[STRATEGY].unique())):
+        g = per_study[per_study[STRATEGY] == strategy]
+        w = g["what_if_co2_kg"]
+        out.append(
+            {
+                STRATEGY: strategy,
+                N_SEEDS: len(g),
+                "energy_kwh_mean": g[ENERGY_KWH].mean(),
+                "pue": ",".join(f"{p:g}" for p in sorted(set(g["pue"]))),
+                "pue_recorded": bool(g["pue_recorded"].all()),
+                "actual_co2_kg_mean": g[CO2_KG].mean(),
+                "what_if_label": label,
+                "what_if_intensity_g_per_kwh": float(region_g_per_kwh),
+                "what_if_co2_kg_mean": w.mean(),
+                "what_if_co2_kg_std": w.std(ddof=1),
+                "what_if_co2_kg_min": w.min(),
+                "what_if_co2_kg_max": w.max(),
+                "what_if_co2_lb_mean": w.mean() * LB_PER_KG,
+                "basis": f"counterfactual: same energy x PUE, grid at {region_g_per_kwh:g} gCO2e/kWh ({label})",
+            }
+        )
+    return pd.DataFrame(out)

@@ -1,0 +1,183 @@
+"""Tidy parquet as trials report: `reports.parquet` (one row per report), `trials.parquet` (one per trial).
+
+`ResultsWriter` is a Tune callback in the study process. Each report becomes a row at once; the
+tables are rewritten atomically (temp file, then rename) at most every `flush_interval_s`, and at
+the end, so a killed study keeps what it reported. On `--resume` the writer starts from the rows
+already on disk and adds any row it finds in Tune's per-trial `result.json` that is missing
+(what the last second before a kill did not flush), so every report appears once.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from ray.tune import Callback
+
+from study import schema
+
+# Tune's own bookkeeping keys we keep, renamed; every other key of a result is ours already.
+_DROP = {"config", "date", "hostname", "node_ip", "pid", "time_this_iter_s", "time_since_restore",
+         "iterations_since_restore", "checkpoint_dir_name", "should_checkpoint", "done", "experiment_tag",
+         "time_total_s", "timestamp", "trial_id", "training_iteration", "report_time_s"}
+
+
+def report_row(result: dict[str, Any], trial_id: str, study: str, strategy: str, seed: int,
+               started_at: float) -> dict[str, Any]:
+    """One tidy row from a Tune result dict."""
+    timestamp = result.get("report_time_s") or result.get("timestamp") or time.time()
+    row = {
+        schema.STUDY: study, schema.STRATEGY: strategy, schema.SEED: seed, schema.TRIAL_ID: trial_id,
+        schema.ITERATION: result.get("training_iteration"),
+        schema.REPORT_ID: f"{trial_id}:{timestamp:.6f}",
+        schema.TIMESTAMP_S: timestamp, schema.STUDY_ELAPSED_S: timestamp - started_at,
+    }
+    row.update({k: v for k, v in result.items() if k not in _DROP and not isinstance(v, dict)})
+    for key, value in (result.get("config") or {}).items():
+        row[schema.CONFIG_PREFIX + key] = value
+    return row
+
+
+def trial_rows(reports: pd.DataFrame, statuses: dict[str, dict[str, Any]], metric: str, mode: str) -> pd.DataFrame:
+    """One row per trial: config, status, stop reason, counts, best and final figures."""
+    rows = []
+    for trial_id, group in reports.sort_values(schema.TIMESTAMP_S).groupby(schema.TRIAL_ID, sort=False):
+        last = group.iloc[-1]
+        info = statuses.get(trial_id, {})
+        row = {k: last[k] for k in (schema.STUDY, schema.STRATEGY, schema.SEED, schema.TRIAL_ID)}
+        row.update({k: last[k] for k in group.columns if k.startswith(schema.CONFIG_PREFIX)})
+        row[schema.STATUS] = info.get("status", "RUNNING")
+        row[schema.STOP_REASON] = info.get("stop_reason") or _stop_reason(row[schema.STATUS], last)
+        row[schema.N_REPORTS] = len(group)
+        for col in (*schema.ROUGE_COLUMNS, schema.VAL_LOSS):
+            if col in group:
+                best = group[col].max() if (mode == "max") == (col != schema.VAL_LOSS) else group[col].min()
+                row[schema.BEST_PREFIX + col] = best
+                row[schema.FINAL_PREFIX + col] = last[col]
+        for col in (schema.ENERGY_GPU_J, schema.ENERGY_CPU_J, schema.ENERGY_RAM_J, schema.ENERGY_TOTAL_J,
+                    schema.ENERGY_GPU_SOURCE, schema.ENERGY_CPU_SOURCE, schema.ENERGY_RAM_SOURCE,
+                    schema.DEVICE_S, schema.CO2_KG, schema.COST_USD, schema.TRIAL_EPOCHS,
+                    schema.TRIAL_TRAIN_S, schema.TRIAL_EVAL_S, schema.SEGMENT):
+            if col in group:
+                row[col] = last[col]
+        best_idx = group[metric].idxmax() if mode == "max" else group[metric].idxmin()
+        row["best_" + schema.TIMESTAMP_S] = group.loc[best_idx, schema.TIMESTAMP_S]
+        row["first_" + schema.TIMESTAMP_S] = group[schema.TIMESTAMP_S].min()
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _stop_reason(status: str, last: pd.Series) -> str:
+    if status == "ERROR":
+        return "error"
+    if bool(last.get("early_stopped", False)):
+        return "early_stopping"
+    return "completed" if status == "TERMINATED" else ""
+
+
+def write_parquet_atomic(df: pd.DataFrame, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    df.to_parquet(tmp, index=False)
+    os.replace(tmp, path)
+
+
+class ResultsWriter(Callback):
+    """Streams Tune results into the study folder's parquet tables."""
+
+    def __init__(self, study_dir: Path, study: str, strategy: str, seed: int, started_at: float,
+                 metric: str, mode: str, max_reports: int, flush_interval_s: float = 1.0):
+        self.study_dir = Path(study_dir)
+        self.study, self.strategy, self.seed = study, strategy, seed
+        self.started_at, self.metric, self.mode = started_at, metric, mode
+        self.max_reports = max_reports
+        self.flush_interval_s = flush_interval_s
+        self.rows: list[dict[str, Any]] = []
+        self.statuses: dict[str, dict[str, Any]] = {}
+        self._seen: set[str] = set()
+        self._dirty, self._last_flush = False, 0.0
+        existing = self.study_dir / schema.REPORTS_FILE
+        if existing.exists():
+            self._extend(pd.read_parquet(existing).to_dict("records"))
+            trials = self.study_dir / schema.TRIALS_FILE
+            if trials.exists():
+                for rec in pd.read_parquet(trials).to_dict("records"):
+                    self.statuses[rec[schema.TRIAL_ID]] = {"status": rec[schema.STATUS],
+                                                            "stop_reason": rec[schema.STOP_REASON]}
+
+    def _extend(self, rows: list[dict[str, Any]]) -> None:
+        for row in rows:
+            if row[schema.REPORT_ID] not in self._seen:
+                self._seen.add(row[schema.REPORT_ID])
+                self.rows.append(row)
+                self._dirty = True
+
+    def recover_from_tune_logs(self) -> int:
+        """Add rows present in Tune's per-trial result.json but missing here (after a kill)."""
+        before = len(self.rows)
+        for result_file in sorted(self.study_dir.glob("*/result.json")):
+            params = json.loads((result_file.parent / "params.json").read_text()) \
+                if (result_file.parent / "params.json").exists() else {}
+            for line in result_file.read_text().splitlines():
+                if line.strip():
+                    result = json.loads(line)
+                    result.setdefault("config", params)
+                    self._extend([report_row(result, result["trial_id"], self.study, self.strategy,
+                                             self.seed, self.started_at)])
+        self.flush()
+        return len(self.rows) - before
+
+    # ---- Tune callback hooks
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        self._extend([report_row(result, trial.trial_id, self.study, self.strategy, self.seed, self.started_at)])
+        self.statuses[trial.trial_id] = {"status": "RUNNING"}
+        if time.monotonic() - self._last_flush >= self.flush_interval_s:
+            self.flush()
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        last = trial.last_result or {}
+        stopped_early = last.get("training_iteration", 0) < self.max_reports and not last.get("early_stopped")
+        reason = "early_stopping" if last.get("early_stopped") else (
+            "scheduler_stopped" if stopped_early else "completed")
+        self.statuses[trial.trial_id] = {"status": "TERMINATED", "stop_reason": reason}
+        self._dirty = True
+        self.flush()
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self.statuses[trial.trial_id] = {"status": "ERROR", "stop_reason": "error"}
+        self._dirty = True
+        self.flush()
+
+    def on_step_end(self, iteration, trials, **info):
+        if self._dirty and time.monotonic() - self._last_flush >= self.flush_interval_s:
+            self.flush()
+
+    def on_experiment_end(self, trials, **info):
+        for trial in trials:
+            if trial.trial_id not in self.statuses or self.statuses[trial.trial_id]["status"] == "RUNNING":
+                self.statuses[trial.trial_id] = {"status": trial.status, "stop_reason": None}
+        self._dirty = True
+        self.flush()
+
+    def flush(self) -> None:
+        self._last_flush = time.monotonic()
+        if not self._dirty or not self.rows:
+            return
+        reports = pd.DataFrame(self.rows)
+        write_parquet_atomic(reports, self.study_dir / schema.REPORTS_FILE)
+        write_parquet_atomic(trial_rows(reports, self.statuses, self.metric, self.mode),
+                             self.study_dir / schema.TRIALS_FILE)
+        self._dirty = False
+
+    def best(self) -> dict[str, Any] | None:
+        """The best report so far by the study's metric (for the closing summary)."""
+        scored = [r for r in self.rows if isinstance(r.get(self.metric), (int, float))
+                  and not math.isnan(r[self.metric])]
+        if not scored:
+            return None
+        key = (lambda r: r[self.metric]) if self.mode == "max" else (lambda r: -r[self.metric])
+        return max(scored, key=key)

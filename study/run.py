@@ -1,0 +1,338 @@
+"""Run one hyperparameter study: `python -m study.run {pbt,asha,grid,random} [options]`.
+
+Resolves and validates everything first (config, search space, strategy numbers, model, data,
+resources, storage): bad input ends with one line naming the field, the value and the fix, exit
+status 2, before Ray starts. Then starts (or joins) Ray, runs Tune with a progress table, streams
+results to parquet and ends with a short summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from search_spaces import load_space
+from study import schema
+from study.config import ConfigError, StudyConfig, TrainConfig, resolve_config
+from study.strategies import STRATEGIES, StrategyNumbers, derive_numbers
+
+DEFAULT_STORAGE = "greentune_results"
+# Ray Train polls its workers for reports at this interval (default 2 s): every report and the end
+# of every segment waits for a poll, so a shorter interval trims each segment's dead time.
+TRAIN_ENV = {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.5"}
+DRIVER_RESOURCE = "trial_driver"  # only the head node offers it: trial drivers run there
+
+EPILOG = """
+examples:
+  python -m study.run pbt                          # embedded default: local Ray, built-in data, tiny-bart
+  python -m study.run asha --set train.epochs=6 --set budget.trial_epochs=36
+  python -m study.run grid --config my_study.yaml --name grid-xsum
+  python -m study.run pbt --address auto --storage abfss://results@acct.dfs.core.windows.net/studies
+  python -m study.run pbt --name my-study --resume  # finish an interrupted study
+
+Settings (--set section.key=value) and their defaults live in study/config.py; the search space
+in search_spaces/default.yaml. Results: <storage>/<name>/{metadata.json,reports.parquet,trials.parquet}.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m study.run", description=__doc__.split("\n\n")[0] + "\n\n" + __doc__.split("\n\n")[1],
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("strategy", choices=STRATEGIES, help="search strategy: Population Based Training, "
+                   "ASHA early stopping, grid search over the space's grid points, or random search")
+    p.add_argument("--config", metavar="FILE", help="YAML file with settings (sections: model, data, "
+                   "train, eval, resources, search, budget, energy)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one setting, typed (e.g. --set train.lr=3e-4 --set data.n_train=500); "
+                   "repeatable; unknown keys are rejected")
+    p.add_argument("--name", help="study name (default: <strategy>-<model>-<dataset>-seed<seed>)")
+    p.add_argument("--storage", default=DEFAULT_STORAGE, metavar="PATH_OR_URI",
+                   help=f"where study folders go (default: ./{DEFAULT_STORAGE}); shared storage "
+                   "(abfss://, NFS path) on a multi-node cluster")
+    p.add_argument("--address", default="local", help="'local' starts a Ray instance for this study "
+                   "(default); 'auto' or HOST:PORT joins a running Ray cluster")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted study of this name")
+    p.add_argument("--seed", type=int, help="study seed (sampling, data order, model init); default 0")
+    p.add_argument("--dry-run", action="store_true", help="validate and print the plan, then exit "
+                   "without starting Ray")
+    return p
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """Everything decided before Ray starts."""
+
+    strategy: str
+    config: StudyConfig
+    numbers: StrategyNumbers
+    name: str
+    storage: str
+    study_dir: Path  # parquet + metadata; for a remote URI a local folder on the head node
+    resume: bool
+    address: str
+
+
+def plan_study(args: argparse.Namespace) -> Plan:
+    """Resolve and validate everything; raises ConfigError on bad input. No Ray."""
+    overrides = list(args.overrides)
+    if args.seed is not None:
+        overrides.append(f"seed={args.seed}")
+    cfg = resolve_config(args.config, overrides)
+    space = load_space(cfg.search.space)
+    space.validate_for({f.name for f in dataclasses.fields(TrainConfig)})
+    numbers = derive_numbers(args.strategy, space, cfg)
+    check_inputs(cfg)
+    name = args.name or cfg.name or default_name(args.strategy, cfg)
+    if not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
+        raise ConfigError(f"--name {name!r}: use letters, digits, '-', '_' and '.' only")
+    storage, study_dir = resolve_storage(args.storage, name, args.resume)
+    if args.address != "local" and "://" not in storage:
+        print(f"note: storage {storage} is a local path; a multi-node study needs it shared (NFS) "
+              f"or a URI (abfss://...)", file=sys.stderr)
+    return Plan(args.strategy, cfg, numbers, name, storage, study_dir, args.resume, args.address)
+
+
+def default_name(strategy: str, cfg: StudyConfig) -> str:
+    dataset = Path(cfg.data.dataset).stem if "." in cfg.data.dataset else cfg.data.dataset
+    return f"{strategy}-{cfg.model.name.replace('/', '_')}-{dataset}-seed{cfg.seed}"
+
+
+def check_inputs(cfg: StudyConfig) -> None:
+    """Model, data and resources checks that need no Ray (and no network for the defaults)."""
+    from trainables.datasets import load_split
+    from trainables.models import check_model_name
+
+    check_model_name(cfg.model)
+    train = cfg.train
+    if train.precision == "fp16" and cfg.resources.gpus_per_worker == 0:
+        raise ConfigError("train.precision='fp16': needs a GPU (resources.gpus_per_worker > 0); "
+                          "use bf16 or fp32 on CPU")
+    if train.precision == "bf16" and cfg.resources.gpus_per_worker > 0:
+        pass  # checked on the worker, where the device is known
+    if train.zero_stage:
+        try:
+            import deepspeed  # noqa: F401
+        except Exception as e:  # noqa: BLE001 - any import failure means ZeRO cannot start
+            raise ConfigError(f"train.zero_stage={train.zero_stage}: DeepSpeed cannot start here "
+                              f"({type(e).__name__}: {e}); pip install deepspeed, or use zero_stage=0") from e
+    for split, n in ((cfg.data.train_split, cfg.data.n_train), (cfg.data.validation_split, cfg.data.n_validation)):
+        load_split(cfg.data, split, min(n, 8), cfg.data.seed)
+
+
+def resolve_storage(storage: str, name: str, resume: bool) -> tuple[str, Path | None]:
+    """Absolute storage location; for local paths check it is writable and the study's state."""
+    if "://" in storage:
+        # Tune state and checkpoints go to the URI; parquet and metadata to a local folder here.
+        root, remote = Path(DEFAULT_STORAGE).resolve(), storage.rstrip("/")
+    else:
+        root = Path(storage).expanduser().resolve()
+        remote = None
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        probe = root / f".write-test-{os.getpid()}"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as e:
+        raise ConfigError(f"--storage {storage!r}: cannot write there ({e.strerror}); "
+                          f"choose a writable folder") from e
+    study_dir = root / name
+    exists = (study_dir / schema.METADATA_FILE).exists()
+    if resume and not exists:
+        raise ConfigError(f"--resume: no study named {name!r} under {root}; check --name and --storage, "
+                          f"or drop --resume to start it")
+    if not resume and study_dir.exists() and any(study_dir.iterdir()):
+        raise ConfigError(f"--name {name!r}: {study_dir} already holds a study; pass --resume to "
+                          f"continue it, or choose another --name")
+    return remote or str(root), study_dir
+
+
+def start_ray(plan: Plan) -> dict[str, float]:
+    import ray
+
+    cfg = plan.config
+    if plan.address == "local":
+        import torch
+
+        cpus = cfg.resources.local_cpus or os.cpu_count()
+        check_resources(cfg, {"CPU": cpus, "GPU": torch.cuda.device_count(), DRIVER_RESOURCE: 10_000})
+        # Local default: no token auth unless the user asked for it (FIELD_NOTES: set it explicitly).
+        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+        ray.init(address="local", num_cpus=cpus, runtime_env={"env_vars": TRAIN_ENV},
+                 num_gpus=None, resources={DRIVER_RESOURCE: 10_000}, include_dashboard=True,
+                 log_to_driver=True, configure_logging=True, logging_level="WARNING")
+    else:
+        os.environ.setdefault("RAY_AUTH_MODE", "token")
+        ray.init(address=plan.address, runtime_env={"env_vars": TRAIN_ENV}, logging_level="WARNING")
+    resources = ray.cluster_resources()
+    check_resources(cfg, resources)
+    return resources
+
+
+def check_resources(cfg: StudyConfig, resources: dict[str, float]) -> None:
+    r = cfg.resources
+    need_cpu, need_gpu = r.workers_per_trial * r.cpus_per_worker, r.workers_per_trial * r.gpus_per_worker
+    if need_cpu > resources.get("CPU", 0):
+        raise ConfigError(f"resources.workers_per_trial={r.workers_per_trial} x cpus_per_worker="
+                          f"{r.cpus_per_worker} needs {need_cpu} CPUs; the cluster has "
+                          f"{resources.get('CPU', 0):g}. Lower them or add nodes")
+    if need_gpu > resources.get("GPU", 0):
+        raise ConfigError(f"resources.gpus_per_worker={r.gpus_per_worker} x {r.workers_per_trial} workers "
+                          f"needs {need_gpu} GPUs; the cluster has {resources.get('GPU', 0):g}. "
+                          f"Use 0 on a CPU machine or join a GPU cluster (--address auto)")
+    if resources.get(DRIVER_RESOURCE, 0) < 1:
+        raise ConfigError(f"--address: the cluster offers no '{DRIVER_RESOURCE}' resource for trial "
+                          f"drivers; start the head with --resources='{{\"{DRIVER_RESOURCE}\": 64}}' "
+                          f"(cluster.yaml does)")
+
+
+def concurrent_trials(cfg: StudyConfig, resources: dict[str, float]) -> int:
+    """How many trials the cluster holds at once (or the configured number)."""
+    r = cfg.resources
+    if r.max_concurrent_trials:
+        return r.max_concurrent_trials
+    fits = [resources.get("CPU", 0) // (r.workers_per_trial * r.cpus_per_worker)]
+    if r.gpus_per_worker:
+        fits.append(resources.get("GPU", 0) // (r.workers_per_trial * r.gpus_per_worker))
+    return max(1, int(min(fits)))
+
+
+def run(plan: Plan) -> dict[str, Any]:
+    """Start Ray, run Tune, stream parquet; returns the closing summary."""
+    # The classic progress table lets us choose its columns (target metric, energy).
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    import ray
+    from ray import tune
+
+    from study.budget import BudgetStopper
+    from study.footprint import footprint_inputs
+    from study.metadata import read_metadata, write_metadata
+    from study.results import ResultsWriter
+    from study.strategies import build_tune_plan
+    from trainables.driver import StudyContext, trial_driver
+
+    cfg = plan.config
+    started = time.time()
+    resources = start_ray(plan)
+    slots = concurrent_trials(cfg, resources)
+    footprint = footprint_inputs(cfg.energy)
+    study_path = f"{plan.storage}/{plan.name}"
+    ctx = StudyContext(
+        config=cfg.to_dict(), strategy=plan.strategy, study_name=plan.name,
+        train_runs_path=f"{study_path}/{schema.TRAIN_RUNS_DIR}",
+        intensity_g_per_kwh=footprint["intensity_g_per_kwh"], pue=footprint["pue"],
+        price_usd_per_device_hour=price_per_device_hour(footprint))
+    trainable = tune.with_resources(tune.with_parameters(trial_driver, ctx=ctx),
+                                    {"CPU": 0, DRIVER_RESOURCE: 1})
+
+    if plan.resume:
+        metadata = read_metadata(plan.study_dir)
+        started = metadata["started_at"]
+        tuner = tune.Tuner.restore(study_path, trainable, resume_unfinished=True, resume_errored=True)
+        writer = next(c for c in tuner._local_tuner.get_run_config().callbacks if isinstance(c, ResultsWriter))
+        recovered = writer.recover_from_tune_logs()
+        print(f"resuming {plan.name}: {len(writer.rows)} reports on disk ({recovered} recovered from Tune's logs)")
+    else:
+        space = load_space(cfg.search.space)
+        tune_plan = build_tune_plan(plan.strategy, space, cfg, slots)
+        metadata = {
+            "study": plan.name, "strategy": plan.strategy, "seed": cfg.seed, "config": cfg.to_dict(),
+            "search_space": {"name": space.name, "grid_points": len(space.grid()),
+                             "parameters": [dataclasses.asdict(p) for p in space.params]},
+            "derived": plan.numbers.to_dict(), "concurrent_trials": slots, "footprint": footprint,
+            "ray_resources": resources, "started_at": started, "finished_at": None,
+            "stopped_on_budget": None, "storage": study_path}
+        write_metadata(plan.study_dir, metadata)
+        writer = ResultsWriter(plan.study_dir, plan.name, plan.strategy, cfg.seed, started,
+                               cfg.search.metric, cfg.search.mode, plan.numbers.reports_per_trial)
+        reporter = tune.CLIReporter(
+            metric_columns={cfg.search.metric: cfg.search.metric, "val_loss": "val_loss",
+                            schema.TRIAL_EPOCHS: "epochs", schema.ENERGY_TOTAL_J: "energy_J"},
+            parameter_columns=space.names, max_report_frequency=15, sort_by_metric=True)
+        stopper = BudgetStopper(cfg.budget)
+        tuner = tune.Tuner(
+            trainable, param_space=tune_plan.param_space,
+            tune_config=tune.TuneConfig(metric=cfg.search.metric, mode=cfg.search.mode,
+                                        num_samples=tune_plan.num_samples, scheduler=tune_plan.scheduler,
+                                        search_alg=tune_plan.search_alg,
+                                        reuse_actors=False),
+            run_config=tune.RunConfig(
+                name=plan.name, storage_path=plan.storage, callbacks=[writer], stop=stopper,
+                progress_reporter=reporter, verbose=1,
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+                failure_config=tune.FailureConfig(max_failures=1)))
+    print_plan(plan, slots, study_path)
+    results = tuner.fit()
+    finished = time.time()
+    stopper = next((c for c in [tuner._local_tuner.get_run_config().stop] if c is not None), None)
+    budget_reason = getattr(stopper, "reason", None)
+    metadata.update(finished_at=finished, wall_s=finished - started, stopped_on_budget=budget_reason)
+    write_metadata(plan.study_dir, metadata)
+    ray.shutdown()
+    best = writer.best()
+    summary = {
+        "study_dir": study_path, "trials": len(results), "errors": results.num_errors,
+        "wall_s": finished - started, "stopped_on_budget": budget_reason,
+        "best_" + cfg.search.metric: best.get(cfg.search.metric) if best else None,
+        "best_trial": best.get(schema.TRIAL_ID) if best else None,
+        "best_config": {k[len(schema.CONFIG_PREFIX):]: v for k, v in (best or {}).items()
+                        if k.startswith(schema.CONFIG_PREFIX)},
+    }
+    print_summary(summary, cfg.search.metric)
+    return summary
+
+
+def price_per_device_hour(footprint: dict[str, Any]) -> float | None:
+    """Attributed price of one worker-hour: the VM's price shared among its GPUs (None: local)."""
+    price, gpus = footprint.get("price_usd_per_hour"), footprint.get("gpus_per_vm")
+    return price / gpus if price is not None and gpus else None
+
+
+def print_plan(plan: Plan, slots: int, study_path: str) -> None:
+    n = plan.numbers
+    print(f"study {plan.name}: strategy {plan.strategy}, {n.num_trials} trials "
+          f"({n.expected_trial_epochs:g} of {n.budget_trial_epochs:g} budgeted trial-epochs), "
+          f"{slots} at a time")
+    print(f"  derived: {json.dumps(n.to_dict())}")
+    print(f"  results: {study_path}")
+
+
+def print_summary(summary: dict[str, Any], metric: str) -> None:
+    best = summary.get("best_" + metric)
+    print("\n=== study finished ===")
+    print(f"  folder:     {summary['study_dir']}")
+    print(f"  trials:     {summary['trials']} ({summary['errors']} errors)")
+    print(f"  wall time:  {summary['wall_s']:.0f} s")
+    if summary["stopped_on_budget"]:
+        print(f"  stopped on budget: {summary['stopped_on_budget']}")
+    if best is not None:
+        print(f"  best {metric}: {best:.4f} (trial {summary['best_trial']})")
+        print(f"  its config: {json.dumps(summary['best_config'])}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        plan = plan_study(args)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if args.dry_run:
+        print_plan(plan, plan.config.resources.max_concurrent_trials or 0, f"{plan.storage}/{plan.name}")
+        return 0
+    try:
+        run(plan)
+    except ConfigError as e:  # resource checks that need the cluster's size
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

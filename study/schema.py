@@ -1,0 +1,88 @@
+"""The study folder's layout and the parquet columns: the one place these names live.
+
+A study folder (`<storage>/<study name>/`) holds:
+
+- `metadata.json`: resolved config, derived strategy numbers, versions, git commit, hardware,
+  carbon/price inputs.
+- `reports.parquet`: one row per trial report (written as trials report).
+- `trials.parquet`: one row per trial (config, status, final and best metrics).
+- Tune's own experiment state (`experiment_state-*.json`, trial folders), which `--resume` needs.
+- `train_runs/`: the Ray Train run folders (model checkpoints) of every trial segment.
+
+Units are in the column names. Energy figures come with a `*_source` column saying how they were
+obtained: `counter` (NVML cumulative energy), `power_integral` (sampled power, integrated),
+`estimated` (a stated model, e.g. TDP x CPU-time share), or missing where nothing was measured.
+ROUGE scores are F-measures in [0, 1].
+"""
+
+METADATA_FILE = "metadata.json"
+REPORTS_FILE = "reports.parquet"
+TRIALS_FILE = "trials.parquet"
+TRAIN_RUNS_DIR = "train_runs"
+
+# Prefix of the per-trial hyperparameters in both tables: `config/lr`, `config/batch_size`, ...
+CONFIG_PREFIX = "config/"
+
+# Identity of a row
+STUDY = "study"
+STRATEGY = "strategy"
+SEED = "seed"
+TRIAL_ID = "trial_id"
+REPORT_ID = "report_id"  # unique per report (a trial's iteration repeats after a PBT exploit)
+ITERATION = "training_iteration"  # Tune's count of this trial's reports
+SEGMENT = "segment"  # Train runs this trial started (1 + PBT exploits + restarts)
+RESTORED_FROM = "restored_from_trial"  # the trial whose checkpoint this segment started from
+
+# Progress and time
+TIMESTAMP_S = "timestamp_s"  # unix time of the report
+STUDY_ELAPSED_S = "study_elapsed_s"  # since the study started
+TRIAL_TRAIN_S = "trial_train_s"  # cumulative time workers spent training, this trial's lineage
+TRIAL_EVAL_S = "trial_eval_s"  # cumulative time workers spent evaluating
+EPOCH = "epoch"  # fractional epochs of training behind this model (lineage, follows PBT clones)
+TRIAL_EPOCHS = "trial_epochs"  # epochs this trial itself trained (its budget share)
+STEP = "step"
+
+# Quality
+TRAIN_LOSS = "train_loss"
+VAL_LOSS = "val_loss"
+ROUGE1 = "rouge1"
+ROUGE2 = "rouge2"
+ROUGEL = "rougeL"
+ROUGELSUM = "rougeLsum"
+ROUGE_COLUMNS = (ROUGE1, ROUGE2, ROUGEL, ROUGELSUM)
+
+# Throughput and resources
+SAMPLES_PER_S = "samples_per_s"
+TOKENS_PER_S = "tokens_per_s"  # non-padding source + target tokens
+STEP_TIME_S = "step_time_s"
+PEAK_RSS_BYTES = "peak_rss_bytes"
+PEAK_CUDA_ALLOCATED_BYTES = "peak_cuda_allocated_bytes"
+PEAK_CUDA_RESERVED_BYTES = "peak_cuda_reserved_bytes"
+CHECKPOINT_BYTES = "checkpoint_bytes"
+CPU_UTIL_PCT = "cpu_util_pct"
+GPU_UTIL_PCT = "gpu_util_pct"
+TRAIN_FLOPS = "train_flops"
+TRAIN_FLOPS_SOURCE = "train_flops_source"  # "analytic_estimate" (6 x params x tokens)
+TRAINABLE_PARAMS = "trainable_params"
+PADDING_FRACTION = "padding_fraction"
+
+# Energy (this trial's cumulative totals, summed over workers and segments)
+ENERGY_GPU_J = "energy_gpu_j"
+ENERGY_CPU_J = "energy_cpu_j"
+ENERGY_RAM_J = "energy_ram_j"
+ENERGY_TOTAL_J = "energy_total_j"
+ENERGY_GPU_SOURCE = "energy_gpu_source"
+ENERGY_CPU_SOURCE = "energy_cpu_source"
+ENERGY_RAM_SOURCE = "energy_ram_source"
+DEVICE_S = "device_s"  # worker-seconds (GPU-seconds on a GPU cluster)
+CO2_KG = "co2_kg"
+COST_USD = "cost_usd"  # attributed: device-hours x per-device share of the VM price
+
+# Trial table only
+STATUS = "status"  # TERMINATED | ERROR | RUNNING | PENDING | PAUSED
+STOP_REASON = "stop_reason"  # completed | scheduler_stopped | early_stopping | budget | error
+N_REPORTS = "n_reports"
+BEST_PREFIX = "best_"  # best_rougeL, ...
+FINAL_PREFIX = "final_"  # final_rougeL, ...
+
+ENERGY_SOURCES = ("counter", "power_integral", "estimated")

@@ -1,0 +1,355 @@
+"""Study-folder fixtures with known numbers (no Ray): `write_study` and `write_realistic_studies`.
+
+A plain module (not conftest.py) so its name cannot clash with other test folders' conftest."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from study.schema import (
+    CO2_KG,
+    CONFIG_PREFIX,
+    COST_USD,
+    DEVICE_S,
+    ENERGY_CPU_J,
+    ENERGY_CPU_SOURCE,
+    ENERGY_GPU_J,
+    ENERGY_GPU_SOURCE,
+    ENERGY_RAM_J,
+    ENERGY_RAM_SOURCE,
+    ENERGY_TOTAL_J,
+    EPOCH,
+    FINAL_PREFIX,
+    ITERATION,
+    METADATA_FILE,
+    N_REPORTS,
+    REPORT_ID,
+    REPORTS_FILE,
+    RESTORED_FROM,
+    ROUGE1,
+    ROUGE2,
+    ROUGEL,
+    ROUGELSUM,
+    SEED,
+    SEGMENT,
+    STATUS,
+    STOP_REASON,
+    STRATEGY,
+    STUDY,
+    STUDY_ELAPSED_S,
+    TIMESTAMP_S,
+    TRIAL_EPOCHS,
+    TRIAL_EVAL_S,
+    TRIAL_ID,
+    TRIAL_TRAIN_S,
+    TRIALS_FILE,
+)
+
+STARTED_AT = 1_700_000_000
+GPU_W = 100.0  # device_s = gpu_j / GPU_W in the simple fixture
+G_PER_KWH = 400.0  # co2_kg = total_j / 3.6e6 * 0.4
+USD_PER_H = 3.0  # cost_usd = device_s / 3600 * 3
+
+
+def report_row(
+    trial: str,
+    elapsed_s: float,
+    rouge_l: float,
+    gpu_j: float,
+    cpu_j: float,
+    ram_j: float,
+    *,
+    iteration: int,
+    segment: int = 1,
+    restored_from: str | None = None,
+    config: dict[str, Any] | None = None,
+    cost: bool = True,
+    device_s: float | None = None,
+    busy_s: float | None = None,
+    sources: tuple[str, str, str] = ("counter", "estimated", "estimated"),
+) -> dict[str, Any]:
+    """One report; energy, device time, CO2 and cost are this trial's cumulative totals."""
+    total_j = gpu_j + cpu_j + ram_j
+    dev = gpu_j / GPU_W if device_s is None else device_s
+    row = {
+        TRIAL_ID: trial,
+        ITERATION: iteration,
+        SEGMENT: segment,
+        RESTORED_FROM: restored_from,
+        TIMESTAMP_S: STARTED_AT + elapsed_s,
+        STUDY_ELAPSED_S: float(elapsed_s),
+        TRIAL_EPOCHS: float(iteration),
+        EPOCH: float(iteration),
+        ROUGE1: rouge_l + 0.05,
+        ROUGE2: rouge_l - 0.1,
+        ROUGEL: rouge_l,
+        ROUGELSUM: rouge_l + 0.01,
+        ENERGY_GPU_J: gpu_j,
+        ENERGY_CPU_J: cpu_j,
+        ENERGY_RAM_J: ram_j,
+        ENERGY_TOTAL_J: total_j,
+        ENERGY_GPU_SOURCE: sources[0],
+        ENERGY_CPU_SOURCE: sources[1],
+        ENERGY_RAM_SOURCE: sources[2],
+        DEVICE_S: dev,
+        CO2_KG: total_j / 3.6e6 * G_PER_KWH / 1000.0,
+        COST_USD: dev / 3600.0 * USD_PER_H if cost else np.nan,
+    }
+    if busy_s is not None:  # cumulative seconds the workers were busy: 90 % training, 10 % eval
+        row[TRIAL_TRAIN_S] = 0.9 * busy_s
+        row[TRIAL_EVAL_S] = 0.1 * busy_s
+    for key, value in (config or {}).items():
+        row[CONFIG_PREFIX + key] = value
+    return row
+
+
+def write_study(
+    root: Path,
+    strategy: str,
+    seed: int,
+    reports: list[dict[str, Any]],
+    stop_reasons: dict[str, str] | None = None,
+    *,
+    running: bool = False,
+    dataset: str = "builtin",
+    metric: str = "rougeL",
+    model: str = "tiny-bart",
+    wall_s: float | None = None,
+    footprint: dict[str, Any] | None = None,
+    write_trials: bool = True,
+) -> Path:
+    """Write a study folder from report rows (see `report_row`); returns the folder."""
+    name = f"{strategy}-{model}-{dataset}-seed{seed}"
+    folder = root / name
+    folder.mkdir(parents=True)
+    df = pd.DataFrame(reports)
+    df.insert(0, STUDY, name)
+    df.insert(1, STRATEGY, strategy)
+    df.insert(2, SEED, seed)
+    df.insert(4, REPORT_ID, [f"{t}-{i}" for i, t in enumerate(df[TRIAL_ID])])
+    df.to_parquet(folder / REPORTS_FILE, index=False)
+    if write_trials:
+        rows = []
+        for trial, g in df.groupby(TRIAL_ID, sort=False):
+            last = g.iloc[-1]
+            row = {STUDY: name, STRATEGY: strategy, SEED: seed, TRIAL_ID: trial}
+            reason = (stop_reasons or {}).get(trial, "completed")
+            row[STATUS] = (
+                "RUNNING"
+                if reason == "running"
+                else ("ERROR" if reason == "error" else "TERMINATED")
+            )
+            row[STOP_REASON] = None if reason == "running" else reason
+            row[N_REPORTS] = len(g)
+            row.update({c: last[c] for c in g.columns if c.startswith(CONFIG_PREFIX)})
+            row["best_rougeL"] = g[ROUGEL].max()
+            row[FINAL_PREFIX + ROUGEL] = last[ROUGEL]
+            for col in (
+                ENERGY_GPU_J,
+                ENERGY_CPU_J,
+                ENERGY_RAM_J,
+                ENERGY_TOTAL_J,
+                DEVICE_S,
+                CO2_KG,
+                COST_USD,
+            ):
+                row[col] = last[col]
+            rows.append(row)
+        pd.DataFrame(rows).to_parquet(folder / TRIALS_FILE, index=False)
+    elapsed = float(df[STUDY_ELAPSED_S].max()) if wall_s is None else wall_s
+    metadata = {
+        "study": name,
+        "strategy": strategy,
+        "seed": seed,
+        "config": {
+            "name": name,
+            "seed": seed,
+            "model": {"name": model},
+            "data": {"dataset": dataset},
+            "search": {"metric": metric, "mode": "max"},
+        },
+        "derived": {},
+        "footprint": footprint
+        if footprint is not None
+        else {"region": "eastus", "intensity_g_per_kwh": G_PER_KWH, "pue": 1.0},
+        "started_at": STARTED_AT,
+        "finished_at": None if running else STARTED_AT + elapsed,
+        "stopped_on_budget": False,
+    }
+    (folder / METADATA_FILE).write_text(json.dumps(metadata))
+    return folder
+
+
+# --------------------------------------------------------------------------------------------
+# Known numbers: grid x 2 seeds, asha x 1 seed (test_summary, test_report)
+
+# grid seed s: trials a and b, energies x (1 + 2 s)
+#   a: t=100 rougeL .20 (gpu 1000, cpu 200, ram 50 J), t=200 .30 (2000, 400, 100)
+#   b: t=150 .25 (500, 100, 25),                       t=300 .35 (1500, 300, 75)
+# -> per seed: GPU 3500 J, CPU 700, RAM 175, total 4375 J; 4 trial-epochs; device 35 s
+GRID_TOTAL_J = 4375.0
+# asha seed 0: c stopped after one report, d completed
+#   c: t=50 .22 (400, 100, 0); d: t=120 .33 (800, 200, 0), t=220 .345 (1600, 400, 0)
+ASHA_TOTAL_J = 2500.0
+
+
+def grid_rows(f: float) -> list[dict]:
+    cfg_a, cfg_b = {"lr": 1e-3, "batch_size": 16}, {"lr": 3e-4, "batch_size": 8}
+    return [
+        report_row("a", 100, 0.20, 1000 * f, 200 * f, 50 * f, iteration=1, config=cfg_a),
+        report_row("b", 150, 0.25, 500 * f, 100 * f, 25 * f, iteration=1, config=cfg_b),
+        report_row("a", 200, 0.30, 2000 * f, 400 * f, 100 * f, iteration=2, config=cfg_a),
+        report_row("b", 300, 0.35, 1500 * f, 300 * f, 75 * f, iteration=2, config=cfg_b),
+    ]
+
+
+def asha_rows() -> list[dict]:
+    cfg_c, cfg_d = {"lr": 1e-4, "batch_size": 32}, {"lr": 5e-4, "batch_size": 16}
+    return [
+        report_row("c", 50, 0.22, 400, 100, 0, iteration=1, config=cfg_c),
+        report_row("d", 120, 0.33, 800, 200, 0, iteration=1, config=cfg_d),
+        report_row("d", 220, 0.345, 1600, 400, 0, iteration=2, config=cfg_d),
+    ]
+
+
+# --------------------------------------------------------------------------------------------
+# A realistic set: grid, random, asha, pbt x 3 seeds on 4 slots (one pbt seed still running)
+
+_LRS = (1e-4, 3e-4, 1e-3)
+_BATCHES = (8, 16, 32)
+
+
+def _peak(lr: float, batch: int) -> float:
+    return 0.30 + 0.05 * (1 - abs(np.log10(lr) + 3.5)) - 0.004 * abs(batch - 16) / 8
+
+
+def _simulate(
+    strategy: str, seed: int, configs: list[tuple[float, int]], epochs: list[int], slots: int = 4
+) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    rng = np.random.default_rng(100 * seed + len(strategy))
+    free = [0.0] * slots
+    rows, reasons = [], {}
+    for k, ((lr, batch), n_epochs) in enumerate(zip(configs, epochs, strict=True)):
+        trial = f"{strategy}_{seed}_{k:05d}"
+        slot = int(np.argmin(free))
+        t = free[slot] + 20.0
+        gpu = cpu = ram = busy = 0.0
+        peak = _peak(lr, batch) + rng.normal(0, 0.006)
+        for e in range(1, n_epochs + 1):
+            dur = 280.0 * (32 / batch) ** 0.3 * rng.uniform(0.92, 1.08)
+            t += dur
+            busy += dur
+            gpu += dur * rng.uniform(230, 270)
+            cpu += dur * 45.0
+            ram += dur * 9.0
+            rouge = peak * (1 - np.exp(-e / 1.3)) + rng.normal(0, 0.002)
+            rows.append(
+                report_row(
+                    trial,
+                    round(t, 1),
+                    rouge,
+                    gpu,
+                    cpu,
+                    ram,
+                    iteration=e,
+                    device_s=gpu / 250.0,
+                    busy_s=busy,
+                    config={"lr": lr, "batch_size": batch},
+                )
+            )
+        free[slot] = t
+        reasons[trial] = "completed" if n_epochs == max(epochs) else "scheduler_stopped"
+    return rows, reasons
+
+
+def _pbt(
+    seed: int, epochs: int = 6, population: int = 4
+) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    rng = np.random.default_rng(7 + seed)
+    trials = [f"pbt_{seed}_{k:05d}" for k in range(population)]
+    cfg = {t: (float(rng.choice(_LRS)), int(rng.choice(_BATCHES))) for t in trials}
+    score = {t: 0.0 for t in trials}
+    seg = {t: 1 for t in trials}
+    state = {
+        t: {"t": 20.0, "gpu": 0.0, "cpu": 0.0, "ram": 0.0, "busy": 0.0, "restored": None}
+        for t in trials
+    }
+    rows = []
+    for e in range(1, epochs + 1):
+        for t in trials:
+            s = state[t]
+            dur = 300.0 * rng.uniform(0.93, 1.07)
+            s["t"] += dur
+            s["busy"] += dur
+            s["gpu"] += dur * rng.uniform(230, 270)
+            s["cpu"] += dur * 45.0
+            s["ram"] += dur * 9.0
+            lr, batch = cfg[t]
+            gain = (_peak(lr, batch) + 0.012 - score[t]) * 0.55
+            score[t] += gain + rng.normal(0, 0.002)
+            rows.append(
+                report_row(
+                    t,
+                    round(s["t"], 1),
+                    score[t],
+                    s["gpu"],
+                    s["cpu"],
+                    s["ram"],
+                    iteration=e,
+                    segment=seg[t],
+                    restored_from=s["restored"],
+                    device_s=s["gpu"] / 250.0,
+                    busy_s=s["busy"],
+                    config={"lr": lr, "batch_size": batch},
+                )
+            )
+        if e >= 2 and e < epochs:  # exploit: the worst clones the best, perturbs lr
+            ranked = sorted(trials, key=lambda t: score[t])
+            worst, best = ranked[0], ranked[-1]
+            score[worst] = score[best]
+            cfg[worst] = (cfg[best][0] * float(rng.choice((0.8, 1.2))), cfg[best][1])
+            seg[worst] += 1
+            state[worst]["restored"] = best
+    return rows, {t: "completed" for t in trials}
+
+
+def write_realistic_studies(root: Path) -> list[Path]:
+    """12 studies: grid/random/asha/pbt x seeds 0-2, with the pbt seed 2 still running."""
+    paths = []
+    grid = [(lr, b) for lr in _LRS for b in _BATCHES]
+    for seed in range(3):
+        rows, reasons = _simulate("grid", seed, grid, [3] * len(grid))
+        paths.append(write_study(root, "grid", seed, rows, reasons, footprint=_FOOTPRINT))
+        rng = np.random.default_rng(seed)
+        sampled = [(float(10 ** rng.uniform(-4, -3)), int(rng.choice(_BATCHES))) for _ in range(9)]
+        rows, reasons = _simulate("random", seed, sampled, [3] * 9)
+        paths.append(write_study(root, "random", seed, rows, reasons, footprint=_FOOTPRINT))
+        asha_cfg = [
+            (float(10 ** rng.uniform(-4, -3)), int(rng.choice(_BATCHES))) for _ in range(12)
+        ]
+        ranks = np.argsort(np.argsort([-_peak(*c) for c in asha_cfg]))
+        asha_epochs = [3 if r < 2 else (2 if r < 5 else 1) for r in ranks]
+        rows, reasons = _simulate("asha", seed, asha_cfg, asha_epochs)
+        paths.append(write_study(root, "asha", seed, rows, reasons, footprint=_FOOTPRINT))
+        rows, reasons = _pbt(seed)
+        running = seed == 2
+        if running:
+            rows = rows[: len(rows) * 2 // 3]
+            reasons = {t: "running" for t in reasons}
+        paths.append(
+            write_study(root, "pbt", seed, rows, reasons, running=running, footprint=_FOOTPRINT)
+        )
+    return paths
+
+
+_FOOTPRINT = {
+    "region": "eastus",
+    "intensity_g_per_kwh": G_PER_KWH,
+    "pue": 1.0,
+    "vm_size": "NC24ads_A100_v4",
+}

@@ -1,0 +1,33 @@
+"""Shared test helpers: where the real samples live, and the smallest study settings."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+# The smallest study that still trains, evaluates and checkpoints (used by the Ray tests).
+TINY_STUDY = [
+    "--set", "data.n_train=64", "--set", "data.n_validation=8", "--set", "eval.max_new_tokens=16",
+    "--set", "train.epochs=2", "--set", "resources.cpus_per_worker=0.5",
+]
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real dataset samples not found at {SHARED_DATA} (the ../shared folder beside the checkout)")
+    return SHARED_DATA
+
+
+def run_study(*args: str, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
+    """`python -m study.run ...` as a user runs it, in a fresh process (its own local Ray)."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "RAY_AUTH_MODE": "disabled"}
+    return subprocess.run([sys.executable, "-m", "study.run", *args], cwd=cwd, env=env, text=True,
+                          capture_output=True, timeout=timeout)

@@ -1,0 +1,60 @@
+"""Every strategy's numbers derive from the one space and the budget (pure arithmetic, no Ray)."""
+
+import pytest
+
+from search_spaces import load_space
+from study.config import ConfigError, resolve_config
+from study.strategies import asha_expected_reports, asha_rungs, derive_numbers, pbt_explore
+
+
+def numbers(strategy, *overrides):
+    return derive_numbers(strategy, load_space("default"), resolve_config(overrides=list(overrides)))
+
+
+def test_default_budget_is_one_pass_over_the_grid():
+    grid = numbers("grid")
+    assert (grid.grid_points, grid.num_trials, grid.budget_trial_epochs) == (6, 6, 18)
+    assert grid.expected_trial_epochs == 18
+
+
+def test_equal_budget_across_strategies():
+    assert numbers("random").num_trials == 6
+    assert numbers("pbt").pbt_population == 6
+    asha = numbers("asha")
+    # grace 1, eta 3, max_t 3: rungs [1]; cost 1 + (3 - 1) / 3 = 5/3 reports per trial
+    assert asha.asha_rungs == (1,)
+    assert asha.asha_expected_reports_per_trial == pytest.approx(5 / 3)
+    assert asha.num_trials == 10  # floor(18 / (5/3))
+    assert asha.expected_trial_epochs <= 18
+
+
+def test_asha_cost_model():
+    assert asha_rungs(1, 3, 27) == (1, 3, 9)
+    # 1 + (3-1)/3 + (9-3)/9 + (27-9)/27 = 1 + 2/3 + 2/3 + 2/3
+    assert asha_expected_reports(1, 3, 27) == pytest.approx(3.0)
+
+
+def test_bigger_budget_repeats_the_grid():
+    grid = numbers("grid", "budget.trial_epochs=40")
+    assert grid.grid_repeats == 2 and grid.num_trials == 12
+
+
+@pytest.mark.parametrize("strategy, overrides, needle", [
+    ("grid", ["budget.trial_epochs=10"], "smaller than one pass over the grid"),
+    ("pbt", ["budget.trial_epochs=3"], "PBT needs a population of at least 2"),
+    ("pbt", ["search.pbt_perturbation_interval=3"], "must be below the 3 reports"),
+    ("asha", ["budget.trial_epochs=1"], "less than one trial"),
+    ("hyperopt", [], "strategy='hyperopt': unknown"),
+])
+def test_impossible_budgets_are_rejected(strategy, overrides, needle):
+    with pytest.raises(ConfigError, match=needle):
+        numbers(strategy, *overrides)
+
+
+def test_pbt_explore_clips_and_resamples():
+    space = load_space("default")
+    explore = pbt_explore(space, seed=0)
+    out = explore({"lr": 5.0, "weight_decay": 0.07, "batch_size": 16, "label_smoothing": -1.0,
+                   "warmup_ratio": 0.05})
+    assert out["lr"] == pytest.approx(0.1) and out["label_smoothing"] == 0.0
+    assert out["weight_decay"] != 0.07 and 0.0 <= out["weight_decay"] <= 0.1  # resampled

@@ -1,0 +1,204 @@
+"""How one worker updates the model: optimizer, LR schedule, precision, DDP or DeepSpeed ZeRO.
+
+Two engines share one small interface (`train_step`, `save`, `load`, `apply_hparams`,
+`unwrapped`): `TorchEngine` (single process or DDP, fp32/fp16/bf16 autocast) and
+`DeepSpeedEngine` (ZeRO stage 1/2/3, optional CPU offload; its config derived from the trial's
+`TrainConfig` by `deepspeed_config`). The LR schedule is a pure function.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from study.config import TrainConfig
+from trainables.batching import LABEL_PAD
+
+TORCH_STATE_FILE = "engine_state.pt"
+DEEPSPEED_TAG = "zero"
+
+
+def lr_multiplier(step: int, warmup_steps: int, total_steps: int, schedule: str) -> float:
+    """Factor on the base LR at optimizer step `step`: linear warmup, then linear/cosine/constant decay."""
+    if warmup_steps and step < warmup_steps:
+        return (step + 1) / warmup_steps
+    if schedule == "constant":
+        return 1.0
+    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+    if schedule == "cosine":
+        return 0.5 * (1 + math.cos(math.pi * progress))
+    return max(0.0, 1 - progress)
+
+
+def seq2seq_loss(model, batch: dict[str, torch.Tensor], label_smoothing: float) -> torch.Tensor:
+    """Token-level cross entropy over non-padding labels, with label smoothing."""
+    outputs = model(**batch)
+    logits = outputs.logits
+    return F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), batch["labels"].reshape(-1),
+                           ignore_index=LABEL_PAD, label_smoothing=label_smoothing)
+
+
+def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
+    if cfg.optimizer == "adafactor":
+        from transformers.optimization import Adafactor
+
+        return Adafactor(params, lr=cfg.lr, weight_decay=cfg.weight_decay, scale_parameter=False,
+                         relative_step=False, warmup_init=False)
+    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def make_scheduler(optimizer, cfg: TrainConfig, total_steps: int):
+    warmup = int(cfg.warmup_ratio * total_steps)
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: lr_multiplier(s, warmup, total_steps, cfg.lr_schedule))
+
+
+def autocast_dtype(precision: str) -> torch.dtype | None:
+    return {"fp16": torch.float16, "bf16": torch.bfloat16}.get(precision)
+
+
+class TorchEngine:
+    """Plain PyTorch: one process, or DDP when the Train worker group has several."""
+
+    def __init__(self, model, cfg: TrainConfig, total_steps: int, device: torch.device, world_size: int):
+        self.cfg, self.device = cfg, device
+        model.to(device)
+        self._model = model
+        if world_size > 1:
+            model = torch.nn.parallel.DistributedDataParallel(
+                model, device_ids=[device.index] if device.type == "cuda" else None)
+        self.model = model
+        self.optimizer = make_optimizer([p for p in self._model.parameters() if p.requires_grad], cfg)
+        self.scheduler = make_scheduler(self.optimizer, cfg, total_steps)
+        self.scaler = torch.amp.GradScaler(device.type, enabled=cfg.precision == "fp16")
+        self._micro = 0
+
+    @property
+    def unwrapped(self):
+        return self._model
+
+    def train_step(self, batch: dict[str, torch.Tensor]) -> float:
+        """One micro-batch; the optimizer steps every `grad_accum_steps` micro-batches."""
+        self.model.train()
+        dtype = autocast_dtype(self.cfg.precision)
+        ctx = torch.autocast(self.device.type, dtype=dtype) if dtype else nullcontext()
+        with ctx:
+            loss = seq2seq_loss(self.model, batch, self.cfg.label_smoothing)
+        self.scaler.scale(loss / self.cfg.grad_accum_steps).backward()
+        self._micro += 1
+        if self._micro % self.cfg.grad_accum_steps == 0:
+            if self.cfg.max_grad_norm:
+                self.scaler.unscale_(self.optimizer)
+                torch.nn.utils.clip_grad_norm_(self._model.parameters(), self.cfg.max_grad_norm)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scheduler.step()
+        return loss.detach()
+
+    def apply_hparams(self, cfg: TrainConfig) -> None:
+        """After loading a (possibly donor's) optimizer state, apply this trial's own settings."""
+        self.cfg = cfg
+        for group in self.optimizer.param_groups:
+            group["initial_lr"] = cfg.lr
+            group["weight_decay"] = cfg.weight_decay
+        self.scheduler.base_lrs = [cfg.lr] * len(self.optimizer.param_groups)
+        for group, factor in zip(self.optimizer.param_groups, self._lr_factors()):
+            group["lr"] = cfg.lr * factor
+
+    def _lr_factors(self) -> list[float]:
+        return [f(self.scheduler.last_epoch) for f in self.scheduler.lr_lambdas]
+
+    def save(self, directory: Path, rank: int) -> None:
+        if rank == 0:
+            torch.save({"model": self._model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                        "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
+                        "micro": self._micro}, directory / TORCH_STATE_FILE)
+
+    def load(self, directory: Path) -> None:
+        state = torch.load(directory / TORCH_STATE_FILE, map_location=self.device, weights_only=False)
+        self._model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        self._micro = state["micro"]
+
+    def generation_kwargs(self) -> dict[str, Any]:
+        return {}
+
+
+def deepspeed_config(cfg: TrainConfig, world_size: int) -> dict[str, Any]:
+    """The DeepSpeed config for a trial, derived from its TrainConfig (one source of truth)."""
+    zero: dict[str, Any] = {"stage": cfg.zero_stage}
+    if cfg.offload_optimizer:
+        zero["offload_optimizer"] = {"device": "cpu"}
+    if cfg.offload_params:
+        zero["offload_param"] = {"device": "cpu"}
+    return {
+        "train_micro_batch_size_per_gpu": cfg.batch_size,
+        "gradient_accumulation_steps": cfg.grad_accum_steps,
+        "train_batch_size": cfg.batch_size * cfg.grad_accum_steps * world_size,
+        "gradient_clipping": cfg.max_grad_norm,
+        "zero_optimization": zero,
+        "fp16": {"enabled": cfg.precision == "fp16"},
+        "bf16": {"enabled": cfg.precision == "bf16"},
+        # Our own torch optimizer also under offload (DeepSpeedCPUAdam needs a compiled op).
+        "zero_force_ds_cpu_optimizer": False,
+        "steps_per_print": 10**9,
+        "wall_clock_breakdown": False,
+    }
+
+
+class DeepSpeedEngine:
+    """DeepSpeed ZeRO 1/2/3. Every rank saves its own shard (ZeRO-3 needs them all)."""
+
+    def __init__(self, model, cfg: TrainConfig, total_steps: int, device: torch.device, world_size: int):
+        import deepspeed
+
+        os.environ.setdefault("DEEPSPEED_LOG_LEVEL", "warning")
+        self.cfg, self.device = cfg, device
+        optimizer = make_optimizer([p for p in model.parameters() if p.requires_grad], cfg)
+        scheduler = make_scheduler(optimizer, cfg, total_steps)
+        self.model, self.optimizer, _, self.scheduler = deepspeed.initialize(
+            model=model, optimizer=optimizer, lr_scheduler=scheduler,
+            config=deepspeed_config(cfg, world_size), dist_init_required=False)
+
+    @property
+    def unwrapped(self):
+        return self.model.module
+
+    def train_step(self, batch: dict[str, torch.Tensor]) -> float:
+        self.model.train()
+        loss = seq2seq_loss(self.model, batch, self.cfg.label_smoothing)
+        self.model.backward(loss)
+        self.model.step()  # steps optimizer and scheduler at accumulation boundaries
+        return loss.detach()
+
+    def apply_hparams(self, cfg: TrainConfig) -> None:
+        self.cfg = cfg
+        self.scheduler.base_lrs = [cfg.lr] * len(self.optimizer.param_groups)
+        for group, f in zip(self.optimizer.param_groups, self.scheduler.lr_lambdas):
+            group["initial_lr"] = cfg.lr
+            group["weight_decay"] = cfg.weight_decay
+            group["lr"] = cfg.lr * f(self.scheduler.last_epoch)
+
+    def save(self, directory: Path, rank: int) -> None:
+        self.model.save_checkpoint(str(directory), tag=DEEPSPEED_TAG)
+
+    def load(self, directory: Path) -> None:
+        self.model.load_checkpoint(str(directory), tag=DEEPSPEED_TAG)
+
+    def generation_kwargs(self) -> dict[str, Any]:
+        # ZeRO-3 gathers parameters collectively: every rank must run the same forward passes.
+        return {"synced_gpus": True} if self.cfg.zero_stage == 3 else {}
+
+
+def make_engine(model, cfg: TrainConfig, total_steps: int, device: torch.device, world_size: int):
+    cls = DeepSpeedEngine if cfg.zero_stage else TorchEngine
+    return cls(model, cfg, total_steps, device, world_size)

@@ -1,0 +1,118 @@
+"""Seq2seq models and tokenizers: tiny presets built from configs, or any model by hub name/path.
+
+A preset (`tiny-bart`, `tiny-t5`, `tiny-pegasus`, `tiny-prophetnet`, `tiny-led`,
+`tiny-bigbird-pegasus`) is the family's real model class with a small random-init config and a
+byte-level BPE tokenizer trained in about a second on the training texts: nothing is downloaded.
+Any other name goes to `AutoModelForSeq2SeqLM.from_pretrained` / `AutoTokenizer.from_pretrained`
+(a hub name on a cluster, or a local folder).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from study.config import ConfigError, ModelConfig
+
+SPECIAL_TOKENS = ["<pad>", "<s>", "</s>", "<unk>", "<mask>"]
+PAD, BOS, EOS = 0, 1, 2
+
+# The one place a preset's size lives: width, layers per stack, heads, feed-forward width.
+TINY = dict(d_model=128, layers=2, heads=4, ffn=256, max_positions=1024)
+
+
+def _preset_configs():
+    import transformers as tf
+
+    d, n, h, f, pos = (TINY[k] for k in ("d_model", "layers", "heads", "ffn", "max_positions"))
+    ids = dict(pad_token_id=PAD, bos_token_id=BOS, eos_token_id=EOS)
+    bart_like = dict(d_model=d, encoder_layers=n, decoder_layers=n, encoder_attention_heads=h,
+                     decoder_attention_heads=h, encoder_ffn_dim=f, decoder_ffn_dim=f, dropout=0.1,
+                     decoder_start_token_id=EOS, forced_eos_token_id=EOS, **ids)
+    return {
+        "tiny-bart": lambda v: tf.BartConfig(vocab_size=v, max_position_embeddings=pos, **bart_like),
+        "tiny-pegasus": lambda v: tf.PegasusConfig(vocab_size=v, max_position_embeddings=pos,
+                                                   **{**bart_like, "decoder_start_token_id": PAD}),
+        "tiny-t5": lambda v: tf.T5Config(vocab_size=v, d_model=d, d_kv=d // h, d_ff=f, num_layers=n,
+                                         num_decoder_layers=n, num_heads=h, dropout_rate=0.1,
+                                         decoder_start_token_id=PAD, pad_token_id=PAD, eos_token_id=EOS),
+        "tiny-prophetnet": lambda v: tf.ProphetNetConfig(
+            vocab_size=v, hidden_size=d, encoder_ffn_dim=f, decoder_ffn_dim=f, num_encoder_layers=n,
+            num_decoder_layers=n, num_encoder_attention_heads=h, num_decoder_attention_heads=h,
+            ngram=2, max_position_embeddings=pos, decoder_start_token_id=BOS, **ids),
+        "tiny-led": lambda v: tf.LEDConfig(vocab_size=v, max_encoder_position_embeddings=pos,
+                                           max_decoder_position_embeddings=pos,
+                                           attention_window=[32] * n, **bart_like),
+        "tiny-bigbird-pegasus": lambda v: tf.BigBirdPegasusConfig(
+            vocab_size=v, max_position_embeddings=pos, attention_type="block_sparse", block_size=16,
+            num_random_blocks=2, **{**bart_like, "decoder_start_token_id": PAD}),
+    }
+
+
+PRESETS = ("tiny-bart", "tiny-t5", "tiny-pegasus", "tiny-prophetnet", "tiny-led", "tiny-bigbird-pegasus")
+
+
+def is_preset(name: str) -> bool:
+    return name in PRESETS
+
+
+def train_tokenizer(texts: Iterable[str], vocab_size: int):
+    """A byte-level BPE tokenizer trained on `texts` (deterministic for the same texts)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tok.train_from_iterator(texts, trainer=trainer)
+    tok.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", EOS)])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", bos_token="<s>",
+                                   eos_token="</s>", unk_token="<unk>", mask_token="<mask>")
+
+
+def load_tokenizer(cfg: ModelConfig, train_texts: Iterable[str] | None = None):
+    if is_preset(cfg.name):
+        if train_texts is None:
+            raise ValueError("a preset's tokenizer is trained on the training texts; pass them")
+        return train_tokenizer(train_texts, cfg.tokenizer_vocab_size)
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(cfg.name)
+    except (OSError, ValueError) as e:
+        raise _load_error(cfg.name, e) from e
+
+
+def build_model(cfg: ModelConfig, tokenizer, seed: int = 0):
+    """The model for `cfg.name`: a random-init preset sized to the tokenizer, or pretrained weights."""
+    import torch
+    from transformers import AutoModelForSeq2SeqLM
+
+    if is_preset(cfg.name):
+        torch.manual_seed(seed)  # identical initial weights for the same seed
+        config = _preset_configs()[cfg.name](len(tokenizer))
+        return AutoModelForSeq2SeqLM.from_config(config)
+    try:
+        return AutoModelForSeq2SeqLM.from_pretrained(cfg.name)
+    except (OSError, ValueError) as e:
+        raise _load_error(cfg.name, e) from e
+
+
+def check_model_name(cfg: ModelConfig) -> None:
+    """Fail before Ray starts for a name that is neither a preset, a folder, nor hub-shaped."""
+    name = cfg.name
+    if is_preset(name) or Path(name).is_dir():
+        return
+    if name.startswith(("tiny-", "./", "/")) or name.count("/") > 1 or " " in name:
+        raise ConfigError(f"model.name={name!r}: not a preset, nor a folder, nor a hub name; use one "
+                          f"of {', '.join(PRESETS)}, a local model folder, or a hub name like "
+                          f"facebook/bart-base")
+
+
+def _load_error(name: str, e: Exception) -> ConfigError:
+    return ConfigError(
+        f"model.name={name!r}: could not load it from a local folder or the Hugging Face hub "
+        f"({type(e).__name__}: {str(e).splitlines()[0][:200]}); use a preset "
+        f"({', '.join(PRESETS)}), a local folder, or a reachable hub name")
