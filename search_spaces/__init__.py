@@ -97,9 +97,8 @@ class SearchSpace:
 
 def load_space(name_or_path: str) -> SearchSpace:
     """A space by package name (`default`) or by YAML path; validated."""
-    path = Path(__file__).with_name(f"{name_or_path}.yaml")
-    if not path.is_file():
-        path = Path(name_or_path)
+    shipped_path = Path(__file__).parent / f"{name_or_path}.yaml"
+    path = shipped_path if "/" not in name_or_path and shipped_path.is_file() else Path(name_or_path)
     if not path.is_file():
         shipped = sorted(p.stem for p in Path(__file__).parent.glob("*.yaml"))
         raise ConfigError(f"search.space={name_or_path!r}: no such space; use one of "

@@ -211,6 +211,7 @@ def run(plan: Plan) -> dict[str, Any]:
     from ray import tune
 
     from study.budget import BudgetStopper
+    from study.checkpoints import CheckpointJanitor
     from study.footprint import footprint_inputs
     from study.metadata import read_metadata, write_metadata
     from study.results import ResultsWriter
@@ -235,7 +236,10 @@ def run(plan: Plan) -> dict[str, Any]:
         metadata = read_metadata(plan.study_dir)
         started = metadata["started_at"]
         tuner = tune.Tuner.restore(study_path, trainable, resume_unfinished=True, resume_errored=True)
-        writer = next(c for c in tuner._local_tuner.get_run_config().callbacks if isinstance(c, ResultsWriter))
+        callbacks = tuner._local_tuner.get_run_config().callbacks
+        writer = next(c for c in callbacks if isinstance(c, ResultsWriter))
+        janitor = next(c for c in callbacks if isinstance(c, CheckpointJanitor))
+        janitor.scheduler = tuner._local_tuner._tune_config.scheduler  # the restored instance
         recovered = writer.recover_from_tune_logs()
         print(f"resuming {plan.name}: {len(writer.rows)} reports on disk ({recovered} recovered from Tune's logs)")
     else:
@@ -256,6 +260,8 @@ def run(plan: Plan) -> dict[str, Any]:
                             schema.TRIAL_EPOCHS: "epochs", schema.ENERGY_TOTAL_J: "energy_J"},
             parameter_columns=space.names, max_report_frequency=15, sort_by_metric=True)
         stopper = BudgetStopper(cfg.budget)
+        janitor = CheckpointJanitor(plan.study_dir / schema.TRAIN_RUNS_DIR, cfg.search.metric,
+                                    cfg.search.mode, tune_plan.scheduler)
         tuner = tune.Tuner(
             trainable, param_space=tune_plan.param_space,
             tune_config=tune.TuneConfig(metric=cfg.search.metric, mode=cfg.search.mode,
@@ -263,9 +269,11 @@ def run(plan: Plan) -> dict[str, Any]:
                                         search_alg=tune_plan.search_alg,
                                         reuse_actors=False),
             run_config=tune.RunConfig(
-                name=plan.name, storage_path=plan.storage, callbacks=[writer], stop=stopper,
+                name=plan.name, storage_path=plan.storage, callbacks=[writer, janitor], stop=stopper,
                 progress_reporter=reporter, verbose=1,
-                checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+                # Tune's checkpoints are small pointers to Train checkpoints: keep them all
+                # (an exploit may clone any trial's latest); the janitor bounds the real ones.
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
                 failure_config=tune.FailureConfig(max_failures=1)))
     print_plan(plan, slots, study_path)
     results = tuner.fit()

@@ -44,7 +44,6 @@ class StudyContext:
     intensity_g_per_kwh: float
     pue: float
     price_usd_per_device_hour: float | None  # None: not applicable (local machine)
-    keep_train_checkpoints: int = 3
 
 
 @dataclass
@@ -184,7 +183,7 @@ def trial_driver(config: dict[str, Any], ctx: StudyContext) -> None:
     if pointer:
         with pointer.as_directory() as directory:
             info = json.loads((Path(directory) / POINTER_FILE).read_text())
-        resume_from = ray.train.Checkpoint(info["path"])
+        resume_from = info["path"]
         restored_from = info["trial_id"]
 
     resources = ctx.config["resources"]
@@ -192,7 +191,10 @@ def trial_driver(config: dict[str, Any], ctx: StudyContext) -> None:
     callback = type("ForwardReports", (_ForwardReports, UserCallback), {})(queue)
     trainer = TorchTrainer(
         train_worker,
-        train_loop_config={"study": ctx.config, "params": config},
+        # The segment's start: a donor's (PBT) or this trial's own checkpoint. Passed as a path,
+        # since Train V2 dropped `resume_from_checkpoint`; a worker restarted within the segment
+        # gets the run's own newest checkpoint from `ray.train.get_checkpoint()` instead.
+        train_loop_config={"study": ctx.config, "params": config, "restore_from": resume_from},
         scaling_config=ray.train.ScalingConfig(
             num_workers=resources["workers_per_trial"],
             use_gpu=resources["gpus_per_worker"] > 0,
@@ -202,10 +204,10 @@ def trial_driver(config: dict[str, Any], ctx: StudyContext) -> None:
         run_config=ray.train.RunConfig(
             name=f"{trial_id}-s{totals.segments}-{uuid.uuid4().hex[:6]}",
             storage_path=ctx.train_runs_path,
-            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=ctx.keep_train_checkpoints),
+            # Keep every checkpoint: the study's CheckpointJanitor deletes what no trial can use.
+            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=None),
             failure_config=ray.train.FailureConfig(max_failures=1),
             callbacks=[callback]),
-        resume_from_checkpoint=resume_from,
     )
 
     outcome: dict[str, BaseException | None] = {"error": None}

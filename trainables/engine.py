@@ -1,9 +1,13 @@
 """How one worker updates the model: optimizer, LR schedule, precision, DDP or DeepSpeed ZeRO.
 
-Two engines share one small interface (`train_step`, `save`, `load`, `apply_hparams`,
+Two engines share one small interface (`train_step`, `set_lr`, `save`, `load`, `apply_hparams`,
 `unwrapped`): `TorchEngine` (single process or DDP, fp32/fp16/bf16 autocast) and
 `DeepSpeedEngine` (ZeRO stage 1/2/3, optional CPU offload; its config derived from the trial's
-`TrainConfig` by `deepspeed_config`). The LR schedule is a pure function.
+`TrainConfig` by `deepspeed_config`).
+
+The LR schedule is a pure function of the *fraction of the trial's epoch budget done*, not of an
+optimizer-step count: PBT may hand a trial a donor's state and a different batch size, and a
+step count would then mean something else (a step-based schedule silently drops LR to zero).
 """
 
 from __future__ import annotations
@@ -24,13 +28,14 @@ TORCH_STATE_FILE = "engine_state.pt"
 DEEPSPEED_TAG = "zero"
 
 
-def lr_multiplier(step: int, warmup_steps: int, total_steps: int, schedule: str) -> float:
-    """Factor on the base LR at optimizer step `step`: linear warmup, then linear/cosine/constant decay."""
-    if warmup_steps and step < warmup_steps:
-        return (step + 1) / warmup_steps
+def lr_multiplier(done: float, warmup_ratio: float, schedule: str) -> float:
+    """Factor on the base LR when a fraction `done` of training is behind: linear warmup over
+    `warmup_ratio`, then linear or cosine decay to 0 at done=1 (or constant)."""
+    if done < warmup_ratio:
+        return max(done, 1e-3 * warmup_ratio) / warmup_ratio
     if schedule == "constant":
         return 1.0
-    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+    progress = min(1.0, (done - warmup_ratio) / max(1e-12, 1 - warmup_ratio))
     if schedule == "cosine":
         return 0.5 * (1 + math.cos(math.pi * progress))
     return max(0.0, 1 - progress)
@@ -53,10 +58,11 @@ def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
     return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
-def make_scheduler(optimizer, cfg: TrainConfig, total_steps: int):
-    warmup = int(cfg.warmup_ratio * total_steps)
-    return torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: lr_multiplier(s, warmup, total_steps, cfg.lr_schedule))
+def set_group_lr(optimizer, cfg: TrainConfig, done: float) -> float:
+    lr = cfg.lr * lr_multiplier(done, cfg.warmup_ratio, cfg.lr_schedule)
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    return lr
 
 
 def autocast_dtype(precision: str) -> torch.dtype | None:
@@ -66,7 +72,7 @@ def autocast_dtype(precision: str) -> torch.dtype | None:
 class TorchEngine:
     """Plain PyTorch: one process, or DDP when the Train worker group has several."""
 
-    def __init__(self, model, cfg: TrainConfig, total_steps: int, device: torch.device, world_size: int):
+    def __init__(self, model, cfg: TrainConfig, device: torch.device, world_size: int):
         self.cfg, self.device = cfg, device
         model.to(device)
         self._model = model
@@ -75,7 +81,6 @@ class TorchEngine:
                 model, device_ids=[device.index] if device.type == "cuda" else None)
         self.model = model
         self.optimizer = make_optimizer([p for p in self._model.parameters() if p.requires_grad], cfg)
-        self.scheduler = make_scheduler(self.optimizer, cfg, total_steps)
         self.scaler = torch.amp.GradScaler(device.type, enabled=cfg.precision == "fp16")
         self._micro = 0
 
@@ -99,33 +104,28 @@ class TorchEngine:
             self.scaler.step(self.optimizer)
             self.scaler.update()
             self.optimizer.zero_grad(set_to_none=True)
-            self.scheduler.step()
         return loss.detach()
+
+    def set_lr(self, done: float) -> float:
+        """LR for the next step, from the fraction of the epoch budget done."""
+        return set_group_lr(self.optimizer, self.cfg, done)
 
     def apply_hparams(self, cfg: TrainConfig) -> None:
         """After loading a (possibly donor's) optimizer state, apply this trial's own settings."""
         self.cfg = cfg
         for group in self.optimizer.param_groups:
-            group["initial_lr"] = cfg.lr
             group["weight_decay"] = cfg.weight_decay
-        self.scheduler.base_lrs = [cfg.lr] * len(self.optimizer.param_groups)
-        for group, factor in zip(self.optimizer.param_groups, self._lr_factors()):
-            group["lr"] = cfg.lr * factor
-
-    def _lr_factors(self) -> list[float]:
-        return [f(self.scheduler.last_epoch) for f in self.scheduler.lr_lambdas]
 
     def save(self, directory: Path, rank: int) -> None:
         if rank == 0:
             torch.save({"model": self._model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                        "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
-                        "micro": self._micro}, directory / TORCH_STATE_FILE)
+                        "scaler": self.scaler.state_dict(), "micro": self._micro},
+                       directory / TORCH_STATE_FILE)
 
     def load(self, directory: Path) -> None:
         state = torch.load(directory / TORCH_STATE_FILE, map_location=self.device, weights_only=False)
         self._model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
         self._micro = state["micro"]
 
@@ -158,16 +158,15 @@ def deepspeed_config(cfg: TrainConfig, world_size: int) -> dict[str, Any]:
 class DeepSpeedEngine:
     """DeepSpeed ZeRO 1/2/3. Every rank saves its own shard (ZeRO-3 needs them all)."""
 
-    def __init__(self, model, cfg: TrainConfig, total_steps: int, device: torch.device, world_size: int):
+    def __init__(self, model, cfg: TrainConfig, device: torch.device, world_size: int):
         import deepspeed
 
         os.environ.setdefault("DEEPSPEED_LOG_LEVEL", "warning")
         self.cfg, self.device = cfg, device
         optimizer = make_optimizer([p for p in model.parameters() if p.requires_grad], cfg)
-        scheduler = make_scheduler(optimizer, cfg, total_steps)
-        self.model, self.optimizer, _, self.scheduler = deepspeed.initialize(
-            model=model, optimizer=optimizer, lr_scheduler=scheduler,
-            config=deepspeed_config(cfg, world_size), dist_init_required=False)
+        self.model, self.optimizer, _, _ = deepspeed.initialize(
+            model=model, optimizer=optimizer, config=deepspeed_config(cfg, world_size),
+            dist_init_required=False)
 
     @property
     def unwrapped(self):
@@ -177,16 +176,16 @@ class DeepSpeedEngine:
         self.model.train()
         loss = seq2seq_loss(self.model, batch, self.cfg.label_smoothing)
         self.model.backward(loss)
-        self.model.step()  # steps optimizer and scheduler at accumulation boundaries
+        self.model.step()  # steps the optimizer at accumulation boundaries
         return loss.detach()
+
+    def set_lr(self, done: float) -> float:
+        return set_group_lr(self.optimizer, self.cfg, done)
 
     def apply_hparams(self, cfg: TrainConfig) -> None:
         self.cfg = cfg
-        self.scheduler.base_lrs = [cfg.lr] * len(self.optimizer.param_groups)
-        for group, f in zip(self.optimizer.param_groups, self.scheduler.lr_lambdas):
-            group["initial_lr"] = cfg.lr
+        for group in self.optimizer.param_groups:
             group["weight_decay"] = cfg.weight_decay
-            group["lr"] = cfg.lr * f(self.scheduler.last_epoch)
 
     def save(self, directory: Path, rank: int) -> None:
         self.model.save_checkpoint(str(directory), tag=DEEPSPEED_TAG)
@@ -199,6 +198,6 @@ class DeepSpeedEngine:
         return {"synced_gpus": True} if self.cfg.zero_stage == 3 else {}
 
 
-def make_engine(model, cfg: TrainConfig, total_steps: int, device: torch.device, world_size: int):
+def make_engine(model, cfg: TrainConfig, device: torch.device, world_size: int):
     cls = DeepSpeedEngine if cfg.zero_stage else TorchEngine
-    return cls(model, cfg, total_steps, device, world_size)
+    return cls(model, cfg, device, world_size)

@@ -42,6 +42,7 @@ class Progress:
     step: int = 0  # optimizer steps
     epoch: int = 0  # current epoch index
     samples_in_epoch: int = 0  # samples of this rank already consumed in `epoch`
+    samples: int = 0  # samples of this rank consumed in all (the LR schedule's clock)
     reports: int = 0
     best_metric: float | None = None
     reports_since_best: int = 0
@@ -114,12 +115,14 @@ def train_worker(loop_config: dict[str, Any]) -> None:
     if batches_per_epoch == 0:
         raise ConfigError(f"data.n_train={len(train_set)}: too few examples for batch_size="
                           f"{train_cfg.batch_size} x {world} workers; add data or lower the batch size")
-    total_steps = train_cfg.epochs * batches_per_epoch // train_cfg.grad_accum_steps
-    engine = make_engine(model, train_cfg, total_steps, device, world)
+    engine = make_engine(model, train_cfg, device, world)
+    samples_per_epoch = batches_per_epoch * train_cfg.batch_size  # this rank's share
 
     # ---- restore: this trial's own checkpoint, or a PBT donor's, then this trial's settings
     progress = Progress()
     checkpoint = ray.train.get_checkpoint()
+    if checkpoint is None and loop_config.get("restore_from"):
+        checkpoint = ray.train.Checkpoint(loop_config["restore_from"])
     if checkpoint:
         with checkpoint.as_directory() as directory:
             progress = _load_state(Path(directory), engine, rank)
@@ -148,11 +151,13 @@ def train_worker(loop_config: dict[str, Any]) -> None:
                 continue
             indices = batches[position]
             batch = {k: v.to(device) for k, v in batching.collate(train_set, indices, pad_id).items()}
+            engine.set_lr(progress.samples / (train_cfg.epochs * samples_per_epoch))
             loss_sum += engine.train_step(batch).float().cpu()
             n_steps += 1
             samples += len(indices)
             tokens += batching.batch_tokens(train_set, indices)
             progress.samples_in_epoch += len(indices)
+            progress.samples += len(indices)
             progress.step += 1
         train_s = time.perf_counter() - wall0
 
@@ -197,7 +202,7 @@ def train_worker(loop_config: dict[str, Any]) -> None:
             metrics.update({
                 "train_loss": (loss_sum / max(n_steps, 1)).item(),  # .item() syncs: once per report
                 "step": progress.step,
-                "epoch": progress.epoch + progress.samples_in_epoch / (batches_per_epoch * train_cfg.batch_size),
+                "epoch": progress.samples / samples_per_epoch,
                 "step_time_s": train_s / max(n_steps, 1),
                 "trainable_params": trainable_params,
                 "padding_fraction": padding,

@@ -1,0 +1,101 @@
+"""Disk stays bounded: delete Train checkpoints that no trial can still use, and only those.
+
+A Train checkpoint (`train_runs/<run>/checkpoint_*`) is kept while any of these may need it:
+
+- it is the newest of a run whose trial is still live (the run may restart a worker from it);
+- a live trial's latest Tune checkpoint points at it (the trial's own resume, or, right after a
+  PBT exploit, the donor's checkpoint the exploited trial is about to load);
+- PBT holds it as a trial's `last_checkpoint`, the one a future exploit would clone;
+- it is the newest checkpoint of the best trial so far (the model a user wants at the end).
+
+Everything else goes. The decision (`deletable`) is a pure function; `CheckpointJanitor` is the
+Tune callback that gathers the facts in the study process, where Tune's scheduler lives, so no
+trial driver ever deletes a checkpoint another trial may clone.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from ray.tune import Callback
+
+CHECKPOINT_GLOB = "checkpoint_*"
+
+
+def deletable(runs: dict[str, list[str]], live_runs: set[str], protected: set[str]) -> list[str]:
+    """Checkpoint paths to delete. `runs` maps a run folder to its checkpoints, oldest first."""
+    doomed = []
+    for run, checkpoints in runs.items():
+        newest = checkpoints[-1] if checkpoints else None
+        for path in checkpoints:
+            if path in protected or (run in live_runs and path == newest):
+                continue
+            doomed.append(path)
+    return doomed
+
+
+def pointer_target(tune_checkpoint: Any) -> str | None:
+    """The Train checkpoint path a Tune pointer checkpoint names (None if unreadable)."""
+    from trainables.driver import POINTER_FILE
+
+    path = getattr(tune_checkpoint, "path", None)
+    if not path:
+        return None
+    try:
+        return json.loads((Path(path) / POINTER_FILE).read_text())["path"]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+class CheckpointJanitor(Callback):
+    def __init__(self, train_runs_dir: Path, metric: str, mode: str, scheduler: Any = None):
+        self.train_runs_dir = Path(train_runs_dir)
+        self.metric, self.mode = metric, mode
+        self.scheduler = scheduler
+        self.best: tuple[float, str] | None = None  # (score, trial_id)
+        self.deleted_bytes = 0
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        score = result.get(self.metric)
+        if isinstance(score, (int, float)):
+            better = self.best is None or (score > self.best[0] if self.mode == "max" else score < self.best[0])
+            if better:
+                self.best = (score, trial.trial_id)
+        self.collect(trials)
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self.collect(trials)
+
+    def on_experiment_end(self, trials, **info):
+        self.collect(trials)
+
+    def collect(self, trials) -> None:
+        if not self.train_runs_dir.is_dir():
+            return
+        runs = {str(run): sorted(str(c) for c in run.glob(CHECKPOINT_GLOB) if c.is_dir())
+                for run in self.train_runs_dir.iterdir() if run.is_dir()}
+        live = [t for t in trials if t.status not in ("TERMINATED", "ERROR")]
+        live_ids = {t.trial_id for t in live}
+        best_id = self.best[1] if self.best else None
+        live_runs = set(newest_run_per_trial(runs, live_ids | {best_id}).values())
+        protected = {pointer_target(t.checkpoint) for t in live}
+        pbt_state = getattr(self.scheduler, "_trial_state", {})  # PBT's clone sources (Ray internals)
+        protected |= {pointer_target(s.last_checkpoint) for s in pbt_state.values()}
+        protected.discard(None)
+        for path in deletable(runs, live_runs, protected):
+            self.deleted_bytes += sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def newest_run_per_trial(runs: dict[str, Any], trial_ids: set[str]) -> dict[str, str]:
+    """Each trial's latest segment run (run folders are named `<trial_id>-s<segment>-<tag>`)."""
+    newest: dict[str, tuple[int, str]] = {}
+    for run in runs:
+        name = Path(run).name
+        trial_id, segment = name.split("-s")[0], int(name.split("-s")[1].split("-")[0])
+        if trial_id in trial_ids and segment >= newest.get(trial_id, (-1, ""))[0]:
+            newest[trial_id] = (segment, run)
+    return {t: run for t, (_, run) in newest.items()}

@@ -1,0 +1,70 @@
+"""`python -m study.run`: --help, the plan, and every bad input ends with exit 2 before Ray starts."""
+
+import subprocess
+import sys
+
+import pytest
+
+from study import run
+from tests.conftest import REPO
+
+
+def test_help_explains_every_option():
+    out = subprocess.run([sys.executable, "-m", "study.run", "--help"], cwd=REPO, text=True,
+                         capture_output=True, check=True).stdout
+    for option in ("pbt", "asha", "grid", "--config", "--set", "--name", "--storage", "--address",
+                   "--resume", "--seed", "--dry-run"):
+        assert option in out
+
+
+def test_dry_run_prints_the_derived_plan(tmp_path, capsys):
+    assert run.main(["asha", "--storage", str(tmp_path), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "strategy asha, 10 trials" in out and '"asha_rungs": [1]' in out
+    assert str(tmp_path / "asha-tiny-bart-builtin-seed0") in out
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["hyperband"], "invalid choice: 'hyperband'"),
+    (["pbt", "--set", "train.warmup=0.1"], "train.warmup: unknown key"),
+    (["pbt", "--set", "train.batch_size=big"], "train.batch_size='big': expected int"),
+    (["pbt", "--set", "train.lr=0"], "train.lr=0.0: must be > 0"),
+    (["pbt", "--config", "/nonexistent/study.yaml"], "--config '/nonexistent/study.yaml': cannot read it"),
+    (["pbt", "--set", "train.precision=fp16"], "train.precision='fp16': needs a GPU"),
+    (["pbt", "--set", "model.name=tiny-gpt"], "model.name='tiny-gpt': not a preset"),
+    (["pbt", "--set", "data.dataset=/nonexistent.jsonl"], "data.dataset"),
+    (["pbt", "--set", "search.space=nope"], "search.space='nope': no such space"),
+    (["pbt", "--set", "resources.workers_per_trial=64"], "resources.workers_per_trial=64"),
+    (["grid", "--set", "budget.trial_epochs=5"], "budget.trial_epochs=5.0: smaller than one pass"),
+])
+def test_bad_input_exits_2_with_one_clear_line_and_no_ray(args, needle, tmp_path, capsys):
+    import ray
+
+    with pytest.raises(SystemExit) if args == ["hyperband"] else _no_exit() as exc:
+        code = run.main([*args, "--storage", str(tmp_path)])
+    code = exc.value.code if exc is not None and hasattr(exc, "value") else code
+    err = capsys.readouterr().err
+    assert code == 2
+    assert needle in err, err
+    assert not ray.is_initialized()
+
+
+class _no_exit:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
+
+
+def test_storage_and_resume_errors(tmp_path, capsys):
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    assert run.main(["pbt", "--storage", str(blocked / "sub")]) == 2
+    assert "cannot write there" in capsys.readouterr().err
+    assert run.main(["pbt", "--storage", str(tmp_path), "--resume"]) == 2
+    assert "--resume: no study named 'pbt-tiny-bart-builtin-seed0'" in capsys.readouterr().err
+    (tmp_path / "pbt-tiny-bart-builtin-seed0").mkdir()
+    (tmp_path / "pbt-tiny-bart-builtin-seed0" / "metadata.json").write_text("{}")
+    assert run.main(["pbt", "--storage", str(tmp_path)]) == 2
+    assert "already holds a study; pass --resume" in capsys.readouterr().err
