@@ -132,7 +132,9 @@ class EvalConfig:
 @dataclass(frozen=True)
 class ResourcesConfig:
     workers_per_trial: int = 1
-    cpus_per_worker: float = 1.0
+    # Half a CPU: the embedded default runs a PBT population of 4 at once on a 2-core machine
+    # (each worker uses one torch thread). On a GPU cluster give whole CPUs and a GPU per worker.
+    cpus_per_worker: float = 0.5
     gpus_per_worker: float = 0.0
     # Trials that run at once; 0 = as many as the cluster's resources hold.
     max_concurrent_trials: int = 0

@@ -96,6 +96,7 @@ class ResultsWriter(Callback):
         self.started_at, self.metric, self.mode = started_at, metric, mode
         self.max_reports = max_reports
         self.flush_interval_s = flush_interval_s
+        self.budget_stopper = None  # a study.budget.BudgetStopper, to name budget stops
         self.rows: list[dict[str, Any]] = []
         self.statuses: dict[str, dict[str, Any]] = {}
         self._seen: set[str] = set()
@@ -141,7 +142,9 @@ class ResultsWriter(Callback):
     def on_trial_complete(self, iteration, trials, trial, **info):
         last = trial.last_result or {}
         stopped_early = last.get("training_iteration", 0) < self.max_reports and not last.get("early_stopped")
+        on_budget = getattr(self.budget_stopper, "reason", None)
         reason = "early_stopping" if last.get("early_stopped") else (
+            "budget" if stopped_early and on_budget else
             "scheduler_stopped" if stopped_early else "completed")
         self.statuses[trial.trial_id] = {"status": "TERMINATED", "stop_reason": reason}
         self._dirty = True
@@ -172,6 +175,13 @@ class ResultsWriter(Callback):
         write_parquet_atomic(trial_rows(reports, self.statuses, self.metric, self.mode),
                              self.study_dir / schema.TRIALS_FILE)
         self._dirty = False
+
+    def latest_per_trial(self) -> dict[str, dict[str, Any]]:
+        """Each trial's latest report (its running totals)."""
+        latest: dict[str, dict[str, Any]] = {}
+        for row in sorted(self.rows, key=lambda r: r[schema.TIMESTAMP_S]):
+            latest[row[schema.TRIAL_ID]] = row
+        return latest
 
     def best(self) -> dict[str, Any] | None:
         """The best report so far by the study's metric (for the closing summary)."""

@@ -45,8 +45,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m study.run", description=__doc__.split("\n\n")[0] + "\n\n" + __doc__.split("\n\n")[1],
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("strategy", choices=STRATEGIES, help="search strategy: Population Based Training, "
-                   "ASHA early stopping, grid search over the space's grid points, or random search")
+    p.add_argument("strategy", choices=(*STRATEGIES, "compare"), help="search strategy: Population "
+                   "Based Training, ASHA early stopping, grid search over the space's grid points, random "
+                   "search; or `compare`: run --strategies x --seeds under the same budget, then write "
+                   "the analysis report")
+    p.add_argument("--strategies", default="pbt,asha,grid", help="with compare: which strategies "
+                   "(comma-separated; default pbt,asha,grid)")
+    p.add_argument("--seeds", type=int, default=1, help="with compare: seeds per strategy, from --seed "
+                   "(default 1)")
     p.add_argument("--config", metavar="FILE", help="YAML file with settings (sections: model, data, "
                    "train, eval, resources, search, budget, energy)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -60,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default); 'auto' or HOST:PORT joins a running Ray cluster")
     p.add_argument("--resume", action="store_true", help="continue an interrupted study of this name")
     p.add_argument("--seed", type=int, help="study seed (sampling, data order, model init); default 0")
+    p.add_argument("--mlflow", metavar="TRACKING_URI", help="also log every trial's parameters and "
+                   "metrics (energy included) to MLflow (a server URL, an AzureML workspace's MLflow "
+                   "URI, or sqlite:///mlflow.db); needs `pip install mlflow`")
     p.add_argument("--dry-run", action="store_true", help="validate and print the plan, then exit "
                    "without starting Ray")
     return p
@@ -77,6 +86,7 @@ class Plan:
     study_dir: Path  # parquet + metadata; for a remote URI a local folder on the head node
     resume: bool
     address: str
+    mlflow_uri: str | None = None
 
 
 def plan_study(args: argparse.Namespace) -> Plan:
@@ -96,7 +106,12 @@ def plan_study(args: argparse.Namespace) -> Plan:
     if args.address != "local" and "://" not in storage:
         print(f"note: storage {storage} is a local path; a multi-node study needs it shared (NFS) "
               f"or a URI (abfss://...)", file=sys.stderr)
-    return Plan(args.strategy, cfg, numbers, name, storage, study_dir, args.resume, args.address)
+    if args.mlflow:
+        try:
+            import mlflow  # noqa: F401
+        except ImportError as e:
+            raise ConfigError(f"--mlflow {args.mlflow!r}: mlflow is not installed; pip install mlflow") from e
+    return Plan(args.strategy, cfg, numbers, name, storage, study_dir, args.resume, args.address, args.mlflow)
 
 
 def default_name(strategy: str, cfg: StudyConfig) -> str:
@@ -124,6 +139,17 @@ def check_inputs(cfg: StudyConfig) -> None:
                               f"({type(e).__name__}: {e}); pip install deepspeed, or use zero_stage=0") from e
     for split, n in ((cfg.data.train_split, cfg.data.n_train), (cfg.data.validation_split, cfg.data.n_validation)):
         load_split(cfg.data, split, min(n, 8), cfg.data.seed)
+
+
+def lead_baseline(cfg: StudyConfig) -> dict[str, Any]:
+    """The lead-k extractive baseline on the study's validation set: the floor to beat."""
+    from trainables.datasets import dataset_spec, load_split
+    from trainables.evaluation import lead_k_baseline
+
+    spec = dataset_spec(cfg.data.dataset)
+    k = spec.lead_k if spec else 3
+    pairs = load_split(cfg.data, cfg.data.validation_split, cfg.data.n_validation, cfg.data.seed)
+    return {"lead_k": k, **lead_k_baseline(pairs, k)}
 
 
 def resolve_storage(storage: str, name: str, resume: bool) -> tuple[str, Path | None]:
@@ -212,6 +238,7 @@ def run(plan: Plan) -> dict[str, Any]:
 
     from study.budget import BudgetStopper
     from study.checkpoints import CheckpointJanitor
+    from study.cluster_meter import read_cluster_meter, start_cluster_meter
     from study.footprint import footprint_inputs
     from study.metadata import read_metadata, write_metadata
     from study.results import ResultsWriter
@@ -221,6 +248,7 @@ def run(plan: Plan) -> dict[str, Any]:
     cfg = plan.config
     started = time.time()
     resources = start_ray(plan)
+    ray_init_s = time.time() - started
     slots = concurrent_trials(cfg, resources)
     footprint = footprint_inputs(cfg.energy)
     study_path = f"{plan.storage}/{plan.name}"
@@ -250,7 +278,8 @@ def run(plan: Plan) -> dict[str, Any]:
             "search_space": {"name": space.name, "grid_points": len(space.grid()),
                              "parameters": [dataclasses.asdict(p) for p in space.params]},
             "derived": plan.numbers.to_dict(), "concurrent_trials": slots, "footprint": footprint,
-            "ray_resources": resources, "started_at": started, "finished_at": None,
+            "baseline": lead_baseline(cfg),
+            "ray_resources": resources, "started_at": started, "ray_init_s": ray_init_s, "finished_at": None,
             "stopped_on_budget": None, "storage": study_path}
         write_metadata(plan.study_dir, metadata)
         writer = ResultsWriter(plan.study_dir, plan.name, plan.strategy, cfg.seed, started,
@@ -259,9 +288,17 @@ def run(plan: Plan) -> dict[str, Any]:
             metric_columns={cfg.search.metric: cfg.search.metric, "val_loss": "val_loss",
                             schema.TRIAL_EPOCHS: "epochs", schema.ENERGY_TOTAL_J: "energy_J"},
             parameter_columns=space.names, max_report_frequency=15, sort_by_metric=True)
+        callbacks = [writer]
+        if plan.mlflow_uri:
+            from ray.air.integrations.mlflow import MLflowLoggerCallback
+
+            callbacks.append(MLflowLoggerCallback(tracking_uri=plan.mlflow_uri, experiment_name=plan.name,
+                                                  tags={"strategy": plan.strategy}, save_artifact=False))
         stopper = BudgetStopper(cfg.budget)
+        writer.budget_stopper = stopper
         janitor = CheckpointJanitor(plan.study_dir / schema.TRAIN_RUNS_DIR, cfg.search.metric,
                                     cfg.search.mode, tune_plan.scheduler)
+        callbacks.append(janitor)
         tuner = tune.Tuner(
             trainable, param_space=tune_plan.param_space,
             tune_config=tune.TuneConfig(metric=cfg.search.metric, mode=cfg.search.mode,
@@ -269,18 +306,25 @@ def run(plan: Plan) -> dict[str, Any]:
                                         search_alg=tune_plan.search_alg,
                                         reuse_actors=False),
             run_config=tune.RunConfig(
-                name=plan.name, storage_path=plan.storage, callbacks=[writer, janitor], stop=stopper,
+                name=plan.name, storage_path=plan.storage, callbacks=callbacks, stop=stopper,
                 progress_reporter=reporter, verbose=1,
                 # Tune's checkpoints are small pointers to Train checkpoints: keep them all
                 # (an exploit may clone any trial's latest); the janitor bounds the real ones.
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
                 failure_config=tune.FailureConfig(max_failures=1)))
     print_plan(plan, slots, study_path)
+    meters = start_cluster_meter(cfg.energy.cpu_tdp_w)
     results = tuner.fit()
     finished = time.time()
+    trial_energy = [r.get(schema.ENERGY_TOTAL_J) for r in writer.latest_per_trial().values()]
+    known = [e for e in trial_energy if e is not None]
+    cluster = read_cluster_meter(meters, sum(known) if known else None)
+    if plan.resume and metadata.get("cluster_energy"):  # add the interrupted run's reading
+        cluster["previous_runs"] = metadata["cluster_energy"].get("previous_runs", []) + [metadata["cluster_energy"]]
     stopper = next((c for c in [tuner._local_tuner.get_run_config().stop] if c is not None), None)
     budget_reason = getattr(stopper, "reason", None)
-    metadata.update(finished_at=finished, wall_s=finished - started, stopped_on_budget=budget_reason)
+    metadata.update(finished_at=finished, wall_s=finished - started, stopped_on_budget=budget_reason,
+                    cluster_energy=cluster)
     write_metadata(plan.study_dir, metadata)
     ray.shutdown()
     best = writer.best()
@@ -292,6 +336,8 @@ def run(plan: Plan) -> dict[str, Any]:
         "best_config": {k[len(schema.CONFIG_PREFIX):]: v for k, v in (best or {}).items()
                         if k.startswith(schema.CONFIG_PREFIX)},
     }
+    summary["cluster_energy_j"] = cluster["energy_j"]
+    summary["overhead_energy_j"] = cluster["overhead_energy_j"]
     print_summary(summary, cfg.search.metric)
     return summary
 
@@ -319,13 +365,60 @@ def print_summary(summary: dict[str, Any], metric: str) -> None:
     print(f"  wall time:  {summary['wall_s']:.0f} s")
     if summary["stopped_on_budget"]:
         print(f"  stopped on budget: {summary['stopped_on_budget']}")
+    if summary.get("cluster_energy_j") is not None:
+        trials = summary["cluster_energy_j"] - (summary["overhead_energy_j"] or 0.0)
+        print(f"  energy:     {summary['cluster_energy_j']:.0f} J whole cluster (estimated where no "
+              f"counter), {trials:.0f} J in trials, {summary['overhead_energy_j'] or 0:.0f} J overhead")
     if best is not None:
         print(f"  best {metric}: {best:.4f} (trial {summary['best_trial']})")
         print(f"  its config: {json.dumps(summary['best_config'])}")
 
 
+def plan_comparison(args: argparse.Namespace) -> list[Plan]:
+    """One plan per strategy x seed, all under the same config and budget (validated up front)."""
+    strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
+    unknown = [s for s in strategies if s not in STRATEGIES]
+    if unknown or not strategies:
+        raise ConfigError(f"--strategies {args.strategies!r}: use a comma-separated subset of "
+                          f"{', '.join(STRATEGIES)}")
+    if args.seeds < 1:
+        raise ConfigError(f"--seeds {args.seeds}: must be >= 1")
+    if args.name or args.resume:
+        raise ConfigError("compare names its studies <strategy>-<model>-<dataset>-seed<seed>; drop "
+                          "--name/--resume (resume a single study with its own name instead)")
+    first = args.seed or 0
+    return [plan_study(argparse.Namespace(**{**vars(args), "strategy": strategy, "seed": seed}))
+            for seed in range(first, first + args.seeds) for strategy in strategies]
+
+
+def compare(plans: list[Plan], dry_run: bool) -> int:
+    group = f"compare-{default_name('x', plans[0].config).split('-', 1)[1].rsplit('-seed', 1)[0]}"
+    out = Path(DEFAULT_STORAGE if "://" in plans[0].storage else plans[0].storage) / group
+    runs = [{"strategy": p.strategy, "seed": p.config.seed, "study": p.name, **p.numbers.to_dict()}
+            for p in plans]
+    print(f"compare: {len(plans)} studies under the same budget "
+          f"({plans[0].numbers.budget_trial_epochs:g} trial-epochs each); report -> {out}")
+    for r in runs:
+        print(f"  {r['study']}: {r['num_trials']} trials, ~{r['expected_trial_epochs']:g} trial-epochs")
+    if dry_run:
+        return 0
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "compare.json").write_text(json.dumps({"runs": runs}, indent=2, default=str))
+    for plan in plans:
+        run(plan)
+    from analysis.report import main as report_main
+
+    return report_main([str(p.study_dir) for p in plans] + ["--out", str(out)])
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.strategy == "compare":
+        try:
+            return compare(plan_comparison(args), args.dry_run)
+        except ConfigError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
     try:
         plan = plan_study(args)
     except ConfigError as e:

@@ -24,13 +24,12 @@ from pathlib import Path
 from typing import Any
 
 from study import schema
+from trainables.energy import SOURCE_RANK
 from trainables.train_loop import MAX_KEYS, SUMMED_KEYS
 
 POINTER_FILE = "train_checkpoint.json"
 TOTALS_FILE = "greentune_trial_totals.json"
 ENERGY_PARTS = ("gpu", "cpu", "ram")
-# A source is only as strong as its weakest contributor.
-SOURCE_RANK = {"counter": 0, "power_integral": 1, "estimated": 2}
 
 
 @dataclass(frozen=True)
@@ -82,6 +81,7 @@ class TrialTotals:
 
 
 def weakest(a: str | None, b: str | None) -> str | None:
+    """A sum is only as well measured as its weakest part."""
     if a is None or b is None:
         return a or b
     return max(a, b, key=lambda s: SOURCE_RANK.get(s, 99))
@@ -135,6 +135,7 @@ def tune_metrics(report: dict[str, Any], totals: TrialTotals, ctx: StudyContext,
         schema.PADDING_FRACTION: report["padding_fraction"],
         schema.CHECKPOINT_BYTES: report.get("checkpoint_bytes"),
         schema.CPU_UTIL_PCT: report["cpu_util_pct"],
+        schema.GPU_UTIL_PCT: report.get("gpu_util_pct"),
         schema.PEAK_RSS_BYTES: report.get("peak_rss_bytes"),
         schema.PEAK_CUDA_ALLOCATED_BYTES: report.get("peak_cuda_allocated_bytes"),
         schema.PEAK_CUDA_RESERVED_BYTES: report.get("peak_cuda_reserved_bytes"),
@@ -170,6 +171,7 @@ def trial_driver(config: dict[str, Any], ctx: StudyContext) -> None:
     from ray.train.v2.api.callback import UserCallback
     from ray.util.queue import Empty, Queue
 
+    from study.live_metrics import publish
     from trainables.train_loop import train_worker
 
     tune_ctx = tune.get_context()
@@ -233,6 +235,10 @@ def trial_driver(config: dict[str, Any], ctx: StudyContext) -> None:
         totals.add(report)
         totals_path.write_text(json.dumps(asdict(totals)))
         metrics = tune_metrics(report, totals, ctx, totals.segments, restored_from)
+        interval_j = sum(report.get(f"interval_energy_{p}_j") or 0.0 for p in ENERGY_PARTS)
+        publish(trial_id, ctx.strategy, energy_j=metrics[schema.ENERGY_TOTAL_J],
+                power_w=interval_j / report["interval_device_s"] * report["workers"] if interval_j else None,
+                co2_kg=metrics[schema.CO2_KG], cost_usd=metrics[schema.COST_USD])
         metrics["report_time_s"] = time.time()
         # Start-up cost of this segment (0 after its first report): Train controller and worker
         # processes (launch) and the worker's data/model set-up and restore (setup).

@@ -101,14 +101,26 @@ def build_model(cfg: ModelConfig, tokenizer, seed: int = 0):
 
 
 def check_model_name(cfg: ModelConfig) -> None:
-    """Fail before Ray starts for a name that is neither a preset, a folder, nor hub-shaped."""
+    """Fail before Ray starts for a model that cannot load: not a preset, nor a folder, nor a
+    hub name whose config loads (this reads the small config.json, not the weights)."""
     name = cfg.name
-    if is_preset(name) or Path(name).is_dir():
+    if is_preset(name):
         return
-    if name.startswith(("tiny-", "./", "/")) or name.count("/") > 1 or " " in name:
+    if not Path(name).is_dir() and (name.startswith(("tiny-", "./", "/")) or name.count("/") > 1
+                                    or " " in name):
         raise ConfigError(f"model.name={name!r}: not a preset, nor a folder, nor a hub name; use one "
                           f"of {', '.join(PRESETS)}, a local model folder, or a hub name like "
                           f"facebook/bart-base")
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(name)
+    except (OSError, ValueError, KeyError) as e:
+        # ValueError/KeyError: a model type this transformers does not know (family missing)
+        raise _load_error(name, e) from e
+    if not config.is_encoder_decoder:
+        raise ConfigError(f"model.name={name!r}: a {config.model_type} model is not encoder-decoder; "
+                          f"use a seq2seq summarizer (BART, T5, PEGASUS, ProphetNet, LED, ...)")
 
 
 def _load_error(name: str, e: Exception) -> ConfigError:

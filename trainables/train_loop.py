@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import random
 import resource
 import tempfile
@@ -115,6 +116,10 @@ def train_worker(loop_config: dict[str, Any]) -> None:
     if batches_per_epoch == 0:
         raise ConfigError(f"data.n_train={len(train_set)}: too few examples for batch_size="
                           f"{train_cfg.batch_size} x {world} workers; add data or lower the batch size")
+    # DeepSpeed reads the launcher's variables; Ray Train is our launcher.
+    os.environ.setdefault("LOCAL_RANK", str(ctx.get_local_rank()))
+    os.environ.setdefault("RANK", str(rank))
+    os.environ.setdefault("WORLD_SIZE", str(world))
     engine = make_engine(model, train_cfg, device, world)
     samples_per_epoch = batches_per_epoch * train_cfg.batch_size  # this rank's share
 
@@ -267,11 +272,13 @@ def evaluate(engine, tokenizer, val_set: batching.EncodedSplit, cfg: StudyConfig
     return {"val_loss": loss_sum / max(loss_n, 1), **scores}
 
 
-def _cuda_memory(device) -> dict[str, int]:
+def _cuda_memory(device) -> dict[str, float]:
     if device.type != "cuda":
         return {}
     return {"peak_cuda_allocated_bytes": torch.cuda.max_memory_allocated(device),
-            "peak_cuda_reserved_bytes": torch.cuda.max_memory_reserved(device)}
+            "peak_cuda_reserved_bytes": torch.cuda.max_memory_reserved(device),
+            # NVML's utilisation over its last sample period (~1/6 s to 1 s), at report time
+            "gpu_util_pct": float(torch.cuda.utilization(device))}
 
 
 def _save_state(directory: Path, engine, progress: Progress, rank: int) -> None:

@@ -21,9 +21,9 @@ def test_default_space_grid_is_the_product_of_points():
     s = load_space("default")
     s.validate_for(TRAIN_FIELDS)
     grid = s.grid()
-    assert len(grid) == 3 * 2 * 1 * 1 * 1
-    assert {g["lr"] for g in grid} == {1e-5, 1e-3, 3e-2}
-    assert {g["label_smoothing"] for g in grid} == {0.0, 0.1}
+    assert len(grid) == 4 * 1 * 1 * 1 * 1
+    assert {g["lr"] for g in grid} == {1e-4, 1e-3, 1e-2, 1e-1}
+    assert {g["label_smoothing"] for g in grid} == {0.1}
     assert all(g["batch_size"] == 16 for g in grid)
 
 

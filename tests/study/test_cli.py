@@ -20,7 +20,7 @@ def test_help_explains_every_option():
 def test_dry_run_prints_the_derived_plan(tmp_path, capsys):
     assert run.main(["asha", "--storage", str(tmp_path), "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert "strategy asha, 10 trials" in out and '"asha_rungs": [1]' in out
+    assert "strategy asha, 7 trials" in out and '"asha_rungs": [1]' in out
     assert str(tmp_path / "asha-tiny-bart-builtin-seed0") in out
 
 
@@ -40,21 +40,14 @@ def test_dry_run_prints_the_derived_plan(tmp_path, capsys):
 def test_bad_input_exits_2_with_one_clear_line_and_no_ray(args, needle, tmp_path, capsys):
     import ray
 
-    with pytest.raises(SystemExit) if args == ["hyperband"] else _no_exit() as exc:
+    try:
         code = run.main([*args, "--storage", str(tmp_path)])
-    code = exc.value.code if exc is not None and hasattr(exc, "value") else code
+    except SystemExit as exit_:  # argparse's own errors (unknown strategy) exit 2 too
+        code = exit_.code
     err = capsys.readouterr().err
     assert code == 2
     assert needle in err, err
     assert not ray.is_initialized()
-
-
-class _no_exit:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
 
 
 def test_storage_and_resume_errors(tmp_path, capsys):
@@ -68,3 +61,28 @@ def test_storage_and_resume_errors(tmp_path, capsys):
     (tmp_path / "pbt-tiny-bart-builtin-seed0" / "metadata.json").write_text("{}")
     assert run.main(["pbt", "--storage", str(tmp_path)]) == 2
     assert "already holds a study; pass --resume" in capsys.readouterr().err
+
+
+def test_model_folders_that_cannot_serve_are_rejected(tmp_path, capsys):
+    decoder_only = tmp_path / "gpt"
+    decoder_only.mkdir()
+    (decoder_only / "config.json").write_text('{"model_type": "gpt2", "n_layer": 1}')
+    unknown = tmp_path / "alien"
+    unknown.mkdir()
+    (unknown / "config.json").write_text('{"model_type": "nosuchfamily"}')
+    assert run.main(["pbt", "--storage", str(tmp_path), "--set", f"model.name={decoder_only}"]) == 2
+    assert "a gpt2 model is not encoder-decoder" in capsys.readouterr().err
+    assert run.main(["pbt", "--storage", str(tmp_path), "--set", f"model.name={unknown}"]) == 2
+    err = capsys.readouterr().err
+    assert f"model.name='{unknown}': could not load it" in err and "use a preset" in err
+
+
+def test_compare_plans_every_strategy_and_seed_under_one_budget(tmp_path, capsys):
+    assert run.main(["compare", "--seeds", "2", "--strategies", "pbt,asha", "--storage", str(tmp_path),
+                     "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "compare: 4 studies under the same budget (12 trial-epochs each)" in out
+    for name in ("pbt-tiny-bart-builtin-seed0", "asha-tiny-bart-builtin-seed1"):
+        assert name in out
+    assert run.main(["compare", "--strategies", "pbt,bohb", "--storage", str(tmp_path)]) == 2
+    assert "--strategies 'pbt,bohb'" in capsys.readouterr().err

@@ -13,19 +13,19 @@ def numbers(strategy, *overrides):
 
 def test_default_budget_is_one_pass_over_the_grid():
     grid = numbers("grid")
-    assert (grid.grid_points, grid.num_trials, grid.budget_trial_epochs) == (6, 6, 18)
-    assert grid.expected_trial_epochs == 18
+    assert (grid.grid_points, grid.num_trials, grid.budget_trial_epochs) == (4, 4, 12)
+    assert grid.expected_trial_epochs == 12
 
 
 def test_equal_budget_across_strategies():
-    assert numbers("random").num_trials == 6
-    assert numbers("pbt").pbt_population == 6
+    assert numbers("random").num_trials == 4
+    assert numbers("pbt").pbt_population == 4
     asha = numbers("asha")
     # grace 1, eta 3, max_t 3: rungs [1]; cost 1 + (3 - 1) / 3 = 5/3 reports per trial
     assert asha.asha_rungs == (1,)
     assert asha.asha_expected_reports_per_trial == pytest.approx(5 / 3)
-    assert asha.num_trials == 10  # floor(18 / (5/3))
-    assert asha.expected_trial_epochs <= 18
+    assert asha.num_trials == 7  # floor(12 / (5/3))
+    assert asha.expected_trial_epochs <= 12
 
 
 def test_asha_cost_model():
@@ -35,13 +35,13 @@ def test_asha_cost_model():
 
 
 def test_bigger_budget_repeats_the_grid():
-    grid = numbers("grid", "budget.trial_epochs=40")
-    assert grid.grid_repeats == 2 and grid.num_trials == 12
+    grid = numbers("grid", "budget.trial_epochs=30")
+    assert grid.grid_repeats == 2 and grid.num_trials == 8
 
 
 @pytest.mark.parametrize("strategy, overrides, needle", [
     ("grid", ["budget.trial_epochs=10"], "smaller than one pass over the grid"),
-    ("pbt", ["budget.trial_epochs=3"], "PBT needs a population of at least 2"),
+    ("pbt", ["budget.trial_epochs=5"], "PBT needs a population of at least 2"),
     ("pbt", ["search.pbt_perturbation_interval=3"], "must be below the 3 reports"),
     ("asha", ["budget.trial_epochs=1"], "less than one trial"),
     ("hyperopt", [], "strategy='hyperopt': unknown"),

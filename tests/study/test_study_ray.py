@@ -47,7 +47,8 @@ def load(study_dir: Path):
 
 
 def test_grid_study_end_to_end(tmp_path, study_args):
-    proc = run_study("grid", "--name", "g", *study_args, cwd=tmp_path)
+    tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    proc = run_study("grid", "--name", "g", "--mlflow", tracking, *study_args, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     study_dir = tmp_path / "results" / "g"
     reports, trials, meta = load(study_dir)
@@ -75,6 +76,14 @@ def test_grid_study_end_to_end(tmp_path, study_args):
     # checkpoints of finished trials are cleaned up, except the best trial's newest
     runs = list((study_dir / schema.TRAIN_RUNS_DIR).glob("*/checkpoint_2*"))
     assert len(runs) == 1, runs
+    # MLflow got every trial with its parameters and metrics, energy included
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking)
+    logged = mlflow.search_runs(experiment_names=["g"])
+    assert len(logged) == 2
+    assert set(logged["params.lr"].astype(float)) == {1e-3, 1e-2}
+    assert logged["metrics.energy_total_j"].notna().all() and logged["metrics.rougeL"].notna().all()
 
 
 def test_pbt_really_exploits(tmp_path, study_args):
@@ -146,3 +155,13 @@ def test_resume_after_the_study_process_is_killed(tmp_path, study_args):
     per_trial = reports.groupby(schema.TRIAL_ID)[schema.ITERATION].apply(sorted)
     assert all(its == [1, 2, 3, 4] for its in per_trial), per_trial
     assert reports[schema.REPORT_ID].is_unique
+
+
+def test_energy_budget_stops_the_study(tmp_path, study_args):
+    # 2e-6 kWh = 7.2 J: spent by the first reports (each trial's first interval is ~10 J here)
+    proc = run_study("grid", "--name", "b", "--set", "budget.energy_kwh=2e-6", *study_args, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "stopped on budget: budget.energy_kwh: spent" in proc.stdout
+    reports, trials, meta = load(tmp_path / "results" / "b")
+    assert meta["stopped_on_budget"].startswith("budget.energy_kwh")
+    assert len(reports) < 8 and "budget" in set(trials[schema.STOP_REASON])
