@@ -87,11 +87,13 @@ def test_grid_study_end_to_end(tmp_path, study_args):
 
 
 def test_pbt_really_exploits(tmp_path, study_args):
-    proc = run_study("pbt", "--name", "p", "--set", "budget.trial_epochs=8", *study_args, cwd=tmp_path)
+    # a population of 2 where the lower half (1 trial) clones the upper half at every report
+    proc = run_study("pbt", "--name", "p", "--set", "budget.trial_epochs=4",
+                     "--set", "search.pbt_quantile_fraction=0.5", *study_args, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     study_dir = tmp_path / "results" / "p"
     reports, trials, meta = load(study_dir)
-    assert meta["derived"]["pbt_population"] == 4 and len(trials) == 4
+    assert meta["derived"]["pbt_population"] == 2 and len(trials) == 2
     # PBT's own evidence on disk
     assert (study_dir / "pbt_global.txt").read_text().strip()
     assert list(study_dir.glob("pbt_policy_*.txt"))
