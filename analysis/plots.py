@@ -22,14 +22,18 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from analysis.summary import (
+    CLUSTER_ENERGY_BASIS,
+    CLUSTER_ENERGY_KWH,
     ENERGY_COMPONENTS,
     ENERGY_KWH,
     ENERGY_MEASURED_SHARE,
+    OVERHEAD_SHARE,
     X_COST_USD,
     X_DEVICE_H,
     X_ENERGY_KWH,
     X_WALL_S,
     best_so_far,
+    common_baseline,
     order_strategies,
     pareto_front,
     trial_totals,
@@ -70,6 +74,8 @@ _FIXED_COLORS = {
     "pbt": _PALETTE[3],
 }
 _COMPONENT_COLORS = {"gpu": "#4c72b0", "cpu": "#dd8452", "ram": "#55a868"}
+BASELINE_COLOR = "#6b6b6b"
+CLUSTER_LABEL = "whole cluster, study start to end (mean over seeds)"
 
 
 def strategy_colors(strategies: Sequence[str]) -> dict[str, str]:
@@ -147,11 +153,16 @@ def plot_best_so_far(
     mode: str = "max",
     band: str = "minmax",
     target: float | None = None,
+    baseline: bool = True,
 ) -> Figure:
     """Best-so-far `metric` against cumulative energy, dollars, or wall time: one line per strategy
     (the mean over seeds) with a band over seeds (`minmax` or `std`). After a seed's study ends,
     its final best is carried to the right. Strategies without the x figure (no price) are left
-    out with a note; if none has it the figure is only the note."""
+    out with a note; if none has it the figure is only the note.
+
+    With `baseline`, the lead-k extractive baseline of the studies' metadata (mean over the
+    studies that hold one) is a gray dashed line labelled `lead-<k> baseline`: the floor a model
+    must beat. Nothing is drawn where no study holds one."""
     if band not in ("minmax", "std"):
         raise ValueError(f"band={band!r}: use minmax or std")
     curves: dict[str, list[tuple[np.ndarray, np.ndarray, bool]]] = {}
@@ -205,6 +216,15 @@ def plot_best_so_far(
         if target is not None and math.isfinite(target):
             ax.axhline(
                 target, color="black", ls="--", lw=1.2, label=f"target {metric} = {target:.4f}"
+            )
+        floor = common_baseline(studies, metric) if baseline else None
+        if floor is not None:
+            ax.axhline(
+                floor["value"],
+                color=BASELINE_COLOR,
+                ls="--",
+                lw=1.6,
+                label=f"{floor['label']} ({metric} = {floor['value']:.4f})",
             )
         ax.set_xlabel(xlabel)
         ax.set_ylabel(f"best {metric} so far (F-measure)")
@@ -471,17 +491,30 @@ def plot_trial_timeline(studies: Sequence[Study]) -> Figure:
 
 
 def plot_energy_breakdown(summary: pd.DataFrame) -> Figure:
-    """Stacked GPU / CPU / RAM energy per strategy (mean over seeds) from `strategy_summary`,
-    with the min-max of the total over seeds and the measured share written above each bar."""
-    title = "Energy per strategy by component (mean over seeds)"
+    """Stacked GPU / CPU / RAM energy of the trials' own meters per strategy (mean over seeds) from
+    `strategy_summary`, with the min-max of the total over seeds and the measured share written
+    above each bar. Where the studies recorded the whole cluster's energy, a dashed outline shows
+    the cluster total (mean over the seeds that have it) around the bar, and the text above it
+    the overhead (cluster - trials) as a share of the cluster, `estimated` where any part is."""
+    title = "Energy per strategy: the trials' own meters by component (mean over seeds)"
     cols = {comp: f"{kwh}_mean" for comp, (_, _, kwh) in ENERGY_COMPONENTS.items()}
-    if summary.empty or summary[list(cols.values())].isna().all().all():
+    cluster_col = f"{CLUSTER_ENERGY_KWH}_mean"
+    cluster = (
+        summary[cluster_col].to_numpy(float)
+        if cluster_col in summary
+        else np.full(len(summary), np.nan)
+    )
+    trials_missing = summary.empty or summary[list(cols.values())].isna().all().all()
+    if trials_missing and not np.isfinite(cluster).any():
         return _note_figure(title, "No energy figures were recorded.")
-    scale, unit = _energy_scale(float(summary[f"{ENERGY_KWH}_max"].max()))
+    biggest = np.nanmax(np.r_[summary[f"{ENERGY_KWH}_max"].to_numpy(float), cluster, 0.0])
+    scale, unit = _energy_scale(float(biggest))
     strategies = list(summary[STRATEGY])
     xs = np.arange(len(strategies))
+    cluster = cluster / scale
+    has_cluster = np.isfinite(cluster)
     with matplotlib.rc_context(_STYLE):
-        fig, (ax,) = _new_figure(5.0)
+        fig, (ax,) = _new_figure(6.0)
         bottom = np.zeros(len(strategies))
         for comp, col in cols.items():
             values = summary[col].fillna(0).to_numpy(float) / scale
@@ -498,6 +531,18 @@ def plot_energy_breakdown(summary: pd.DataFrame) -> Figure:
                 label=comp.upper(),
             )
             bottom += values
+        if has_cluster.any():
+            ax.bar(
+                xs[has_cluster],
+                cluster[has_cluster],
+                width=0.75,
+                fill=False,
+                edgecolor="black",
+                ls="--",
+                lw=1.6,
+                zorder=3,
+                label=CLUSTER_LABEL,
+            )
         total = summary[f"{ENERGY_KWH}_mean"].to_numpy(float) / scale
         lo = total - summary[f"{ENERGY_KWH}_min"].to_numpy(float) / scale
         hi = summary[f"{ENERGY_KWH}_max"].to_numpy(float) / scale - total
@@ -510,16 +555,36 @@ def plot_energy_breakdown(summary: pd.DataFrame) -> Figure:
             capsize=6,
             lw=1.3,
         )
-        top = np.nanmax(np.r_[bottom, total + np.nan_to_num(hi)])
+        heads = np.nanmax(
+            np.vstack([bottom, np.nan_to_num(total + hi), np.nan_to_num(cluster)]), axis=0
+        )
+        top = float(heads.max())
+        overhead = (
+            summary[f"{OVERHEAD_SHARE}_mean"].to_numpy(float)
+            if f"{OVERHEAD_SHARE}_mean" in summary
+            else np.full(len(summary), np.nan)
+        )
+        basis = summary.get(CLUSTER_ENERGY_BASIS, pd.Series([""] * len(strategies))).astype(str)
         for i, share in enumerate(summary[f"{ENERGY_MEASURED_SHARE}_mean"]):
-            text = "measured: n/a" if not math.isfinite(share) else f"{share:.0%} measured"
+            lines = ["measured: n/a" if not math.isfinite(share) else f"{share:.0%} measured"]
+            if has_cluster[i]:
+                gap = (
+                    "overhead n/a"
+                    if not math.isfinite(overhead[i])
+                    else f"overhead {overhead[i]:.0%}"
+                )
+                lines.append(gap)
+                if "estimated" in basis.iloc[i]:
+                    lines.append("(estimated)")
+            else:
+                lines += ["cluster:", "not measured"]
             ax.text(
                 xs[i],
-                max(bottom[i], total[i] + np.nan_to_num(hi[i])) + top * 0.03,
-                text,
+                heads[i] + top * 0.03,
+                "\n".join(lines),
                 ha="center",
                 va="bottom",
-                fontsize=12,
+                fontsize=11,
             )
         ax.set_xticks(
             xs,
@@ -528,9 +593,9 @@ def plot_energy_breakdown(summary: pd.DataFrame) -> Figure:
                 for s, n in zip(strategies, summary["n_seeds"], strict=True)
             ],
         )
-        ax.set_ylim(0, top * 1.18 if top > 0 else 1)
+        ax.set_ylim(0, top * 1.35 if top > 0 else 1)
         ax.set_ylabel(f"energy ({unit})")
-        ax.set_title(title)
+        ax.set_title(title + ("\nwhole cluster outlined" if has_cluster.any() else ""))
         handles = [Patch(facecolor=_COMPONENT_COLORS[c], label=c.upper()) for c in cols]
         handles.append(
             Patch(facecolor="white", edgecolor="gray", hatch="//", label="estimated (not measured)")
@@ -543,8 +608,12 @@ def plot_energy_breakdown(summary: pd.DataFrame) -> Figure:
                 marker="_",
                 ls="",
                 markersize=12,
-                label="total: min-max over seeds",
+                label="trials' total: min-max over seeds",
             )
         )
-        ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        if has_cluster.any():
+            handles.append(
+                Patch(fill=False, edgecolor="black", ls="--", lw=1.6, label=CLUSTER_LABEL)
+            )
+        fig.legend(handles=handles, loc="outside lower center", ncols=3, frameon=False)
     return fig

@@ -22,6 +22,13 @@ from analysis.load import Study, StudyLoadError, load_studies
 from analysis.summary import (
     BEST_CONFIG,
     BEST_SEED,
+    CLUSTER_COMPONENTS,
+    CLUSTER_ENERGY_BASIS,
+    CLUSTER_ENERGY_CPU_KWH,
+    CLUSTER_ENERGY_GPU_KWH,
+    CLUSTER_ENERGY_KWH,
+    CLUSTER_ENERGY_RAM_KWH,
+    CLUSTER_METERED_SEEDS,
     CO2_LB,
     COST_TO_TARGET_USD,
     DEVICE_H,
@@ -37,6 +44,10 @@ from analysis.summary import (
     MODEL,
     N_RUNNING,
     N_SEEDS,
+    NOT_MEASURED,
+    OVERHEAD_ENERGY_KWH,
+    OVERHEAD_SHARE,
+    STARTUP_S,
     TARGET_REACHED_SEEDS,
     TIME_TO_TARGET_S,
     TRIALS_ERRORED,
@@ -49,8 +60,11 @@ from analysis.summary import (
     X_COST_USD,
     X_ENERGY_KWH,
     X_WALL_S,
+    cluster_energy_figures,
+    common_baseline,
     default_target,
     strategy_summary,
+    study_baseline,
     what_if_region,
 )
 from study.schema import (
@@ -67,6 +81,8 @@ from study.schema import (
 
 OUTPUTS = ("report.html", "report.md", "summary.parquet", "summary.csv")
 NOT_APPLICABLE = "not applicable"
+ENERGY_PLOT = "Energy breakdown"
+ENERGY_HEAD = "Energy: whole cluster vs the trials' own meters"
 
 
 # --------------------------------------------------------------------------------------------
@@ -138,6 +154,12 @@ _FIGURES: dict[str, tuple[str, Callable[[float], str]]] = {
     ENERGY_MEASURED_KWH: ("energy measured: counter / power integral (kWh)", _sig4),
     ENERGY_ESTIMATED_KWH: ("energy estimated (kWh)", _sig4),
     ENERGY_MEASURED_SHARE: ("measured share of energy", _pct),
+    CLUSTER_ENERGY_KWH: ("whole-cluster energy, study start to end (kWh)", _sig4),
+    CLUSTER_ENERGY_GPU_KWH: ("whole-cluster energy, GPU (kWh)", _sig4),
+    CLUSTER_ENERGY_CPU_KWH: ("whole-cluster energy, CPU (kWh)", _sig4),
+    CLUSTER_ENERGY_RAM_KWH: ("whole-cluster energy, RAM (kWh)", _sig4),
+    OVERHEAD_ENERGY_KWH: ("overhead: whole cluster − trials (kWh)", _sig4),
+    OVERHEAD_SHARE: ("overhead share of the whole-cluster energy", _pct),
     CO2_KG: ("CO2e (kg)", _sig4),
     CO2_LB: ("CO2e (lb)", _sig4),
     COST_USD: ("cost attributed (USD)", _usd),
@@ -146,6 +168,7 @@ _FIGURES: dict[str, tuple[str, Callable[[float], str]]] = {
     BEST_PREFIX + ROUGEL: ("best ROUGE-L", _rouge),
     BEST_PREFIX + ROUGELSUM: ("best ROUGE-Lsum", _rouge),
     WALL_S: ("wall time (h)", _to_hours),
+    STARTUP_S: ("trial start-up: segment launch + setup (h)", _to_hours),
     TIME_TO_TARGET_S: ("time to target (h)", _to_hours),
     ENERGY_TO_TARGET_KWH: ("energy to target (kWh)", _sig4),
     COST_TO_TARGET_USD: ("cost to target (USD)", _usd),
@@ -153,23 +176,57 @@ _FIGURES: dict[str, tuple[str, Callable[[float], str]]] = {
 
 
 _TO_TARGET = (TIME_TO_TARGET_S, ENERGY_TO_TARGET_KWH, COST_TO_TARGET_USD)
+_CLUSTER_PARTS = {kwh: comp for comp, (_, _, _, kwh) in CLUSTER_COMPONENTS.items()}
+_CLUSTER_FIGURES = (
+    CLUSTER_ENERGY_KWH,
+    *_CLUSTER_PARTS,
+    OVERHEAD_ENERGY_KWH,
+    OVERHEAD_SHARE,
+)
 
 
 def _cell(row: pd.Series, fig: str) -> str:
-    """mean ± std [min – max] (n seeds), as text."""
+    """mean ± std [min – max] (n seeds), as text; whole-cluster figures say `estimated` where
+    they are, and `not measured` where no seed has them."""
     fmt = _FIGURES[fig][1]
     mean, sd = row[f"{fig}_mean"], row[f"{fig}_std"]
     lo, hi = row[f"{fig}_min"], row[f"{fig}_max"]
     if not math.isfinite(mean):
         if fig in _TO_TARGET and row[TARGET_REACHED_SEEDS] == 0:
             return "not reached"
+        if fig in _CLUSTER_FIGURES:
+            return NOT_MEASURED
+        if fig == STARTUP_S:
+            return "not recorded"
         return fmt(mean)
     text = fmt(mean)
     if math.isfinite(sd):
         text += f" ± {_like(sd, text, fmt)}"
+    if fig in _CLUSTER_FIGURES:
+        text += _cluster_label(row, fig)
     if row[N_SEEDS] > 1 and lo != hi:
         text += f"\n[{fmt(lo)} – {fmt(hi)}]"  # a line break in HTML, a space in Markdown
     return text
+
+
+def _cluster_label(row: pd.Series, fig: str) -> str:
+    """` (estimated)` on an estimated part or an all-estimated total, ` (CPU, RAM estimated)` on a
+    total with some parts estimated; ` (1/2 seeds)` where only some seeds were metered."""
+    label = ""
+    if fig in _CLUSTER_PARTS:
+        source = str(row.get(f"cluster_energy_{_CLUSTER_PARTS[fig]}_source", ""))
+        if "estimated" in source:
+            label = " (estimated)"
+    else:
+        basis = str(row.get(CLUSTER_ENERGY_BASIS, ""))
+        if basis == "estimated":
+            label = " (estimated)"
+        elif basis.startswith("estimated: "):
+            label = f" ({basis.removeprefix('estimated: ')} estimated)"
+    metered, n = int(row.get(CLUSTER_METERED_SEEDS, 0)), int(row[N_SEEDS])
+    if 0 < metered < n:
+        label += f" ({metered}/{n} seeds)"
+    return label
 
 
 def _like(sd: float, mean_text: str, fmt: Callable[[float], str]) -> str:
@@ -254,10 +311,95 @@ def ratios_table(summary: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(data)
 
 
+ENERGY_TABLE_COLUMNS = {  # column -> figure
+    "trials' own meters (kWh)": ENERGY_KWH,
+    "whole cluster (kWh)": CLUSTER_ENERGY_KWH,
+    "cluster GPU (kWh)": CLUSTER_ENERGY_GPU_KWH,
+    "cluster CPU (kWh)": CLUSTER_ENERGY_CPU_KWH,
+    "cluster RAM (kWh)": CLUSTER_ENERGY_RAM_KWH,
+    "overhead: cluster − trials (kWh)": OVERHEAD_ENERGY_KWH,
+    "overhead share of cluster": OVERHEAD_SHARE,
+}
+
+
+def energy_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """Per strategy: the trials' own meters beside the whole cluster's energy (study start to end,
+    GPU / CPU / RAM) and the overhead between them, in kWh and as a share of the cluster; each cell
+    mean ± std [min – max] over the seeds that have it; `not measured` where none has it."""
+    rows = []
+    for _, r in summary.iterrows():
+        row = {
+            "strategy": r[STRATEGY],
+            "seeds metered": f"{int(r[CLUSTER_METERED_SEEDS])}/{int(r[N_SEEDS])}",
+        }
+        row.update({col: _cell(r, fig) for col, fig in ENERGY_TABLE_COLUMNS.items()})
+        basis = str(r[CLUSTER_ENERGY_BASIS])
+        if basis != NOT_MEASURED:
+            basis += (
+                " ("
+                + ", ".join(
+                    f"{comp.upper()}: {r[f'cluster_energy_{comp}_source']}"
+                    for comp in CLUSTER_COMPONENTS
+                )
+                + ")"
+            )
+        row["basis"] = basis
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def baseline_line(studies: Sequence[Study], summary: pd.DataFrame) -> str | None:
+    """One line: the lead-k baseline (the floor a model must beat) and each strategy's best ROUGE-L
+    above it; None where no study holds a baseline."""
+    floor = common_baseline(studies, ROUGEL)
+    if floor is None:
+        return None
+    found = [b for s in studies if (b := study_baseline(s.metadata)) is not None]
+    scores = {
+        r: sum(b[r] for b in found) / len(found)
+        if all(math.isfinite(b[r]) for b in found)
+        else math.nan
+        for r in (ROUGE1, ROUGE2, ROUGELSUM)
+    }
+    text = (
+        f"Floor: the {floor['label']} (extractive, on the validation set) scores ROUGE-L "
+        f"{_rouge(floor['value'])} (R-1 {_rouge(scores[ROUGE1])}, R-2 {_rouge(scores[ROUGE2])}, "
+        f"R-Lsum {_rouge(scores[ROUGELSUM])})"
+    )
+    spread = []
+    if floor["n"] < len(studies):
+        spread.append(f"mean of the {floor['n']} of {len(studies)} studies that hold one")
+    if floor["low"] != floor["high"]:
+        spread.append(f"{_rouge(floor['low'])} – {_rouge(floor['high'])} over studies")
+    if spread:
+        text += " (" + "; ".join(spread) + ")"
+    margins = []
+    for _, r in summary.iterrows():
+        best = r[BEST_PREFIX + ROUGEL + "_mean"]
+        if math.isfinite(best):
+            gap = best - floor["value"]
+            margins.append(f"{r[STRATEGY]} {gap:+.4f}" + (" (below the floor)" if gap < 0 else ""))
+    if margins:
+        text += ". Best ROUGE-L minus the baseline: " + ", ".join(margins)
+    return text + "."
+
+
+def _cluster_cell(s: Study) -> str:
+    fig = cluster_energy_figures(s.metadata)
+    if not math.isfinite(fig[CLUSTER_ENERGY_KWH]):
+        return NOT_MEASURED
+    nodes = fig["cluster_nodes"]
+    return (
+        f"{_sig4(fig[CLUSTER_ENERGY_KWH])} kWh on {nodes} node{'s' if nodes != 1 else ''}, "
+        f"{_pct(fig[OVERHEAD_SHARE])} overhead ({fig[CLUSTER_ENERGY_BASIS]})"
+    )
+
+
 def studies_table(studies: Sequence[Study]) -> pd.DataFrame:
     rows = []
     for s in studies:
         fp = s.footprint
+        slots, ray_init = s.metadata.get("concurrent_trials"), s.metadata.get("ray_init_s")
         rows.append(
             {
                 "study": s.name,
@@ -266,7 +408,10 @@ def studies_table(studies: Sequence[Study]) -> pd.DataFrame:
                 "state": "RUNNING (partial)" if s.running else "finished",
                 "trials": len(s.trials),
                 "reports": len(s.reports),
+                "slots": slots if slots is not None else "–",
                 "wall": _hours(s.wall_s),
+                "Ray start-up": f"{_sig(ray_init)} s" if ray_init is not None else "–",
+                "whole-cluster energy": _cluster_cell(s),
                 "grid intensity": f"{fp['intensity_g_per_kwh']} gCO2e/kWh ({fp.get('region', '?')}), PUE {fp.get('pue', '?')}"
                 if fp.get("intensity_g_per_kwh") is not None
                 else "not recorded",
@@ -312,6 +457,8 @@ table.figures td:first-child, table.ratios td:first-child { width: 24%; }
 .note { color: #555; font-size: 14px; } .plot { margin: 14px 0 22px; }
 .plot img { width: 100%; max-width: 1200px; height: auto; border: 1px solid #eee; }
 code { background: #f2f2f2; padding: 1px 4px; border-radius: 3px; }
+.floor { background: #f2f4f7; border-left: 4px solid #6b6b6b; padding: 6px 12px; }
+h3 { font-size: 17px; margin-top: 18px; }
 """
 
 
@@ -324,16 +471,18 @@ def _plots(
     def add(title: str, caption: str, make: Callable[[], object]) -> None:
         out.append((title, caption, plots.figure_png(make())))
 
+    floor = common_baseline(studies, ROUGEL)
+    floor_text = f" Gray dashed: the {floor['label']}, the floor." if floor else ""
     add(
         "Best ROUGE-L so far vs energy",
-        "Line: mean over seeds; band: min–max over seeds; dashed: target.",
+        "Line: mean over seeds; band: min–max over seeds; black dashed: target." + floor_text,
         lambda: plots.plot_best_so_far(studies, x=X_ENERGY_KWH, target=target),
     )
     has_cost = any(s.reports.get(COST_USD, pd.Series(dtype=float)).notna().any() for s in studies)
     if has_cost:
         add(
             "Best ROUGE-L so far vs dollars",
-            "Attributed cost: device-hours × per-device share of the VM price.",
+            "Attributed cost: device-hours × per-device share of the VM price." + floor_text,
             lambda: plots.plot_best_so_far(studies, x=X_COST_USD, target=target),
         )
     else:
@@ -346,7 +495,7 @@ def _plots(
         )
     add(
         "Best ROUGE-L so far vs wall time",
-        "Study elapsed time since the study started.",
+        "Study elapsed time since the study started." + floor_text,
         lambda: plots.plot_best_so_far(studies, x=X_WALL_S, target=target),
     )
     add(
@@ -367,8 +516,10 @@ def _plots(
         lambda: plots.plot_trial_timeline(timeline),
     )
     add(
-        "Energy breakdown",
-        "Hatched: estimated, not measured. Error bar: min–max of the total over seeds.",
+        ENERGY_PLOT,
+        "Bars: the trials' own meters; hatched: estimated, not measured; error bar: min–max of "
+        "the trials' total over seeds. Dashed outline: the whole cluster from study start to end "
+        "(idle and start-up included), where recorded; above it the overhead's share of it.",
         lambda: plots.plot_energy_breakdown(summary),
     )
     return out
@@ -398,6 +549,7 @@ def _notes(
         + "; ".join(sources)
         + "."
     )
+    notes.append(_cluster_note(studies, summary))
     if not summary[COST_USD + "_mean"].notna().any():
         notes.append("Cost: not applicable (no VM price recorded).")
     if not (summary[STRATEGY] == "grid").any():
@@ -406,6 +558,31 @@ def _notes(
     if std_one:
         notes.append("One seed only (no spread): " + ", ".join(std_one) + ".")
     return notes
+
+
+def _cluster_note(studies: Sequence[Study], summary: pd.DataFrame) -> str:
+    metered = int(summary[CLUSTER_METERED_SEEDS].sum())
+    if not metered:
+        return (
+            "Whole-cluster energy: not measured (no study's metadata.json holds cluster_energy); "
+            "the energy figures are the trials' own meters only."
+        )
+    extra = {
+        str(s.metadata["cluster_energy"].get("note"))
+        for s in studies
+        if isinstance(s.metadata.get("cluster_energy"), dict)
+        and s.metadata["cluster_energy"].get("note")
+    }
+    text = (
+        f"Whole-cluster energy ({metered} of {len(studies)} studies): every node's GPUs by NVML "
+        "counter, CPU estimated (package power × the machine's busy CPU time), RAM estimated "
+        "(3 W per 8 GiB in use), from study start to end, idle time, start-up, checkpoints and "
+        "the Tune driver included; overhead = whole cluster − the sum of the trials' own meters, "
+        "its share = overhead / whole cluster"
+    )
+    if extra:
+        text += " (" + "; ".join(sorted(extra)) + ")"
+    return text + "."
 
 
 def render(
@@ -430,6 +607,13 @@ def render(
         }
     )
     notes = _notes(studies, summary, target, target_given)
+    energy = energy_table(summary)
+    energy_note = (
+        "Mean ± std [min – max] over the seeds that have each figure; 'estimated' marks a part "
+        "computed from a stated model rather than a counter; 'not measured' where no seed "
+        "recorded it."
+    )
+    floor = baseline_line(studies, summary)
     dataset = studies[0].dataset
     title = f"greentune: {len(summary)} strategies on {dataset} ({studies[0].metric}, {len(studies)} studies)"
     partial = (
@@ -465,6 +649,16 @@ def render(
         "",
         _md_table(bench),
         "",
+    ]
+    if floor:
+        md += [floor, ""]
+    md += [
+        f"## {ENERGY_HEAD}",
+        "",
+        energy_note,
+        "",
+        _md_table(energy),
+        "",
         "## Figures per strategy (mean ± std [min – max] over seeds)",
         "",
         _md_table(figs),
@@ -491,12 +685,20 @@ def render(
     if partial:
         h.append(f"<p class='warn'><b>{html.escape(partial)}</b></p>")
     h += ["<h2>Benchmark</h2>", _html_table(bench, "bench")]
+    if floor:
+        h.append(f"<p class='floor'>{html.escape(floor)}</p>")
     for plot_title, caption, png in _plots(studies, summary, target):
         h.append(f"<h2>{html.escape(plot_title)}</h2><div class='plot'>")
         if png is not None:
             data = base64.b64encode(png).decode("ascii")
             h.append(f"<img alt='{html.escape(plot_title)}' src='data:image/png;base64,{data}'>")
         h.append(f"<p class='note'>{html.escape(caption)}</p></div>")
+        if plot_title == ENERGY_PLOT:
+            h += [
+                f"<h3>{html.escape(ENERGY_HEAD)}</h3>",
+                f"<p class='note'>{html.escape(energy_note)}</p>",
+                _html_table(energy, "energy"),
+            ]
     h += [
         "<h2>Figures per strategy</h2><p class='note'>mean ± std [min – max] over seeds</p>",
         _html_table(figs, "figures"),

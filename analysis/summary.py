@@ -11,6 +11,13 @@ built by sorting its reports by `study_elapsed_s` and summing each trial's incre
 
 Measured and estimated energy stay in separate columns (`energy_measured_kwh`,
 `energy_estimated_kwh`); a counterfactual CO2 (`what_if_region`) is labelled as such.
+
+Beside the trials' own meters, a study's `metadata.json` may hold the whole-cluster reading
+(`cluster_energy`: every node from study start to end, idle and start-up included) and the lead-k
+extractive baseline on its validation set (`baseline`). `cluster_energy_figures` turns the first
+into `cluster_energy_*_kwh`, `overhead_energy_kwh` (cluster - trials) and `overhead_share`, NaN
+where the study has none ("not measured", never zero); `study_baseline` / `common_baseline`
+read the second.
 """
 
 from __future__ import annotations
@@ -57,6 +64,7 @@ ESTIMATED_SOURCES = ("estimated",)
 EARLY_STOP_REASONS = ("scheduler_stopped", "early_stopping")
 DEFAULT_TARGET_MARGIN = 0.01  # ROUGE-L (F-measure in [0, 1]): 0.01 = one ROUGE point
 STRATEGY_ORDER = ("grid", "random", "asha", "pbt")  # the rest follow alphabetically
+NOT_MEASURED = "not measured"
 
 # x axes of the best-so-far curves
 X_WALL_S = "wall_s"
@@ -101,6 +109,24 @@ TIME_TO_TARGET_S = "time_to_target_s"
 ENERGY_TO_TARGET_KWH = "energy_to_target_kwh"
 COST_TO_TARGET_USD = "cost_to_target_usd"
 MODEL = "model"
+# Whole-cluster energy (metadata.json `cluster_energy`) and its gap to the trials' own meters
+CLUSTER_ENERGY_KWH = "cluster_energy_kwh"
+CLUSTER_ENERGY_GPU_KWH = "cluster_energy_gpu_kwh"
+CLUSTER_ENERGY_CPU_KWH = "cluster_energy_cpu_kwh"
+CLUSTER_ENERGY_RAM_KWH = "cluster_energy_ram_kwh"
+OVERHEAD_ENERGY_KWH = "overhead_energy_kwh"  # cluster - sum of the trials' own meters
+OVERHEAD_SHARE = "overhead_share"  # overhead / cluster total
+CLUSTER_METERED = "cluster_metered"  # per study: the cluster total was measured
+CLUSTER_METERED_SEEDS = "cluster_metered_seeds"  # per strategy: how many seeds have it
+CLUSTER_ENERGY_BASIS = (
+    "cluster_energy_basis"  # measured | estimated | estimated: CPU, RAM | not measured
+)
+CLUSTER_NODES = "cluster_nodes"
+STARTUP_S = "startup_s"  # trial segments' launch + setup seconds, summed
+# The lead-k extractive baseline (metadata.json `baseline`): the floor a model must beat
+BASELINE_PREFIX = "baseline_"
+BASELINE_LEAD_K = "baseline_lead_k"
+BASELINE_SEEDS = "baseline_seeds"
 VS_GRID_SUFFIX = "_vs_grid"
 STATS = ("mean", "std", "min", "max")
 
@@ -110,7 +136,16 @@ ENERGY_COMPONENTS = {
     "cpu": (ENERGY_CPU_J, ENERGY_CPU_SOURCE, ENERGY_CPU_KWH),
     "ram": (ENERGY_RAM_J, ENERGY_RAM_SOURCE, ENERGY_RAM_KWH),
 }
+# component -> (metadata key of the part, node reading key, its source key, output kWh column)
+CLUSTER_COMPONENTS = {
+    "gpu": ("energy_gpu_j", "gpu_j", "gpu_source", CLUSTER_ENERGY_GPU_KWH),
+    "cpu": ("energy_cpu_j", "cpu_j", "cpu_source", CLUSTER_ENERGY_CPU_KWH),
+    "ram": ("energy_ram_j", "ram_j", "ram_source", CLUSTER_ENERGY_RAM_KWH),
+}
 BEST_ROUGE = tuple(BEST_PREFIX + r for r in ROUGE_COLUMNS)
+BASELINE_ROUGE = tuple(BASELINE_PREFIX + r for r in ROUGE_COLUMNS)
+SEGMENT_LAUNCH_S = "segment_launch_s"  # reports.parquet: start-up of a segment (first report only)
+SEGMENT_SETUP_S = "segment_setup_s"
 
 # The numeric figures summarised over seeds, in display order.
 NUMERIC_FIGURES = (
@@ -128,11 +163,18 @@ NUMERIC_FIGURES = (
     ENERGY_MEASURED_KWH,
     ENERGY_ESTIMATED_KWH,
     ENERGY_MEASURED_SHARE,
+    CLUSTER_ENERGY_KWH,
+    CLUSTER_ENERGY_GPU_KWH,
+    CLUSTER_ENERGY_CPU_KWH,
+    CLUSTER_ENERGY_RAM_KWH,
+    OVERHEAD_ENERGY_KWH,
+    OVERHEAD_SHARE,
     CO2_KG,
     CO2_LB,
     COST_USD,
     *BEST_ROUGE,
     WALL_S,
+    STARTUP_S,
     TIME_TO_TARGET_S,
     ENERGY_TO_TARGET_KWH,
     COST_TO_TARGET_USD,
@@ -250,6 +292,105 @@ def pareto_front(
 
 
 # --------------------------------------------------------------------------------------------
+# Whole-cluster energy and the lead-k baseline (from metadata.json)
+
+
+def _finite(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def cluster_energy_figures(metadata: dict[str, Any]) -> dict[str, Any]:
+    """The study's whole-cluster energy (kWh, per component), the overhead (cluster - the trials'
+    own meters) in kWh and as a share of the cluster total, and where each part came from.
+
+    Every figure is NaN where the study holds no `cluster_energy` (an older or still running
+    study) or no node measured that part. Readings of earlier runs of a resumed study
+    (`previous_runs`) are added to the total. `cluster_energy_<part>_source` joins the nodes'
+    sources (`counter`, `estimated`; `none` where no node measured the part).
+    """
+    ce = metadata.get("cluster_energy")
+    runs = [ce, *(ce.get("previous_runs") or [])] if isinstance(ce, dict) else []
+    out: dict[str, Any] = {}
+    for comp, (part_key, node_key, source_key, kwh_col) in CLUSTER_COMPONENTS.items():
+        values = [r[part_key] for r in runs if _finite(r.get(part_key))]
+        out[kwh_col] = sum(values) / J_PER_KWH if values else math.nan
+        sources = {
+            str(n.get(source_key))
+            for r in runs
+            for n in r.get("nodes") or []
+            if _finite(n.get(node_key)) and n.get(source_key)
+        }
+        out[f"cluster_energy_{comp}_source"] = "+".join(sorted(sources)) or "none"
+    totals = [r["energy_j"] for r in runs if _finite(r.get("energy_j"))]
+    total_j = sum(totals) if totals else None
+    trials_j = ce.get("trials_energy_j") if runs else None
+    if total_j is not None and _finite(trials_j):
+        overhead_j = total_j - trials_j
+    elif runs and _finite(ce.get("overhead_energy_j")):
+        overhead_j = ce["overhead_energy_j"]
+    else:
+        overhead_j = None
+    out[CLUSTER_ENERGY_KWH] = total_j / J_PER_KWH if total_j is not None else math.nan
+    out[OVERHEAD_ENERGY_KWH] = overhead_j / J_PER_KWH if overhead_j is not None else math.nan
+    out[OVERHEAD_SHARE] = (
+        overhead_j / total_j
+        if overhead_j is not None and total_j is not None and total_j > 0
+        else math.nan
+    )
+    out[CLUSTER_METERED] = total_j is not None
+    out[CLUSTER_NODES] = len(ce.get("nodes") or []) if runs else 0
+    out[CLUSTER_ENERGY_BASIS] = cluster_energy_basis(out)
+    return out
+
+
+def cluster_energy_basis(figures: dict[str, Any] | pd.Series) -> str:
+    """`measured` (every part from counters), `estimated` (every part a stated model, e.g. a
+    CPU-only machine), `estimated: CPU, RAM` (those parts estimated, the rest measured), or
+    `not measured`."""
+    estimated, measured = [], []
+    for comp in CLUSTER_COMPONENTS:
+        sources = str(figures.get(f"cluster_energy_{comp}_source", "none")).split("+")
+        if any(src in ESTIMATED_SOURCES for src in sources):
+            estimated.append(comp.upper())
+        elif any(src in MEASURED_SOURCES for src in sources):
+            measured.append(comp.upper())
+    if not estimated and not measured:
+        return NOT_MEASURED
+    if not estimated:
+        return "measured"
+    return "estimated" if not measured else "estimated: " + ", ".join(estimated)
+
+
+def study_baseline(metadata: dict[str, Any]) -> dict[str, Any] | None:
+    """The study's lead-k baseline as {lead_k, rouge1, rouge2, rougeL, rougeLsum}, or None."""
+    b = metadata.get("baseline")
+    if not isinstance(b, dict) or not _finite(b.get("lead_k")):
+        return None
+    scores = {r: float(b[r]) if _finite(b.get(r)) else math.nan for r in ROUGE_COLUMNS}
+    if all(math.isnan(v) for v in scores.values()):
+        return None
+    return {"lead_k": int(b["lead_k"]), **scores}
+
+
+def common_baseline(studies: Sequence[Study], metric: str = ROUGEL) -> dict[str, Any] | None:
+    """The baseline's `metric` over the studies that hold one: {label, lead_k, value (mean),
+    low, high, n}; None when no study holds one (or none scored `metric`)."""
+    found = [b for s in studies if (b := study_baseline(s.metadata)) is not None]
+    values = [b[metric] for b in found if math.isfinite(b.get(metric, math.nan))]
+    if not values:
+        return None
+    ks = sorted({b["lead_k"] for b in found if math.isfinite(b.get(metric, math.nan))})
+    return {
+        "label": f"lead-{'/'.join(str(k) for k in ks)} baseline",
+        "lead_k": ks[0] if len(ks) == 1 else None,
+        "value": float(values[0] if min(values) == max(values) else np.mean(values)),
+        "low": float(min(values)),
+        "high": float(max(values)),
+        "n": len(values),
+    }
+
+
+# --------------------------------------------------------------------------------------------
 # One study's figures
 
 
@@ -311,6 +452,15 @@ def study_summary(study: Study, target_rougeL: float | None = None) -> dict[str,
         WALL_S: study.wall_s,
     }
     out[CO2_LB] = out[CO2_KG] * LB_PER_KG
+    startup = [c for c in (SEGMENT_LAUNCH_S, SEGMENT_SETUP_S) if c in r.columns]
+    out[STARTUP_S] = (
+        _sum_or_nan(r[startup].astype(float).sum(axis=1, min_count=1)) if startup else math.nan
+    )
+    out.update(cluster_energy_figures(study.metadata))
+    baseline = study_baseline(study.metadata) or {}
+    out[BASELINE_LEAD_K] = baseline.get("lead_k", math.nan)
+    for col in ROUGE_COLUMNS:
+        out[BASELINE_PREFIX + col] = baseline.get(col, math.nan)
 
     # Energy components, each with the sources behind it; measured and estimated kept apart.
     measured = estimated = labelled_total = 0.0
@@ -385,7 +535,10 @@ def strategy_summary(studies: Sequence[Study], target: float | None = None) -> p
 
     target: the ROUGE-L to reach; default: 0.01 (one point) below the best ROUGE-L of any study.
     Time/energy/dollars to target are averaged over the seeds that reached it
-    (`target_reached_seeds` says how many).
+    (`target_reached_seeds` says how many). Likewise the whole-cluster figures are over the seeds
+    whose metadata holds them (`cluster_metered_seeds`; `cluster_energy_basis` says which parts are
+    estimated), and `baseline_<rouge>` is the mean lead-k baseline of the seeds that hold one
+    (`baseline_seeds`, `baseline_lead_k`).
     """
     if not studies:
         raise ValueError("strategy_summary needs at least one study")
@@ -408,10 +561,20 @@ def strategy_summary(studies: Sequence[Study], target: float | None = None) -> p
             row[f"{fig}_std"] = values.std(ddof=1)  # NaN with one seed: no spread to speak of
             row[f"{fig}_min"] = values.min()
             row[f"{fig}_max"] = values.max()
-        for comp in ENERGY_COMPONENTS:
-            col = f"energy_{comp}_source"
+        for col in (
+            *(f"energy_{comp}_source" for comp in ENERGY_COMPONENTS),
+            *(f"cluster_energy_{comp}_source" for comp in CLUSTER_COMPONENTS),
+        ):
             labels = {p for v in group[col] for p in str(v).split("+") if p != "none"}
             row[col] = "+".join(sorted(labels)) or "none"
+        row[CLUSTER_METERED_SEEDS] = int(group[CLUSTER_METERED].sum())
+        row[CLUSTER_ENERGY_BASIS] = cluster_energy_basis(row)
+        has_baseline = group[BASELINE_LEAD_K].notna()
+        row[BASELINE_SEEDS] = int(has_baseline.sum())
+        ks = set(group.loc[has_baseline, BASELINE_LEAD_K].astype(int))
+        row[BASELINE_LEAD_K] = float(ks.pop()) if len(ks) == 1 else math.nan
+        for col in BASELINE_ROUGE:
+            row[col] = group[col].astype(float).mean()  # over the seeds that hold one
         winner = (
             group.loc[group[BEST_PREFIX + ROUGEL].astype(float).idxmax()]
             if group[BEST_PREFIX + ROUGEL].notna().any()

@@ -87,6 +87,25 @@ def billed_cost_usd(node_hours: dict[str, float], spot: bool = False) -> float |
     return sum(h * p for h, p in zip(node_hours.values(), prices, strict=True))
 
 
+def billed_cost_for_nodes(vm_sizes: list[str], wall_s: float, spot: bool) -> float | None:
+    """What Azure bills for a study: every node's VM for the whole `wall_s`, idle time included.
+
+    ``sum(vm_price(size) for size in vm_sizes) * wall_s / 3600``; one entry per node, so a size
+    may repeat. None if any node is a local machine (size ""): a local machine has no price, and
+    a partial sum would understate the bill. A size missing from the price table, or a spot price
+    the table lacks, raises FootprintError (as `vm_price` does), even beside a local node: a typo
+    must not pass as "no price". No nodes at all, or a negative wall time, raise too.
+    """
+    if not vm_sizes:
+        raise FootprintError("billed cost needs at least one node's vm_size; got none")
+    if wall_s < 0:
+        raise FootprintError(f"wall_s={wall_s!r}: a wall time cannot be negative")
+    prices = [vm_price(size, spot) for size in vm_sizes]  # every size checked before any None
+    if any(p is None for p in prices):
+        return None
+    return sum(prices) * wall_s / 3600.0
+
+
 def attributed_cost_usd(device_s: float, vm_size: str, spot: bool = False) -> float | None:
     """A trial's share: device-hours x the VM's price per GPU; None on a local machine."""
     price = vm_price(vm_size, spot)

@@ -24,8 +24,10 @@ from study.strategies import STRATEGIES, StrategyNumbers, derive_numbers
 
 DEFAULT_STORAGE = "greentune_results"
 # Ray Train polls its workers for reports at this interval (default 2 s): every report and the end
-# of every segment waits for a poll, so a shorter interval trims each segment's dead time.
-TRAIN_ENV = {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.5"}
+# of every segment waits for a poll, so a shorter interval trims each segment's dead time. A worker
+# group must start within Train's timeout (default 60 s); several trials starting at once on a
+# small machine (each worker process imports torch) can take longer than that.
+TRAIN_ENV = {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.5", "RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S": "300"}
 DRIVER_RESOURCE = "trial_driver"  # only the head node offers it: trial drivers run there
 
 EPILOG = """

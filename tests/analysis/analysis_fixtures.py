@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from study.cluster_meter import cluster_total
 from study.schema import (
     CO2_KG,
     CONFIG_PREFIX,
@@ -72,8 +73,11 @@ def report_row(
     device_s: float | None = None,
     busy_s: float | None = None,
     sources: tuple[str, str, str] = ("counter", "estimated", "estimated"),
+    startup: tuple[float, float] | None = None,
 ) -> dict[str, Any]:
-    """One report; energy, device time, CO2 and cost are this trial's cumulative totals."""
+    """One report; energy, device time, CO2 and cost are this trial's cumulative totals.
+
+    startup: (segment_launch_s, segment_setup_s), non-zero in a segment's first report only."""
     total_j = gpu_j + cpu_j + ram_j
     dev = gpu_j / GPU_W if device_s is None else device_s
     row = {
@@ -100,6 +104,8 @@ def report_row(
         CO2_KG: total_j / 3.6e6 * G_PER_KWH / 1000.0,
         COST_USD: dev / 3600.0 * USD_PER_H if cost else np.nan,
     }
+    if startup is not None:
+        row["segment_launch_s"], row["segment_setup_s"] = startup
     if busy_s is not None:  # cumulative seconds the workers were busy: 90 % training, 10 % eval
         row[TRIAL_TRAIN_S] = 0.9 * busy_s
         row[TRIAL_EVAL_S] = 0.1 * busy_s
@@ -122,8 +128,11 @@ def write_study(
     wall_s: float | None = None,
     footprint: dict[str, Any] | None = None,
     write_trials: bool = True,
+    metadata: dict[str, Any] | None = None,
 ) -> Path:
-    """Write a study folder from report rows (see `report_row`); returns the folder."""
+    """Write a study folder from report rows (see `report_row`); returns the folder.
+
+    metadata: extra metadata.json keys (e.g. `cluster_energy`, `baseline`)."""
     name = f"{strategy}-{model}-{dataset}-seed{seed}"
     folder = root / name
     folder.mkdir(parents=True)
@@ -180,9 +189,44 @@ def write_study(
         "started_at": STARTED_AT,
         "finished_at": None if running else STARTED_AT + elapsed,
         "stopped_on_budget": False,
+        **(metadata or {}),
     }
     (folder / METADATA_FILE).write_text(json.dumps(metadata))
     return folder
+
+
+def cluster_energy(nodes: list[dict[str, Any]], trials_j: float | None) -> dict[str, Any]:
+    """metadata.json `cluster_energy` as `study.cluster_meter.read_cluster_meter` writes it, from
+    per-node joules: [{"gpu_j": 5000 or None, "cpu_j": 1500, "ram_j": 700}, ...]."""
+    readings = []
+    for i, n in enumerate(nodes):
+        gpu_j = n.get("gpu_j")
+        readings.append(
+            {
+                "node": f"node-{i}",
+                "duration_s": 400.0,
+                "gpus": 0 if gpu_j is None else 1,
+                "gpu_j": gpu_j,
+                "gpu_source": None if gpu_j is None else "counter",
+                "cpu_j": n["cpu_j"],
+                "cpu_source": "estimated",
+                "cpu_model": "tdp",
+                "ram_j": n["ram_j"],
+                "ram_source": "estimated",
+            }
+        )
+    total = cluster_total(readings)
+    return {
+        "nodes": readings,
+        **total,
+        "trials_energy_j": trials_j,
+        "overhead_energy_j": (total["energy_j"] - trials_j) if trials_j is not None else None,
+        "note": "nodes that joined after the study started are not metered",
+    }
+
+
+# lead-3 baseline on the validation set (metadata.json `baseline`)
+BASELINE = {"lead_k": 3, "rouge1": 0.25, "rouge2": 0.08, "rougeL": 0.2, "rougeLsum": 0.23}
 
 
 # --------------------------------------------------------------------------------------------
@@ -193,6 +237,20 @@ def write_study(
 #   b: t=150 .25 (500, 100, 25),                       t=300 .35 (1500, 300, 75)
 # -> per seed: GPU 3500 J, CPU 700, RAM 175, total 4375 J; 4 trial-epochs; device 35 s
 GRID_TOTAL_J = 4375.0
+# Whole cluster, study start to end (GPU counter; CPU and RAM estimated):
+#   grid seed 0, one node: GPU 5000, CPU 1500, RAM 700 = 7200 J; overhead 7200 - 4375 = 2825 J
+#   grid seed 1, two nodes: GPU 9000 + 6000, CPU 3000 + 1500, RAM 1000 + 500 = 21000 J;
+#     overhead 21000 - 3 x 4375 = 7875 J (share 0.375)
+GRID_CLUSTER = {
+    0: cluster_energy([{"gpu_j": 5000, "cpu_j": 1500, "ram_j": 700}], GRID_TOTAL_J),
+    1: cluster_energy(
+        [
+            {"gpu_j": 9000, "cpu_j": 3000, "ram_j": 1000},
+            {"gpu_j": 6000, "cpu_j": 1500, "ram_j": 500},
+        ],
+        3 * GRID_TOTAL_J,
+    ),
+}
 # asha seed 0: c stopped after one report, d completed
 #   c: t=50 .22 (400, 100, 0); d: t=120 .33 (800, 200, 0), t=220 .345 (1600, 400, 0)
 ASHA_TOTAL_J = 2500.0
@@ -318,32 +376,58 @@ def _pbt(
     return rows, {t: "completed" for t in trials}
 
 
+def _realistic_metadata(rows: list[dict[str, Any]], *, cluster: bool) -> dict[str, Any]:
+    """The lead-3 baseline, and (where `cluster`) a one-node whole-cluster reading: the trials'
+    own meters plus 20 % idle / start-up on the GPU, CPU and RAM estimated."""
+    meta: dict[str, Any] = {"baseline": BASELINE, "concurrent_trials": 4, "ray_init_s": 4.2}
+    if cluster:
+        last = pd.DataFrame(rows).groupby(TRIAL_ID).last()
+        gpu, cpu, ram = (float(last[c].sum()) for c in (ENERGY_GPU_J, ENERGY_CPU_J, ENERGY_RAM_J))
+        node = {"gpu_j": gpu * 1.2, "cpu_j": cpu * 1.3, "ram_j": ram * 1.25}
+        meta["cluster_energy"] = cluster_energy([node], gpu + cpu + ram)
+    return meta
+
+
 def write_realistic_studies(root: Path) -> list[Path]:
-    """12 studies: grid/random/asha/pbt x seeds 0-2, with the pbt seed 2 still running."""
+    """12 studies: grid/random/asha/pbt x seeds 0-2, with the pbt seed 2 still running (no
+    whole-cluster reading yet) and random from before the cluster meter (none either); every
+    study holds the lead-3 baseline."""
     paths = []
     grid = [(lr, b) for lr in _LRS for b in _BATCHES]
+
+    def write(strategy, seed, rows, reasons, running=False, cluster=True):
+        meta = _realistic_metadata(rows, cluster=cluster and not running)
+        return write_study(
+            root,
+            strategy,
+            seed,
+            rows,
+            reasons,
+            running=running,
+            footprint=_FOOTPRINT,
+            metadata=meta,
+        )
+
     for seed in range(3):
         rows, reasons = _simulate("grid", seed, grid, [3] * len(grid))
-        paths.append(write_study(root, "grid", seed, rows, reasons, footprint=_FOOTPRINT))
+        paths.append(write("grid", seed, rows, reasons))
         rng = np.random.default_rng(seed)
         sampled = [(float(10 ** rng.uniform(-4, -3)), int(rng.choice(_BATCHES))) for _ in range(9)]
         rows, reasons = _simulate("random", seed, sampled, [3] * 9)
-        paths.append(write_study(root, "random", seed, rows, reasons, footprint=_FOOTPRINT))
+        paths.append(write("random", seed, rows, reasons, cluster=False))
         asha_cfg = [
             (float(10 ** rng.uniform(-4, -3)), int(rng.choice(_BATCHES))) for _ in range(12)
         ]
         ranks = np.argsort(np.argsort([-_peak(*c) for c in asha_cfg]))
         asha_epochs = [3 if r < 2 else (2 if r < 5 else 1) for r in ranks]
         rows, reasons = _simulate("asha", seed, asha_cfg, asha_epochs)
-        paths.append(write_study(root, "asha", seed, rows, reasons, footprint=_FOOTPRINT))
+        paths.append(write("asha", seed, rows, reasons))
         rows, reasons = _pbt(seed)
         running = seed == 2
         if running:
             rows = rows[: len(rows) * 2 // 3]
             reasons = {t: "running" for t in reasons}
-        paths.append(
-            write_study(root, "pbt", seed, rows, reasons, running=running, footprint=_FOOTPRINT)
-        )
+        paths.append(write("pbt", seed, rows, reasons, running=running))
     return paths
 
 

@@ -12,6 +12,7 @@ from study.footprint import (
     FootprintError,
     HourlyIntensity,
     attributed_cost_usd,
+    billed_cost_for_nodes,
     billed_cost_usd,
     co2_kg,
     footprint_inputs,
@@ -122,3 +123,32 @@ def test_hourly_intensity_from_an_electricity_maps_export(tmp_path):
     bad.write_text("time,value\n2023-01-01,1\n")
     with pytest.raises(FootprintError, match="Electricity Maps"):
         HourlyIntensity.from_csv(bad)
+
+
+def test_billed_cost_for_nodes_bills_every_node_for_the_whole_wall_time():
+    # 2 x NC24ads_A100_v4 for 1.5 h, pay-as-you-go: 2 x 3.673 x 1.5 = 11.019
+    assert billed_cost_for_nodes(["NC24ads_A100_v4", "NC24ads_A100_v4"], 5400.0, spot=False) == (
+        pytest.approx(11.019, rel=1e-12)
+    )
+    # spot, half an hour: (ND96asr_v4 2.992 + NC4as_T4_v3 0.0627) x 0.5 = 1.52735
+    assert billed_cost_for_nodes(["ND96asr_v4", "Standard_NC4as_T4_v3"], 1800.0, spot=True) == (
+        pytest.approx(1.52735, rel=1e-12)
+    )
+    # 8-GPU VM for 10 minutes, billed whole whatever the GPUs did: 98.32 / 6 = 16.38666...
+    assert billed_cost_for_nodes(["ND96isr_H100_v5"], 600.0, spot=False) == pytest.approx(
+        16.386666666666667, rel=1e-12
+    )
+    assert billed_cost_for_nodes(["NC4as_T4_v3"], 0.0, spot=False) == 0.0
+
+
+def test_billed_cost_for_nodes_local_unknown_and_bad_input():
+    assert billed_cost_for_nodes([""], 3600.0, spot=False) is None
+    assert billed_cost_for_nodes(["NC4as_T4_v3", " "], 3600.0, spot=True) is None  # one local node
+    with pytest.raises(FootprintError, match=r"energy.vm_size='NC999'"):
+        billed_cost_for_nodes(["", "NC999"], 3600.0, spot=False)  # a typo is not "local"
+    with pytest.raises(FootprintError, match=r"no spot price for ND96isr_H100_v5"):
+        billed_cost_for_nodes(["NC4as_T4_v3", "ND96isr_H100_v5"], 3600.0, spot=True)
+    with pytest.raises(FootprintError, match=r"at least one node"):
+        billed_cost_for_nodes([], 3600.0, spot=False)
+    with pytest.raises(FootprintError, match=r"negative"):
+        billed_cost_for_nodes(["NC4as_T4_v3"], -1.0, spot=False)

@@ -1,0 +1,171 @@
+"""Live trial gauges: what `publish` sets reaches Prometheus, and the Grafana dashboard reads it.
+
+The Ray test scrapes the metrics agent's own endpoint (`_metrics_export_port`), the one a
+Prometheus server scrapes. Measured on Ray 2.60 (default `metrics_report_interval_ms`, 10 s): a
+published value appears about 10 s after `publish` returns and is gone about 20 s later (the
+agent keeps a gauge for 2 export intervals, and a worker re-exports only values set since its
+last export), even while the publishing worker lives. Scraping every 2 s catches that window.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from study.live_metrics import GAUGES, TAG_KEYS, publish
+
+DASHBOARD = Path(__file__).resolve().parents[2] / "study" / "grafana" / "greentune_energy.json"
+SCRAPE_FOR_S = 60.0  # 6 x Ray's default 10 s export interval
+SCRAPE_EVERY_S = 2.0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _trial_samples(port: int) -> dict[tuple[str, str, str], float]:
+    """{(metric, trial_id, strategy): value} of every `ray_trial_*` sample on the endpoint."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            body = response.read().decode()
+    except OSError:  # the agent may not be listening yet
+        return {}
+    lines = "\n".join(line for line in body.splitlines() if line.startswith("ray_trial_"))
+    return {
+        (s.name, s.labels.get("trial_id", ""), s.labels.get("strategy", "")): s.value
+        for family in text_string_to_metric_families(lines + "\n")
+        for s in family.samples
+    }
+
+
+def test_publish_needs_ray():
+    import ray
+
+    assert not ray.is_initialized()
+    with pytest.raises(RuntimeError, match="needs Ray"):
+        publish("t_00000", "asha", energy_j=1.0, power_w=1.0, co2_kg=1.0, cost_usd=1.0)
+
+
+@pytest.mark.ray
+@pytest.mark.timeout(180)
+def test_published_gauges_reach_the_metrics_endpoint(monkeypatch):
+    import ray
+
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    port = _free_port()
+    ray.init(
+        address="local",
+        num_cpus=1,
+        include_dashboard=True,
+        _metrics_export_port=port,
+        log_to_driver=False,
+    )
+    try:
+
+        @ray.remote(num_cpus=0)
+        class TrialDriver:  # publishes from its own worker process, as a Tune trial driver does
+            def report(self, trial_id, strategy, **values):
+                from study.live_metrics import publish
+
+                publish(trial_id, strategy, **values)
+
+        driver = TrialDriver.remote()
+        priced = {"energy_j": 5.4e5, "power_w": 310.5, "co2_kg": 0.067, "cost_usd": 0.125}
+        local = {"energy_j": 1234.5, "power_w": 42.0, "co2_kg": 1.5e-4, "cost_usd": None}
+        ray.get(driver.report.remote("a1b2_00003", "asha", **priced))
+        ray.get(driver.report.remote("c3d4_00001", "pbt", **local))  # local machine: no price
+        published = time.monotonic()
+        expected = {
+            ("ray_trial_energy_joules", "a1b2_00003", "asha"): 5.4e5,
+            ("ray_trial_power_watts", "a1b2_00003", "asha"): 310.5,
+            ("ray_trial_co2_kg", "a1b2_00003", "asha"): 0.067,
+            ("ray_trial_cost_usd", "a1b2_00003", "asha"): 0.125,
+            ("ray_trial_energy_joules", "c3d4_00001", "pbt"): 1234.5,
+            ("ray_trial_power_watts", "c3d4_00001", "pbt"): 42.0,
+            ("ray_trial_co2_kg", "c3d4_00001", "pbt"): 1.5e-4,
+        }
+        samples: dict[tuple[str, str, str], float] = {}
+        while time.monotonic() - published < SCRAPE_FOR_S:
+            samples = _trial_samples(port)
+            if expected.keys() <= samples.keys():
+                break
+            time.sleep(SCRAPE_EVERY_S)
+        latency_s = time.monotonic() - published
+        print(f"ray_trial_* gauges on :{port}/metrics {latency_s:.1f} s after publish")
+        missing = sorted(expected.keys() - samples.keys())
+        assert not missing, f"not exported within {SCRAPE_FOR_S:.0f} s: {missing}; saw {samples}"
+        for key, value in expected.items():
+            assert samples[key] == pytest.approx(value, rel=1e-9), key
+        # None left the gauge unset: no cost series for the unpriced trial, never a 0
+        assert ("ray_trial_cost_usd", "c3d4_00001", "pbt") not in samples
+    finally:
+        ray.shutdown()
+
+
+def _exprs(dashboard: dict) -> list[tuple[str, str]]:
+    """(where, PromQL) of every panel target (rows included) and every query variable."""
+    found = []
+    panels = list(dashboard["panels"])
+    while panels:
+        panel = panels.pop()
+        panels.extend(panel.get("panels", []))  # collapsed rows hold their panels
+        found += [(panel["title"], t["expr"]) for t in panel.get("targets", [])]
+    for var in dashboard["templating"]["list"]:
+        if var["type"] == "query":
+            query = var["query"]
+            found.append((f"${var['name']}", query["query"] if isinstance(query, dict) else query))
+    return found
+
+
+def test_dashboard_reads_only_what_publish_exports():
+    dashboard = json.loads(DASHBOARD.read_text())
+    exported = {f"ray_{name}" for name in GAUGES}
+    exprs = _exprs(dashboard)
+    assert len(exprs) >= 6
+    used = set()
+    for where, expr in exprs:
+        metrics = set(re.findall(r"\bray_\w+", expr))
+        assert metrics, f"{where}: reads no ray_ metric: {expr}"
+        assert metrics <= exported, f"{where}: {metrics - exported} not published: {expr}"
+        used |= metrics
+        for group in re.findall(r"\bby\s*\(([^)]*)\)", expr):
+            labels = {label.strip() for label in group.split(",")}
+            assert labels <= set(TAG_KEYS), f"{where}: groups by unknown labels {labels}"
+        for selector in re.findall(r"\{([^}]*)\}", expr):
+            labels = set(re.findall(r"(\w+)\s*(?:=~|!~|!=|=)", selector))
+            assert labels <= set(TAG_KEYS), f"{where}: filters on unknown labels {labels}"
+    assert used == exported, f"no panel shows {exported - used}"
+
+
+def test_dashboard_is_importable_grafana_json():
+    dashboard = json.loads(DASHBOARD.read_text())
+    assert dashboard["uid"] and dashboard["title"] and isinstance(dashboard["schemaVersion"], int)
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    assert variables["datasource"]["type"] == "datasource"
+    assert variables["datasource"]["query"] == "prometheus"
+    assert variables["strategy"]["includeAll"] and variables["strategy"]["multi"]
+    panels = dashboard["panels"]
+    assert len({p["id"] for p in panels}) == len(panels)
+    by_title = {p["title"]: p for p in panels}
+    for panel in panels:
+        assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
+        for target in panel["targets"]:
+            assert target["datasource"]["uid"] == "${datasource}"
+            assert '$strategy"' in target["expr"], f"{panel['title']} ignores $strategy"
+            for label in re.findall(r"\{\{\s*(\w+)\s*\}\}", target.get("legendFormat", "")):
+                assert label in TAG_KEYS, f"{panel['title']}: legend uses {label}"
+    total = by_title["Total energy (kWh)"]
+    assert total["type"] == "stat" and total["fieldConfig"]["defaults"]["unit"] == "kwatth"
+    assert total["targets"][0]["expr"].endswith("/ 3.6e6")
+    units = {p["fieldConfig"]["defaults"]["unit"] for p in panels}
+    assert units == {"kwatth", "joule", "watt", "masskg", "currencyUSD"}
