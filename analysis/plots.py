@@ -231,7 +231,8 @@ def plot_best_so_far(
         band_text = "min-max over seeds" if band == "minmax" else "mean ± 1 std over seeds"
         ax.set_title(f"{title}\n(line: mean; band: {band_text})")
         ax.set_xlim(left=0)
-        ax.legend(loc="lower right")
+        # outside the axes: diverged trials sit at the bottom right, where a legend would hide them
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
         if skipped:
             ax.text(
                 0.01,
@@ -289,7 +290,8 @@ def plot_trials_pareto(studies: Sequence[Study], metric: str = ROUGEL, mode: str
         ax.set_ylabel(f"best {metric} of the trial (F-measure)")
         ax.set_title(title)
         ax.set_xlim(left=0)
-        ax.legend(loc="lower right")
+        # outside the axes: diverged trials sit at the bottom right, where a legend would hide them
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
         dropped = len(trials) - len(data)
         if dropped:
             ax.text(

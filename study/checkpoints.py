@@ -6,7 +6,11 @@ A Train checkpoint (`train_runs/<run>/checkpoint_*`) is kept while any of these 
 - a live trial's latest Tune checkpoint points at it (the trial's own resume, or, right after a
   PBT exploit, the donor's checkpoint the exploited trial is about to load);
 - PBT holds it as a trial's `last_checkpoint`, the one a future exploit would clone;
-- it is the newest checkpoint of the best trial so far (the model a user wants at the end).
+- it is the newest checkpoint of the best trial so far (the model a user wants at the end);
+- it belongs to a live trial and is younger than `RESTORE_WINDOW_S`: `--resume` restores each
+  trial from the checkpoint named in the experiment state Tune saved last, and Tune saves that
+  state only every `TUNE_GLOBAL_CHECKPOINT_S` (10 s, set by study.run), so a trial's latest
+  pointer can be ahead of the one a resume would use.
 
 Everything else goes. The decision (`deletable`) is a pure function; `CheckpointJanitor` is the
 Tune callback that gathers the facts in the study process, where Tune's scheduler lives, so no
@@ -17,12 +21,14 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
 from ray.tune import Callback
 
 CHECKPOINT_GLOB = "checkpoint_*"
+RESTORE_WINDOW_S = 60.0  # six of Tune's experiment-state periods
 
 
 def deletable(runs: dict[str, list[str]], live_runs: set[str], protected: set[str]) -> list[str]:
@@ -82,6 +88,9 @@ class CheckpointJanitor(Callback):
         best_id = self.best[1] if self.best else None
         live_runs = set(newest_run_per_trial(runs, live_ids | {best_id}).values())
         protected = {pointer_target(t.checkpoint) for t in live}
+        now = time.time()
+        protected |= {path for run, paths in runs.items() if Path(run).name.split("-s")[0] in live_ids
+                      for path in paths if now - Path(path).stat().st_mtime < RESTORE_WINDOW_S}
         pbt_state = getattr(self.scheduler, "_trial_state", {})  # PBT's clone sources (Ray internals)
         protected |= {pointer_target(s.last_checkpoint) for s in pbt_state.values()}
         protected.discard(None)

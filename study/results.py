@@ -140,15 +140,19 @@ class ResultsWriter(Callback):
             self.flush()
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        last = trial.last_result or {}
-        stopped_early = last.get("training_iteration", 0) < self.max_reports and not last.get("early_stopped")
-        on_budget = getattr(self.budget_stopper, "reason", None)
-        reason = "early_stopping" if last.get("early_stopped") else (
-            "budget" if stopped_early and on_budget else
-            "scheduler_stopped" if stopped_early else "completed")
-        self.statuses[trial.trial_id] = {"status": "TERMINATED", "stop_reason": reason}
+        self.statuses[trial.trial_id] = {"status": "TERMINATED", "stop_reason": self._stop_reason(trial)}
         self._dirty = True
         self.flush()
+
+    def _stop_reason(self, trial) -> str:
+        """Why a terminated trial ended: its own early stopping, the study budget, the scheduler
+        (ASHA), or it completed its epoch budget."""
+        last = trial.last_result or {}
+        if last.get("early_stopped"):
+            return "early_stopping"
+        if last.get("training_iteration", 0) >= self.max_reports:
+            return "completed"
+        return "budget" if getattr(self.budget_stopper, "reason", None) else "scheduler_stopped"
 
     def on_trial_error(self, iteration, trials, trial, **info):
         self.statuses[trial.trial_id] = {"status": "ERROR", "stop_reason": "error"}
@@ -162,7 +166,8 @@ class ResultsWriter(Callback):
     def on_experiment_end(self, trials, **info):
         for trial in trials:
             if trial.trial_id not in self.statuses or self.statuses[trial.trial_id]["status"] == "RUNNING":
-                self.statuses[trial.trial_id] = {"status": trial.status, "stop_reason": None}
+                reason = self._stop_reason(trial) if trial.status == "TERMINATED" else None
+                self.statuses[trial.trial_id] = {"status": trial.status, "stop_reason": reason}
         self._dirty = True
         self.flush()
 

@@ -89,6 +89,7 @@ class Plan:
     resume: bool
     address: str
     mlflow_uri: str | None = None
+    footprint: dict[str, Any] = dataclasses.field(default_factory=dict)  # carbon and price inputs
 
 
 def plan_study(args: argparse.Namespace) -> Plan:
@@ -101,6 +102,7 @@ def plan_study(args: argparse.Namespace) -> Plan:
     space.validate_for({f.name for f in dataclasses.fields(TrainConfig)})
     numbers = derive_numbers(args.strategy, space, cfg)
     check_inputs(cfg)
+    footprint = resolve_footprint(cfg)
     name = args.name or cfg.name or default_name(args.strategy, cfg)
     if not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
         raise ConfigError(f"--name {name!r}: use letters, digits, '-', '_' and '.' only")
@@ -113,7 +115,18 @@ def plan_study(args: argparse.Namespace) -> Plan:
             import mlflow  # noqa: F401
         except ImportError as e:
             raise ConfigError(f"--mlflow {args.mlflow!r}: mlflow is not installed; pip install mlflow") from e
-    return Plan(args.strategy, cfg, numbers, name, storage, study_dir, args.resume, args.address, args.mlflow)
+    return Plan(args.strategy, cfg, numbers, name, storage, study_dir, args.resume, args.address, args.mlflow,
+                footprint)
+
+
+def resolve_footprint(cfg: StudyConfig) -> dict[str, Any]:
+    """Carbon and price inputs from the dated tables (unknown region or VM size: exit 2)."""
+    from study.footprint import FootprintError, footprint_inputs
+
+    try:
+        return footprint_inputs(cfg.energy)
+    except FootprintError as e:
+        raise ConfigError(str(e)) from e
 
 
 def default_name(strategy: str, cfg: StudyConfig) -> str:
@@ -235,13 +248,16 @@ def run(plan: Plan) -> dict[str, Any]:
     """Start Ray, run Tune, stream parquet; returns the closing summary."""
     # The classic progress table lets us choose its columns (target metric, energy).
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    # Tune saves its experiment state (what --resume restores) this often; the checkpoint janitor's
+    # restore window (study/checkpoints.py) is sized from it.
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "10")
     import ray
     from ray import tune
 
     from study.budget import BudgetStopper
     from study.checkpoints import CheckpointJanitor
     from study.cluster_meter import read_cluster_meter, start_cluster_meter
-    from study.footprint import footprint_inputs
+    from study.footprint import billed_cost_for_nodes
     from study.metadata import read_metadata, write_metadata
     from study.results import ResultsWriter
     from study.strategies import build_tune_plan
@@ -252,7 +268,7 @@ def run(plan: Plan) -> dict[str, Any]:
     resources = start_ray(plan)
     ray_init_s = time.time() - started
     slots = concurrent_trials(cfg, resources)
-    footprint = footprint_inputs(cfg.energy)
+    footprint = plan.footprint
     study_path = f"{plan.storage}/{plan.name}"
     ctx = StudyContext(
         config=cfg.to_dict(), strategy=plan.strategy, study_name=plan.name,
@@ -289,7 +305,7 @@ def run(plan: Plan) -> dict[str, Any]:
         reporter = tune.CLIReporter(
             metric_columns={cfg.search.metric: cfg.search.metric, "val_loss": "val_loss",
                             schema.TRIAL_EPOCHS: "epochs", schema.ENERGY_TOTAL_J: "energy_J"},
-            parameter_columns=space.names, max_report_frequency=15, sort_by_metric=True)
+            parameter_columns=space.names, max_report_frequency=15)
         callbacks = [writer]
         if plan.mlflow_uri:
             from ray.air.integrations.mlflow import MLflowLoggerCallback
@@ -325,8 +341,16 @@ def run(plan: Plan) -> dict[str, Any]:
         cluster["previous_runs"] = metadata["cluster_energy"].get("previous_runs", []) + [metadata["cluster_energy"]]
     stopper = next((c for c in [tuner._local_tuner.get_run_config().stop] if c is not None), None)
     budget_reason = getattr(stopper, "reason", None)
+    nodes = len(cluster["nodes"])
+    attributed = [r.get(schema.COST_USD) for r in writer.latest_per_trial().values()]
     metadata.update(finished_at=finished, wall_s=finished - started, stopped_on_budget=budget_reason,
-                    cluster_energy=cluster)
+                    cluster_energy=cluster, cost={
+                        # billed: every node's VM for the whole study, idle included (this run)
+                        "billed_usd": billed_cost_for_nodes([cfg.energy.vm_size] * nodes,
+                                                            finished - started, cfg.energy.spot),
+                        "attributed_usd": sum(attributed) if all(a is not None for a in attributed) and attributed else None,
+                        "vm_size": cfg.energy.vm_size or None, "nodes": nodes,
+                        "note": footprint.get("cost_note") or "billed assumes every node is energy.vm_size"})
     write_metadata(plan.study_dir, metadata)
     ray.shutdown()
     best = writer.best()

@@ -69,7 +69,24 @@ def autocast_dtype(precision: str) -> torch.dtype | None:
     return {"fp16": torch.float16, "bf16": torch.bfloat16}.get(precision)
 
 
-class TorchEngine:
+class _Engine:
+    """What both engines share: the LR from training progress, and the trial's own settings."""
+
+    cfg: TrainConfig
+    optimizer: torch.optim.Optimizer
+
+    def set_lr(self, done: float) -> float:
+        """LR for the next step, from the fraction of the epoch budget done."""
+        return set_group_lr(self.optimizer, self.cfg, done)
+
+    def apply_hparams(self, cfg: TrainConfig) -> None:
+        """After loading a (possibly donor's) optimizer state, apply this trial's own settings."""
+        self.cfg = cfg
+        for group in self.optimizer.param_groups:
+            group["weight_decay"] = cfg.weight_decay
+
+
+class TorchEngine(_Engine):
     """Plain PyTorch: one process, or DDP when the Train worker group has several."""
 
     def __init__(self, model, cfg: TrainConfig, device: torch.device, world_size: int):
@@ -105,16 +122,6 @@ class TorchEngine:
             self.scaler.update()
             self.optimizer.zero_grad(set_to_none=True)
         return loss.detach()
-
-    def set_lr(self, done: float) -> float:
-        """LR for the next step, from the fraction of the epoch budget done."""
-        return set_group_lr(self.optimizer, self.cfg, done)
-
-    def apply_hparams(self, cfg: TrainConfig) -> None:
-        """After loading a (possibly donor's) optimizer state, apply this trial's own settings."""
-        self.cfg = cfg
-        for group in self.optimizer.param_groups:
-            group["weight_decay"] = cfg.weight_decay
 
     def save(self, directory: Path, rank: int) -> None:
         if rank == 0:
@@ -155,7 +162,7 @@ def deepspeed_config(cfg: TrainConfig, world_size: int) -> dict[str, Any]:
     }
 
 
-class DeepSpeedEngine:
+class DeepSpeedEngine(_Engine):
     """DeepSpeed ZeRO 1/2/3. Every rank saves its own shard (ZeRO-3 needs them all)."""
 
     def __init__(self, model, cfg: TrainConfig, device: torch.device, world_size: int):
@@ -178,14 +185,6 @@ class DeepSpeedEngine:
         self.model.backward(loss)
         self.model.step()  # steps the optimizer at accumulation boundaries
         return loss.detach()
-
-    def set_lr(self, done: float) -> float:
-        return set_group_lr(self.optimizer, self.cfg, done)
-
-    def apply_hparams(self, cfg: TrainConfig) -> None:
-        self.cfg = cfg
-        for group in self.optimizer.param_groups:
-            group["weight_decay"] = cfg.weight_decay
 
     def save(self, directory: Path, rank: int) -> None:
         self.model.save_checkpoint(str(directory), tag=DEEPSPEED_TAG)

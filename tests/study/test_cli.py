@@ -86,3 +86,10 @@ def test_compare_plans_every_strategy_and_seed_under_one_budget(tmp_path, capsys
         assert name in out
     assert run.main(["compare", "--strategies", "pbt,bohb", "--storage", str(tmp_path)]) == 2
     assert "--strategies 'pbt,bohb'" in capsys.readouterr().err
+
+
+def test_unknown_region_and_vm_size_are_rejected_before_ray(tmp_path, capsys):
+    assert run.main(["pbt", "--storage", str(tmp_path), "--set", "energy.region=marsnorth"]) == 2
+    assert "energy.region='marsnorth'" in capsys.readouterr().err
+    assert run.main(["pbt", "--storage", str(tmp_path), "--set", "energy.vm_size=Standard_Z9"]) == 2
+    assert "energy.vm_size" in capsys.readouterr().err

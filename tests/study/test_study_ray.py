@@ -60,6 +60,9 @@ def test_grid_study_end_to_end(tmp_path, study_args):
     assert meta["config"]["data"]["n_train"] == 64 and meta["versions"]["ray"] == "2.60.0"
     assert meta["hardware"]["logical_cpus"] == os.cpu_count() and meta["finished_at"] > meta["started_at"]
     assert meta["footprint"]["intensity_g_per_kwh"] > 0
+    assert meta["cost"]["billed_usd"] is None and meta["cost"]["nodes"] == 1  # no price on a local machine
+    cluster = meta["cluster_energy"]  # the whole node, study start to end, is more than the trials
+    assert cluster["energy_j"] > cluster["trials_energy_j"] > 0 and cluster["overhead_energy_j"] > 0
     # one row per report, every trial its 4 reports once, units in the column names
     assert len(reports) == 8 and reports[schema.REPORT_ID].is_unique
     assert sorted(reports.groupby(schema.TRIAL_ID)[schema.ITERATION].apply(sorted).sum()) == [1, 1, 2, 2, 3, 3, 4, 4]
@@ -152,7 +155,8 @@ def test_resume_after_the_study_process_is_killed(tmp_path, study_args):
     assert again.returncode == 0, again.stderr[-3000:]
     assert "resuming r:" in again.stdout
     reports, trials, _ = load(tmp_path / "results" / "r")
-    assert set(trials[schema.STATUS]) == {"TERMINATED"} and len(trials) == 2
+    errors = "\n".join(p.read_text()[-2000:] for p in (tmp_path / "results" / "r").glob("*/error.txt"))
+    assert set(trials[schema.STATUS]) == {"TERMINATED"} and len(trials) == 2, errors
     # every report once: each trial's iterations 1..4 exactly once
     per_trial = reports.groupby(schema.TRIAL_ID)[schema.ITERATION].apply(sorted)
     assert all(its == [1, 2, 3, 4] for its in per_trial), per_trial
