@@ -70,6 +70,18 @@ def main() -> None:
     spread = (max(times["off"]) - min(times["off"])) / off
     print(f"run-to-run spread of the 'off' rounds: {spread:.2%} (a ratio inside it is noise)")
 
+    # The meter's own cost, timed directly: a begin/end pair, many times (no training between).
+    pairs = 2000
+    start = time.perf_counter()
+    for _ in range(pairs):
+        meter.begin_window("probe")
+        meter.end_window("probe")
+    window_s = (time.perf_counter() - start) / pairs
+    interval_s = args.steps * off
+    print(f"one meter window (begin + end): {window_s * 1e6:.1f} us; over one report interval of "
+          f"{args.steps} steps ({interval_s:.1f} s) -> ratio {1 + window_s / interval_s:.6f}; "
+          f"around every step -> ratio {1 + window_s / off:.5f}")
+
 
 if __name__ == "__main__":
     main()

@@ -6,7 +6,8 @@ Both train tiny-bart (same random init) on the same built-in dialogues for the s
 samples in fp32 on this CPU, one torch thread each, no evaluation. Throughput is non-padding
 source + target tokens per second of training (target: ours / HF >= 1.1). Ours uses sortish
 batches and dynamic padding (`trainables/batching.py`); HF uses its default random sampler with
-`DataCollatorForSeq2Seq` dynamic padding (`group_by_length=True` is also timed).
+`DataCollatorForSeq2Seq` dynamic padding (`group_by_length=True` is also timed where the
+installed transformers still has it; 5.x dropped it).
 """
 
 from __future__ import annotations
@@ -51,7 +52,12 @@ def main() -> None:
     ours = tokens / (time.perf_counter() - start)
 
     results = {"greentune": ours}
-    for group in (False, True):
+    import inspect
+
+    from transformers import Seq2SeqTrainingArguments
+
+    has_grouping = "group_by_length" in inspect.signature(Seq2SeqTrainingArguments).parameters
+    for group in (False, True) if has_grouping else (False,):
         results[f"hf_seq2seqtrainer{'_group_by_length' if group else ''}"] = hf(data, tok, args, tokens, group)
     print(f"command: python benchmarks/throughput_vs_hf.py --n-train {args.n_train} "
           f"--batch-size {args.batch_size} --epochs {args.epochs}")
@@ -72,9 +78,10 @@ def hf(data, tok, args, tokens: int, group_by_length: bool) -> float:
     with tempfile.TemporaryDirectory() as out:
         training_args = Seq2SeqTrainingArguments(
             output_dir=out, per_device_train_batch_size=args.batch_size, num_train_epochs=args.epochs,
-            learning_rate=1e-3, warmup_ratio=0.05, weight_decay=0.0, max_grad_norm=1.0,
+            learning_rate=1e-3, warmup_steps=0.05, weight_decay=0.0, max_grad_norm=1.0,
             logging_strategy="no", save_strategy="no", report_to=[], use_cpu=True,
-            dataloader_num_workers=0, group_by_length=group_by_length, disable_tqdm=True, seed=0)
+            dataloader_num_workers=0, disable_tqdm=True, seed=0,
+            **({"group_by_length": True} if group_by_length else {}))
         trainer = Seq2SeqTrainer(model=model, args=training_args, train_dataset=rows,
                                  data_collator=DataCollatorForSeq2Seq(tok, model=model))
         torch.set_num_threads(1)
