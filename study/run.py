@@ -144,8 +144,6 @@ def check_inputs(cfg: StudyConfig) -> None:
     if train.precision == "fp16" and cfg.resources.gpus_per_worker == 0:
         raise ConfigError("train.precision='fp16': needs a GPU (resources.gpus_per_worker > 0); "
                           "use bf16 or fp32 on CPU")
-    if train.precision == "bf16" and cfg.resources.gpus_per_worker > 0:
-        pass  # checked on the worker, where the device is known
     if train.zero_stage:
         try:
             import deepspeed  # noqa: F401

@@ -91,6 +91,9 @@ def train_worker(loop_config: dict[str, Any]) -> None:
     if cfg.resources.torch_threads:
         torch.set_num_threads(cfg.resources.torch_threads)
     device = ray.train.torch.get_device()
+    if train_cfg.precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise ConfigError(f"train.precision='bf16': {torch.cuda.get_device_name(device)} cannot do bf16 "
+                          f"(it needs Ampere or newer); use fp16 or fp32")
 
     # ---- data: the same examples and tokenizer on every worker (deterministic from the seed)
     train_pairs = load_split(cfg.data, cfg.data.train_split, cfg.data.n_train, cfg.data.seed)
