@@ -337,8 +337,7 @@ def run(plan: Plan) -> dict[str, Any]:
     cluster = read_cluster_meter(meters, sum(known) if known else None)
     if plan.resume and metadata.get("cluster_energy"):  # add the interrupted run's reading
         cluster["previous_runs"] = metadata["cluster_energy"].get("previous_runs", []) + [metadata["cluster_energy"]]
-    stopper = next((c for c in [tuner._local_tuner.get_run_config().stop] if c is not None), None)
-    budget_reason = getattr(stopper, "reason", None)
+    budget_reason = getattr(tuner._local_tuner.get_run_config().stop, "reason", None)
     nodes = len(cluster["nodes"])
     attributed = [r.get(schema.COST_USD) for r in writer.latest_per_trial().values()]
     metadata.update(finished_at=finished, wall_s=finished - started, stopped_on_budget=budget_reason,

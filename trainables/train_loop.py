@@ -11,6 +11,7 @@ ones over workers (`SUMMED_KEYS`) and takes quality figures from rank 0.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import random
@@ -110,6 +111,7 @@ def train_worker(loop_config: dict[str, Any]) -> None:
     trainable_params = apply_freeze(model, train_cfg.freeze)
     total_params = sum(p.numel() for p in model.parameters())
 
+    @functools.lru_cache(maxsize=2)  # one shuffle per epoch, not one per step
     def epoch_batches(epoch: int, batch_size: int) -> list[list[int]]:
         order = batching.batch_order(source_lengths, batch_size, cfg.data.seed + cfg.seed, epoch,
                                      cfg.data.sortish)
