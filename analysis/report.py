@@ -412,12 +412,19 @@ def studies_table(studies: Sequence[Study]) -> pd.DataFrame:
                 "wall": _hours(s.wall_s),
                 "Ray start-up": f"{_sig(ray_init)} s" if ray_init is not None else "–",
                 "whole-cluster energy": _cluster_cell(s),
-                "grid intensity": f"{fp['intensity_g_per_kwh']} gCO2e/kWh ({fp.get('region', '?')}), PUE {fp.get('pue', '?')}"
-                if fp.get("intensity_g_per_kwh") is not None
-                else "not recorded",
+                "grid intensity": _intensity_cell(fp),
             }
         )
     return pd.DataFrame(rows)
+
+
+def _intensity_cell(fp: dict) -> str:
+    hourly = fp.get("hourly_intensity")
+    if hourly:
+        return f"hourly, {hourly['source']} ({hourly['zone']}, {hourly['basis']}), PUE {fp.get('pue', '?')}"
+    if fp.get("intensity_g_per_kwh") is not None:
+        return f"{fp['intensity_g_per_kwh']} gCO2e/kWh ({fp.get('region', '?')}), PUE {fp.get('pue', '?')}"
+    return "not recorded"
 
 
 # --------------------------------------------------------------------------------------------

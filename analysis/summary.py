@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from study.footprint import J_PER_KWH
+from study.footprint import LBS_PER_KG as LB_PER_KG
 from study.schema import (
     BEST_PREFIX,
     CO2_KG,
@@ -57,8 +59,6 @@ from study.schema import (
 if TYPE_CHECKING:
     from analysis.load import Study
 
-J_PER_KWH = 3.6e6
-LB_PER_KG = 2.20462
 MEASURED_SOURCES = ("counter", "power_integral")
 ESTIMATED_SOURCES = ("estimated",)
 EARLY_STOP_REASONS = ("scheduler_stopped", "early_stopping")

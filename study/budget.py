@@ -12,8 +12,7 @@ from ray.tune import Stopper
 
 from study import schema
 from study.config import BudgetConfig
-
-J_PER_KWH = 3.6e6
+from study.footprint import J_PER_KWH
 
 
 def spent_budget(latest: dict[str, dict[str, Any]], budget: BudgetConfig) -> str | None:

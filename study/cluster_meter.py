@@ -6,27 +6,39 @@ checkpoints, evaluation and the Tune driver; `cluster - sum of trials` is report
 
 Per node: GPUs by NVML's cumulative counters (all devices of the node; missing = None); CPU by
 the estimate of `trainables.energy` applied to the whole machine's busy CPU time (package power x
-busy CPU-seconds / logical CPUs); RAM by 3 W per 8 GiB of memory in use. Nodes that join after
-the study started (autoscaling) are not metered: say so where the figure is used.
+busy CPU-seconds / logical CPUs); RAM by 3 W per 8 GiB of memory in use.
+
+The study polls every node every `POLL_S` seconds and keeps each node's latest reading, so:
+a node that joins mid-study (autoscaling) is metered from the first poll after it joins; a node
+that is lost (a spot eviction) keeps the energy read up to its last poll, marked `lost`; and each
+poll's new energy is converted to CO2 at the grid intensity of that moment.
+
+On one machine with several Ray nodes (a loopback test cluster) every node reads the same CPU and
+RAM, so the cluster total counts them once per node; on a real cluster each node is its own VM.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 import time
 from typing import Any
 
 import psutil
 
+from study.footprint import CarbonIntensity
 from trainables.energy import RAM_W_PER_GIB, _machine_busy_cpu_s, cpu_package_power_w
 
 GIB = 1024**3
+POLL_S = 10.0
+ENERGY_PARTS = ("gpu", "cpu", "ram")
 
 
 class NodeMeter:
     """Runs as a zero-CPU Ray actor pinned to one node."""
 
-    def __init__(self, cpu_tdp_w: float = 0.0):
+    def __init__(self, node_id: str = "", cpu_tdp_w: float = 0.0):
+        self.node_id = node_id
         self.package_w, self.package_source = cpu_package_power_w(cpu_tdp_w)
         self.start_s = time.monotonic()
         self.start_busy_s = _machine_busy_cpu_s()
@@ -58,7 +70,7 @@ class NodeMeter:
                 gpu_j = None
         ram_gib = sum(self.ram_samples) / len(self.ram_samples) / GIB
         return {
-            "node": os.uname().nodename, "duration_s": duration_s,
+            "node_id": self.node_id, "node": os.uname().nodename, "duration_s": duration_s,
             "gpus": len(self.start_mj or []),
             "gpu_j": gpu_j, "gpu_source": "counter" if gpu_j is not None else None,
             "cpu_j": self.package_w * busy_s / (os.cpu_count() or 1), "cpu_source": "estimated",
@@ -67,31 +79,89 @@ class NodeMeter:
         }
 
 
-def start_cluster_meter(cpu_tdp_w: float = 0.0) -> list:
-    """One NodeMeter on every alive node."""
-    import ray
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+class ClusterMeter:
+    """A NodeMeter per node, polled from a background thread of the study process."""
 
-    actor = ray.remote(num_cpus=0)(NodeMeter)
-    return [actor.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False))
-            .remote(cpu_tdp_w) for node in ray.nodes() if node["Alive"]]
+    def __init__(self, carbon: CarbonIntensity, started_s: float, cpu_tdp_w: float = 0.0, poll_s: float = POLL_S):
+        self.carbon, self.cpu_tdp_w, self.poll_s = carbon, cpu_tdp_w, poll_s
+        self.started_s = started_s  # the study's start: nodes there at the first poll were held since
+        self.meters: dict[str, Any] = {}  # node id -> actor
+        self.joined: dict[str, float] = {}  # node id -> unix time the study first saw it
+        self.readings: dict[str, dict[str, Any]] = {}  # node id -> latest reading
+        self.lost: dict[str, float] = {}  # node id -> unix time its meter stopped answering
+        self.co2_kg: float | None = None
+        self._converted_j = 0.0  # cluster energy already converted to CO2
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
 
+    def start(self) -> ClusterMeter:
+        self.poll()
+        self._thread = threading.Thread(target=self._run, name="cluster-meter", daemon=True)
+        self._thread.start()
+        return self
 
-def read_cluster_meter(meters: list, trial_energy_j: float | None) -> dict[str, Any]:
-    """Per-node readings, the cluster total and the gap to the trials' own sum (overhead)."""
-    import ray
+    def _run(self) -> None:
+        while not self._stop.wait(self.poll_s):
+            try:
+                self.poll()
+            except Exception as e:  # noqa: BLE001 - a failed poll must not end the study
+                print(f"cluster meter: poll failed ({e!r}); the next poll retries")
 
-    nodes = ray.get([m.read.remote() for m in meters])
-    total = cluster_total(nodes)
-    return {"nodes": nodes, **total, "trials_energy_j": trial_energy_j,
-            "overhead_energy_j": (total["energy_j"] - trial_energy_j) if trial_energy_j is not None else None,
-            "note": "nodes that joined after the study started are not metered"}
+    def poll(self) -> None:
+        """Start meters on nodes that joined, read every meter, keep the latest readings."""
+        import ray
+        from ray.exceptions import GetTimeoutError, RayActorError
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        with self._lock:
+            actor = ray.remote(num_cpus=0, max_restarts=0)(NodeMeter)
+            joined_s = self.started_s if not self.meters else time.time()
+            for node in ray.nodes():
+                node_id = node["NodeID"]
+                if node["Alive"] and node_id not in self.meters:
+                    self.joined[node_id] = joined_s
+                    self.meters[node_id] = actor.options(
+                        scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False)
+                    ).remote(node_id, self.cpu_tdp_w)
+            live = {n: m for n, m in self.meters.items() if n not in self.lost}
+            pending = {n: m.read.remote() for n, m in live.items()}
+            for node_id, ref in pending.items():
+                try:
+                    self.readings[node_id] = ray.get(ref, timeout=30)
+                except (RayActorError, GetTimeoutError):
+                    # The node (or its meter) is gone: keep what it read up to its last poll.
+                    self.lost[node_id] = time.time()
+            total = cluster_total(list(self.readings.values()))["energy_j"]
+            if total is not None and total > self._converted_j:
+                self.co2_kg = (self.co2_kg or 0.0) + self.carbon.co2_kg(total - self._converted_j, time.time())
+                self._converted_j = total
+
+    def finish(self, trial_energy_j: float | None) -> dict[str, Any]:
+        """Stop polling, read every node a last time; per-node readings, totals and overhead."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self.poll()
+        now = time.time()
+        nodes = [{**r, "lost": node_id in self.lost,
+                  "held_s": self.lost.get(node_id, now) - self.joined[node_id]}  # what the VM is billed for
+                 for node_id, r in self.readings.items()]
+        total = cluster_total(nodes)
+        return {
+            "nodes": nodes, **total, "trials_energy_j": trial_energy_j,
+            "overhead_energy_j": (total["energy_j"] - trial_energy_j)
+            if trial_energy_j is not None and total["energy_j"] is not None else None,
+            "co2_kg": self.co2_kg,
+            "note": f"every node polled each {self.poll_s:g} s: a node that joined is metered from "
+                    "the first poll after it joined; a lost node counts up to its last poll",
+        }
 
 
 def cluster_total(nodes: list[dict[str, Any]]) -> dict[str, Any]:
     """Sums per part; a part no node measured stays None."""
     out: dict[str, Any] = {}
-    for part in ("gpu", "cpu", "ram"):
+    for part in ENERGY_PARTS:
         values = [n[f"{part}_j"] for n in nodes if n[f"{part}_j"] is not None]
         out[f"energy_{part}_j"] = sum(values) if values else None
     parts = [v for v in out.values() if v is not None]

@@ -198,6 +198,11 @@ class EnergyConfig:
     region: str = "eastus"
     # Fixed intensity in gCO2e/kWh; 0 = use the region's row.
     intensity_g_per_kwh: float = 0
+    # Hourly intensity: an Electricity Maps CSV export (hourly); each report's energy is converted
+    # at the intensity of its hour. Empty = the fixed figure above or the region's row.
+    intensity_csv: str = ""
+    # Which of the export's columns: "lca" (life-cycle, Electricity Maps' headline) or "direct".
+    intensity_basis: str = "lca"
     # Power usage effectiveness of the datacenter; 0 = the table's default for the provider.
     pue: float = 0
     # CPU package power used by the estimate when RAPL is unreadable; 0 = CodeCarbon's table/guess.
@@ -209,6 +214,10 @@ class EnergyConfig:
     def validate(self) -> None:
         _require(self.intensity_g_per_kwh >= 0, "energy.intensity_g_per_kwh", self.intensity_g_per_kwh,
                  "must be >= 0 (0 = from the region)")
+        _require(self.intensity_basis in ("lca", "direct"), "energy.intensity_basis", self.intensity_basis,
+                 "use 'lca' or 'direct'")
+        _require(not (self.intensity_csv and self.intensity_g_per_kwh), "energy.intensity_csv",
+                 self.intensity_csv, "set either it or energy.intensity_g_per_kwh, not both")
         _require(self.pue == 0 or self.pue >= 1, "energy.pue", self.pue, "must be >= 1 (or 0 = default)")
         _require(self.cpu_tdp_w >= 0, "energy.cpu_tdp_w", self.cpu_tdp_w, "must be >= 0")
 

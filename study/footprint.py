@@ -22,6 +22,7 @@ from __future__ import annotations
 import csv
 import functools
 import hashlib
+import time
 from bisect import bisect_right
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -87,23 +88,24 @@ def billed_cost_usd(node_hours: dict[str, float], spot: bool = False) -> float |
     return sum(h * p for h, p in zip(node_hours.values(), prices, strict=True))
 
 
-def billed_cost_for_nodes(vm_sizes: list[str], wall_s: float, spot: bool) -> float | None:
-    """What Azure bills for a study: every node's VM for the whole `wall_s`, idle time included.
+def billed_cost_for_nodes(held: list[tuple[str, float]], spot: bool) -> float | None:
+    """What Azure bills for a study: every node's VM for the seconds the study held it, idle included.
 
-    ``sum(vm_price(size) for size in vm_sizes) * wall_s / 3600``; one entry per node, so a size
-    may repeat. None if any node is a local machine (size ""): a local machine has no price, and
-    a partial sum would understate the bill. A size missing from the price table, or a spot price
-    the table lacks, raises FootprintError (as `vm_price` does), even beside a local node: a typo
-    must not pass as "no price". No nodes at all, or a negative wall time, raise too.
+    `held` is one `(vm_size, seconds)` per node, so a size may repeat; a node lost mid-study (a
+    spot eviction) counts until it was lost. ``sum(vm_price(size) * seconds) / 3600``. None if any
+    node is a local machine (size ""): a local machine has no price, and a partial sum would
+    understate the bill. A size missing from the price table, or a spot price the table lacks,
+    raises FootprintError (as `vm_price` does), even beside a local node: a typo must not pass as
+    "no price". No nodes at all, or a negative time, raise too.
     """
-    if not vm_sizes:
+    if not held:
         raise FootprintError("billed cost needs at least one node's vm_size; got none")
-    if wall_s < 0:
-        raise FootprintError(f"wall_s={wall_s!r}: a wall time cannot be negative")
-    prices = [vm_price(size, spot) for size in vm_sizes]  # every size checked before any None
+    if any(seconds < 0 for _, seconds in held):
+        raise FootprintError(f"held={held!r}: a node's time cannot be negative")
+    prices = [vm_price(size, spot) for size, _ in held]  # every size checked before any None
     if any(p is None for p in prices):
         return None
-    return sum(prices) * wall_s / 3600.0
+    return sum(p * seconds for p, (_, seconds) in zip(prices, held)) / 3600.0
 
 
 def attributed_cost_usd(device_s: float, vm_size: str, spot: bool = False) -> float | None:
@@ -114,14 +116,21 @@ def attributed_cost_usd(device_s: float, vm_size: str, spot: bool = False) -> fl
     return device_s / 3600.0 * price / gpus_per_vm(vm_size)
 
 
-def footprint_inputs(cfg: EnergyConfig) -> dict[str, Any]:
+def footprint_inputs(cfg: EnergyConfig, now_s: float | None = None) -> dict[str, Any]:
     """Every number and source the study converts with, for `metadata.json`; raises on bad input."""
+    converter = carbon_intensity(cfg, time.time() if now_s is None else now_s)
     overrides = {
         f"energy.{key}": getattr(cfg, key)
         for key in ("intensity_g_per_kwh", "pue", "cpu_tdp_w")
         if getattr(cfg, key) > 0
     }
-    if cfg.intensity_g_per_kwh > 0:
+    hourly = None
+    if cfg.intensity_csv:
+        hourly = converter.hourly.describe()
+        overrides["energy.intensity_csv"] = cfg.intensity_csv
+        intensity, intensity_source = None, hourly["source"] + " (hourly, each report at its hour)"
+        intensity_kind = "average"  # Electricity Maps' LCA and direct figures are grid averages
+    elif cfg.intensity_g_per_kwh > 0:
         intensity, intensity_source = cfg.intensity_g_per_kwh, "energy.intensity_g_per_kwh"
         intensity_kind = None  # whatever the user's figure is: say so in the study's notes
     else:
@@ -133,6 +142,7 @@ def footprint_inputs(cfg: EnergyConfig) -> dict[str, Any]:
         "intensity_g_per_kwh": intensity,
         "intensity_source": intensity_source,
         "intensity_kind": intensity_kind,
+        "hourly_intensity": hourly,
         "pue": cfg.pue or DEFAULT_PUE,
         "pue_source": "energy.pue" if cfg.pue else DEFAULT_PUE_SOURCE,
         "vm_size": row["vm_size"] if row else None,
@@ -202,13 +212,65 @@ class HourlyIntensity:
             "last_hour_s": last,
         }
 
-    def at(self, timestamp_s: float) -> float:
-        """gCO2e/kWh of the hour holding unix time `timestamp_s`."""
+    def at(self, timestamp_s: float, nearest: bool = False) -> float:
+        """gCO2e/kWh of the hour holding unix time `timestamp_s`.
+
+        `nearest=True`: a time outside the export (or in an hour it lacks) takes the latest hour
+        before it, or the first hour if it precedes them all; otherwise such a time raises.
+        """
         i = bisect_right(self.starts_s, timestamp_s) - 1
+        if nearest and self.starts_s:
+            return self.g_per_kwh[max(i, 0)]
         if i < 0 or timestamp_s >= self.starts_s[i] + 3600:
             when = datetime.fromtimestamp(timestamp_s, timezone.utc).isoformat()
             raise FootprintError(f"{self.source}: no {self.basis} intensity for the hour of {when}")
         return self.g_per_kwh[i]
+
+
+@dataclass(frozen=True)
+class CarbonIntensity:
+    """What converts a study's energy to CO2 at a given moment: one figure, or an hourly series.
+
+    Trials and the cluster meter convert each interval's energy at the intensity of the moment it
+    was measured (`at`); with a fixed figure that is the same as converting the total.
+    """
+
+    g_per_kwh: float  # the fixed figure (region row or override); unused when `hourly` is set
+    pue: float
+    hourly: HourlyIntensity | None = None
+
+    def at(self, timestamp_s: float) -> float:
+        return self.g_per_kwh if self.hourly is None else self.hourly.at(timestamp_s, nearest=True)
+
+    def co2_kg(self, energy_j: float | None, timestamp_s: float) -> float | None:
+        return co2_kg(energy_j, self.at(timestamp_s), self.pue)
+
+
+def carbon_intensity(cfg: EnergyConfig, now_s: float) -> CarbonIntensity:
+    """The study's converter; an hourly export must cover the study's start (`now_s`)."""
+    pue = cfg.pue or DEFAULT_PUE
+    if not cfg.intensity_csv:
+        fixed = cfg.intensity_g_per_kwh or grid_intensity(cfg.region)[0]
+        return CarbonIntensity(fixed, pue)
+    try:
+        hourly = HourlyIntensity.from_csv(cfg.intensity_csv, cfg.intensity_basis)
+    except OSError as e:
+        raise FootprintError(f"energy.intensity_csv={cfg.intensity_csv!r}: cannot read it ({e.strerror}); "
+                             "give an Electricity Maps hourly CSV export") from e
+    except (KeyError, ValueError) as e:
+        if isinstance(e, FootprintError):
+            raise FootprintError(f"energy.intensity_csv={cfg.intensity_csv!r}: {e}") from e
+        raise FootprintError(f"energy.intensity_csv={cfg.intensity_csv!r}: unreadable row ({e}); "
+                             "give an Electricity Maps hourly CSV export") from e
+    try:
+        hourly.at(now_s)
+    except FootprintError as e:
+        when = datetime.fromtimestamp(now_s, timezone.utc).strftime("%Y-%m-%d %H:00 UTC")
+        raise FootprintError(
+            f"energy.intensity_csv={cfg.intensity_csv!r}: it has no {cfg.intensity_basis} intensity for "
+            f"{when}, when the study starts; export the hours the study runs in "
+            "(or set energy.intensity_g_per_kwh)") from e
+    return CarbonIntensity(float("nan"), pue, hourly)
 
 
 def _utc_s(text: str) -> float:

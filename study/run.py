@@ -124,7 +124,7 @@ def resolve_footprint(cfg: StudyConfig) -> dict[str, Any]:
     from study.footprint import FootprintError, footprint_inputs
 
     try:
-        return footprint_inputs(cfg.energy)
+        return footprint_inputs(cfg.energy, time.time())
     except FootprintError as e:
         raise ConfigError(str(e)) from e
 
@@ -208,7 +208,16 @@ def start_ray(plan: Plan) -> dict[str, float]:
                  log_to_driver=True, configure_logging=True, logging_level="WARNING")
     else:
         os.environ.setdefault("RAY_AUTH_MODE", "token")
-        ray.init(address=plan.address, runtime_env={"env_vars": TRAIN_ENV}, logging_level="WARNING")
+        context = ray.init(address=plan.address, runtime_env={"env_vars": TRAIN_ENV}, logging_level="WARNING")
+        if not context.dashboard_url:
+            # Train V2 frees a stopped trial's placement group through a cleaner that asks the
+            # state API (served by the dashboard) whether the run's controller is still alive.
+            # Without it every PBT exploit or ASHA stop leaks the trial's CPUs/GPUs and the
+            # study stalls with placement groups pending (seen on a two-node test cluster).
+            ray.shutdown()
+            raise ConfigError(f"--address {plan.address}: the cluster runs no Ray dashboard, which Ray "
+                              "Train needs to free a stopped trial's resources; start the head with it "
+                              "(ray start --head --include-dashboard=true; cluster.yaml does)")
     resources = ray.cluster_resources()
     check_resources(cfg, resources)
     return resources
@@ -254,24 +263,25 @@ def run(plan: Plan) -> dict[str, Any]:
 
     from study.budget import BudgetStopper
     from study.checkpoints import CheckpointJanitor
-    from study.cluster_meter import read_cluster_meter, start_cluster_meter
-    from study.footprint import billed_cost_for_nodes
+    from study.cluster_meter import ClusterMeter
+    from study.footprint import billed_cost_for_nodes, carbon_intensity
     from study.metadata import read_metadata, write_metadata
     from study.results import ResultsWriter
     from study.strategies import build_tune_plan
     from trainables.driver import StudyContext, trial_driver
 
     cfg = plan.config
-    started = time.time()
+    started = run_started = time.time()  # `started` becomes the first run's start on --resume
     resources = start_ray(plan)
     ray_init_s = time.time() - started
     slots = concurrent_trials(cfg, resources)
     footprint = plan.footprint
+    carbon = carbon_intensity(cfg.energy, started)
     study_path = f"{plan.storage}/{plan.name}"
     ctx = StudyContext(
         config=cfg.to_dict(), strategy=plan.strategy, study_name=plan.name,
         train_runs_path=f"{study_path}/{schema.TRAIN_RUNS_DIR}",
-        intensity_g_per_kwh=footprint["intensity_g_per_kwh"], pue=footprint["pue"],
+        carbon=carbon,
         price_usd_per_device_hour=price_per_device_hour(footprint))
     trainable = tune.with_resources(tune.with_parameters(trial_driver, ctx=ctx),
                                     {"CPU": 0, DRIVER_RESOURCE: 1})
@@ -329,12 +339,12 @@ def run(plan: Plan) -> dict[str, Any]:
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
                 failure_config=tune.FailureConfig(max_failures=1)))
     print_plan(plan, slots, study_path)
-    meters = start_cluster_meter(cfg.energy.cpu_tdp_w)
+    meter = ClusterMeter(carbon, run_started, cfg.energy.cpu_tdp_w).start()
     results = tuner.fit()
     finished = time.time()
     trial_energy = [r.get(schema.ENERGY_TOTAL_J) for r in writer.latest_per_trial().values()]
     known = [e for e in trial_energy if e is not None]
-    cluster = read_cluster_meter(meters, sum(known) if known else None)
+    cluster = meter.finish(sum(known) if known else None)
     if plan.resume and metadata.get("cluster_energy"):  # add the interrupted run's reading
         cluster["previous_runs"] = metadata["cluster_energy"].get("previous_runs", []) + [metadata["cluster_energy"]]
     budget_reason = getattr(tuner._local_tuner.get_run_config().stop, "reason", None)
@@ -343,8 +353,8 @@ def run(plan: Plan) -> dict[str, Any]:
     metadata.update(finished_at=finished, wall_s=finished - started, stopped_on_budget=budget_reason,
                     cluster_energy=cluster, cost={
                         # billed: every node's VM for the whole study, idle included (this run)
-                        "billed_usd": billed_cost_for_nodes([cfg.energy.vm_size] * nodes,
-                                                            finished - started, cfg.energy.spot),
+                        "billed_usd": billed_cost_for_nodes(
+                            [(cfg.energy.vm_size, node["held_s"]) for node in cluster["nodes"]], cfg.energy.spot),
                         "attributed_usd": sum(attributed) if all(a is not None for a in attributed) and attributed else None,
                         "vm_size": cfg.energy.vm_size or None, "nodes": nodes,
                         "note": footprint.get("cost_note") or "billed assumes every node is energy.vm_size"})

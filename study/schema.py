@@ -41,6 +41,7 @@ TRIAL_EVAL_S = "trial_eval_s"  # cumulative time workers spent evaluating
 EPOCH = "epoch"  # fractional epochs of training behind this model (lineage, follows PBT clones)
 TRIAL_EPOCHS = "trial_epochs"  # epochs this trial itself trained (its budget share)
 STEP = "step"
+NODE_ID = "node_id"  # the Ray node of the trial's rank-0 Train worker for this report
 
 # Quality
 TRAIN_LOSS = "train_loss"
@@ -75,7 +76,8 @@ ENERGY_GPU_SOURCE = "energy_gpu_source"
 ENERGY_CPU_SOURCE = "energy_cpu_source"
 ENERGY_RAM_SOURCE = "energy_ram_source"
 DEVICE_S = "device_s"  # worker-seconds (GPU-seconds on a GPU cluster)
-CO2_KG = "co2_kg"
+CO2_KG = "co2_kg"  # each report interval's energy x PUE x the grid intensity of its moment, summed
+INTENSITY_G_PER_KWH = "intensity_g_per_kwh"  # the grid intensity applied to this report's interval
 COST_USD = "cost_usd"  # attributed: device-hours x per-device share of the VM price
 
 # Trial table only

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from study import schema
+from study.footprint import CarbonIntensity
 from trainables.energy import SOURCE_RANK
 from trainables.train_loop import MAX_KEYS, SUMMED_KEYS
 
@@ -40,8 +41,7 @@ class StudyContext:
     strategy: str
     study_name: str
     train_runs_path: str  # where Train run folders go (shared storage on a cluster)
-    intensity_g_per_kwh: float
-    pue: float
+    carbon: CarbonIntensity  # converts each report's energy at the intensity of its hour
     price_usd_per_device_hour: float | None  # None: not applicable (local machine)
 
 
@@ -59,8 +59,9 @@ class TrialTotals:
     flops: float = 0.0
     energy_j: dict[str, float | None] = field(default_factory=lambda: dict.fromkeys(ENERGY_PARTS))
     energy_source: dict[str, str | None] = field(default_factory=lambda: dict.fromkeys(ENERGY_PARTS))
+    co2_kg: float | None = None  # each interval's energy at the intensity of its moment, summed
 
-    def add(self, report: dict[str, Any]) -> None:
+    def add(self, report: dict[str, Any], carbon: CarbonIntensity, now_s: float) -> None:
         self.reports += 1
         self.train_s += report["interval_train_s"]
         self.eval_s += report["interval_eval_s"]
@@ -73,6 +74,10 @@ class TrialTotals:
             if value is not None:
                 self.energy_j[part] = (self.energy_j[part] or 0.0) + value
                 self.energy_source[part] = weakest(self.energy_source[part], report.get(f"energy_{part}_source"))
+        interval_j = [report[f"interval_energy_{p}_j"] for p in ENERGY_PARTS
+                      if report.get(f"interval_energy_{p}_j") is not None]
+        if interval_j:
+            self.co2_kg = (self.co2_kg or 0.0) + carbon.co2_kg(sum(interval_j), now_s)
 
     @property
     def energy_total_j(self) -> float | None:
@@ -109,10 +114,8 @@ def combine_workers(per_worker: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def tune_metrics(report: dict[str, Any], totals: TrialTotals, ctx: StudyContext, segment: int,
-                 restored_from: str | None) -> dict[str, Any]:
+                 restored_from: str | None, now_s: float) -> dict[str, Any]:
     """The row Tune records for one report: quality, throughput and the trial's running totals."""
-    from study.footprint import co2_kg
-
     quality = {k: report[k] for k in (*schema.ROUGE_COLUMNS, "val_loss", "train_loss") if k in report}
     interval_s = report["interval_train_s"] or 1e-9
     energy = totals.energy_total_j
@@ -143,7 +146,9 @@ def tune_metrics(report: dict[str, Any], totals: TrialTotals, ctx: StudyContext,
         "workers": report["workers"],
         "early_stopped": report["early_stopped"],
         schema.ENERGY_TOTAL_J: energy,
-        schema.CO2_KG: co2_kg(energy, ctx.intensity_g_per_kwh, ctx.pue) if energy is not None else None,
+        schema.CO2_KG: totals.co2_kg,
+        schema.INTENSITY_G_PER_KWH: ctx.carbon.at(now_s),
+        schema.NODE_ID: report.get("node_id"),
         schema.COST_USD: (totals.device_s / 3600 * ctx.price_usd_per_device_hour
                           if ctx.price_usd_per_device_hour is not None else None),
     }
@@ -232,14 +237,15 @@ def trial_driver(config: dict[str, Any], ctx: StudyContext) -> None:
                 break
             continue
         report = combine_workers(per_worker)
-        totals.add(report)
+        now_s = time.time()
+        totals.add(report, ctx.carbon, now_s)
         totals_path.write_text(json.dumps(asdict(totals)))
-        metrics = tune_metrics(report, totals, ctx, totals.segments, restored_from)
+        metrics = tune_metrics(report, totals, ctx, totals.segments, restored_from, now_s)
         interval_j = sum(report.get(f"interval_energy_{p}_j") or 0.0 for p in ENERGY_PARTS)
         publish(trial_id, ctx.strategy, energy_j=metrics[schema.ENERGY_TOTAL_J],
                 power_w=interval_j / report["interval_device_s"] * report["workers"] if interval_j else None,
                 co2_kg=metrics[schema.CO2_KG], cost_usd=metrics[schema.COST_USD])
-        metrics["report_time_s"] = time.time()
+        metrics["report_time_s"] = now_s
         # Start-up cost of this segment (0 after its first report): Train controller and worker
         # processes (launch) and the worker's data/model set-up and restore (setup).
         metrics["segment_setup_s"] = report.get("setup_s", 0.0)

@@ -89,6 +89,7 @@ def train_worker(loop_config: dict[str, Any]) -> None:
     train_cfg = trial_train_config(cfg, loop_config["params"])
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    node_id = ray.get_runtime_context().get_node_id()
     if cfg.resources.torch_threads:
         torch.set_num_threads(cfg.resources.torch_threads)
     device = ray.train.torch.get_device()
@@ -220,6 +221,7 @@ def train_worker(loop_config: dict[str, Any]) -> None:
                 "truncated_target_fraction": train_set.truncated_target_fraction,
                 "early_stopped": early_stop,
                 "setup_s": setup_s,  # non-zero in a segment's first report only
+                "node_id": node_id,
             })
             setup_s = 0.0
 

@@ -93,3 +93,32 @@ def test_unknown_region_and_vm_size_are_rejected_before_ray(tmp_path, capsys):
     assert "energy.region='marsnorth'" in capsys.readouterr().err
     assert run.main(["pbt", "--storage", str(tmp_path), "--set", "energy.vm_size=Standard_Z9"]) == 2
     assert "energy.vm_size" in capsys.readouterr().err
+
+
+def test_hourly_intensity_file_is_checked_before_ray(tmp_path, capsys):
+    import time
+    from datetime import datetime, timezone
+
+    import ray
+
+    header = "Datetime (UTC),Zone Id,Carbon Intensity gCO₂eq/kWh (direct),Carbon Intensity gCO₂eq/kWh (LCA)\n"
+    stale = tmp_path / "DE_2023.csv"
+    stale.write_text(header + "2023-01-01 00:00:00,DE,300,400\n")
+    hour = datetime.fromtimestamp(time.time() // 3600 * 3600, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    current = tmp_path / "DE_now.csv"
+    current.write_text(header + f"{hour},DE,300,400\n")
+    cases = [
+        ([f"energy.intensity_csv={tmp_path / 'missing.csv'}"], "energy.intensity_csv=", "cannot read it"),
+        ([f"energy.intensity_csv={stale}"], "when the study starts", "export the hours the study runs in"),
+        ([f"energy.intensity_csv={current}", "energy.intensity_basis=marginal"], "energy.intensity_basis='marginal'",
+         "use 'lca' or 'direct'"),
+        ([f"energy.intensity_csv={current}", "energy.intensity_g_per_kwh=100"], "energy.intensity_csv=", "not both"),
+    ]
+    for sets, needle, fix in cases:
+        args = [a for s in sets for a in ("--set", s)]
+        assert run.main(["grid", "--storage", str(tmp_path), *args]) == 2
+        err = capsys.readouterr().err
+        assert needle in err and fix in err, err
+    assert not ray.is_initialized()
+    # a file that covers the start hour is accepted, and the plan records it
+    assert run.main(["grid", "--storage", str(tmp_path), "--set", f"energy.intensity_csv={current}", "--dry-run"]) == 0

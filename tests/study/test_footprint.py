@@ -125,30 +125,34 @@ def test_hourly_intensity_from_an_electricity_maps_export(tmp_path):
         HourlyIntensity.from_csv(bad)
 
 
-def test_billed_cost_for_nodes_bills_every_node_for_the_whole_wall_time():
+def test_billed_cost_for_nodes_bills_every_node_for_the_time_it_was_held():
     # 2 x NC24ads_A100_v4 for 1.5 h, pay-as-you-go: 2 x 3.673 x 1.5 = 11.019
-    assert billed_cost_for_nodes(["NC24ads_A100_v4", "NC24ads_A100_v4"], 5400.0, spot=False) == (
+    assert billed_cost_for_nodes([("NC24ads_A100_v4", 5400.0), ("NC24ads_A100_v4", 5400.0)], spot=False) == (
         pytest.approx(11.019, rel=1e-12)
     )
     # spot, half an hour: (ND96asr_v4 2.992 + NC4as_T4_v3 0.0627) x 0.5 = 1.52735
-    assert billed_cost_for_nodes(["ND96asr_v4", "Standard_NC4as_T4_v3"], 1800.0, spot=True) == (
+    assert billed_cost_for_nodes([("ND96asr_v4", 1800.0), ("Standard_NC4as_T4_v3", 1800.0)], spot=True) == (
         pytest.approx(1.52735, rel=1e-12)
     )
     # 8-GPU VM for 10 minutes, billed whole whatever the GPUs did: 98.32 / 6 = 16.38666...
-    assert billed_cost_for_nodes(["ND96isr_H100_v5"], 600.0, spot=False) == pytest.approx(
+    assert billed_cost_for_nodes([("ND96isr_H100_v5", 600.0)], spot=False) == pytest.approx(
         16.386666666666667, rel=1e-12
     )
-    assert billed_cost_for_nodes(["NC4as_T4_v3"], 0.0, spot=False) == 0.0
+    assert billed_cost_for_nodes([("NC4as_T4_v3", 0.0)], spot=False) == 0.0
+    # a spot node evicted after 20 minutes of a 1 h study: 0.0627 x 1 + 0.0627 / 3
+    assert billed_cost_for_nodes([("NC4as_T4_v3", 3600.0), ("NC4as_T4_v3", 1200.0)], spot=True) == (
+        pytest.approx(0.0627 * 4 / 3, rel=1e-12)
+    )
 
 
 def test_billed_cost_for_nodes_local_unknown_and_bad_input():
-    assert billed_cost_for_nodes([""], 3600.0, spot=False) is None
-    assert billed_cost_for_nodes(["NC4as_T4_v3", " "], 3600.0, spot=True) is None  # one local node
+    assert billed_cost_for_nodes([("", 3600.0)], spot=False) is None
+    assert billed_cost_for_nodes([("NC4as_T4_v3", 3600.0), (" ", 3600.0)], spot=True) is None  # one local node
     with pytest.raises(FootprintError, match=r"energy.vm_size='NC999'"):
-        billed_cost_for_nodes(["", "NC999"], 3600.0, spot=False)  # a typo is not "local"
+        billed_cost_for_nodes([("", 3600.0), ("NC999", 3600.0)], spot=False)  # a typo is not "local"
     with pytest.raises(FootprintError, match=r"no spot price for ND96isr_H100_v5"):
-        billed_cost_for_nodes(["NC4as_T4_v3", "ND96isr_H100_v5"], 3600.0, spot=True)
+        billed_cost_for_nodes([("NC4as_T4_v3", 3600.0), ("ND96isr_H100_v5", 3600.0)], spot=True)
     with pytest.raises(FootprintError, match=r"at least one node"):
-        billed_cost_for_nodes([], 3600.0, spot=False)
+        billed_cost_for_nodes([], spot=False)
     with pytest.raises(FootprintError, match=r"negative"):
-        billed_cost_for_nodes(["NC4as_T4_v3"], -1.0, spot=False)
+        billed_cost_for_nodes([("NC4as_T4_v3", -1.0)], spot=False)
