@@ -3,6 +3,7 @@
     python benchmarks/scale.py bookkeeping [--trials 200]   # per-trial cost of our Tune callbacks
     python benchmarks/scale.py writer                       # parquet flush time vs rows on disk
     python benchmarks/scale.py pbt-disk                     # Train checkpoint disk over a long PBT study
+    python benchmarks/scale.py report-cost                  # a report's cost with 1 and 2 Train workers
 
 bookkeeping: runs the same Tune study of `--trials` very short trials twice on a local Ray, once
 bare and once with the callbacks a greentune study adds in the study process (ResultsWriter,
@@ -18,6 +19,12 @@ pbt-disk: runs `python -m study.run pbt` (tiny-bart, built-in data, 6 epochs x 4
 trial, population 4) in a scratch folder and samples the size of `train_runs/` every 2 s. The
 janitor's bound is the population, not the number of reports: printed are the peak, the final
 size, the number of reports and the checkpoint size, so the peak can be read in checkpoints.
+
+report-cost: the same one-trial grid study (tiny-bart, 256 examples, 8 reports, one CPU per
+worker) with 1 and then 2 Train workers (DDP). Per report, from the study's own columns: the
+slowest worker's checkpoint write (`checkpoint_save_s`), the latency from the last worker's
+report call to the Tune driver (`report_latency_s`: checkpoint upload, Train's poll, the queue),
+and the report's share of the interval that is neither training nor evaluation.
 """
 
 from __future__ import annotations
@@ -165,6 +172,34 @@ def pbt_disk(args) -> None:
               f"final: {final / 1e6:.1f} MB ({final_checkpoints} checkpoint(s))")
 
 
+def report_cost(args) -> None:
+    import pandas as pd
+
+    space = "parameters:\n  lr:\n    domain: {type: loguniform, low: 1.0e-4, high: 1.0e-2}\n    grid: [1.0e-3]\n"
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "space.yaml").write_text(space)
+        for workers in (1, 2):
+            name = f"w{workers}"
+            cmd = [sys.executable, "-m", "study.run", "grid", "--name", name, "--storage", tmp,
+                   "--set", f"search.space={Path(tmp) / 'space.yaml'}", "--set", "data.n_train=256",
+                   "--set", "train.epochs=2", "--set", "train.evals_per_epoch=4", "--set", "budget.trial_epochs=2",
+                   "--set", "resources.cpus_per_worker=1", "--set", f"resources.workers_per_trial={workers}",
+                   "--set", "eval.max_new_tokens=16", "--set", "data.n_validation=8"]
+            env = {**os.environ, "PYTHONPATH": str(REPO)}
+            proc = subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True)
+            if proc.returncode:
+                print(proc.stderr[-2000:])
+                raise SystemExit(proc.returncode)
+            r = pd.read_parquet(Path(tmp) / name / schema.REPORTS_FILE).sort_values(schema.TIMESTAMP_S)
+            device = r[schema.DEVICE_S].diff().fillna(r[schema.DEVICE_S])
+            useful = (r[schema.TRIAL_TRAIN_S] + r[schema.TRIAL_EVAL_S]).diff().fillna(r[schema.TRIAL_TRAIN_S] + r[schema.TRIAL_EVAL_S])
+            rest = (device - useful) / workers  # per worker, seconds of each interval outside train/eval
+            print(f"  {workers} worker(s), {len(r)} reports: checkpoint save {r[schema.CHECKPOINT_SAVE_S].median() * 1000:.0f} ms, "
+                  f"report latency {r[schema.REPORT_LATENCY_S].median() * 1000:.0f} ms (median; max "
+                  f"{r[schema.REPORT_LATENCY_S].max() * 1000:.0f} ms), interval outside train/eval "
+                  f"{rest.median() * 1000:.0f} ms of {device.median() / workers:.1f} s")
+
+
 def _disk(runs: Path) -> tuple[int, int]:
     if not runs.is_dir():
         return 0, 0
@@ -181,11 +216,11 @@ def _disk(runs: Path) -> tuple[int, int]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    p.add_argument("what", choices=("bookkeeping", "writer", "pbt-disk"))
+    p.add_argument("what", choices=("bookkeeping", "writer", "pbt-disk", "report-cost"))
     p.add_argument("--trials", type=int, default=200)
     p.add_argument("--reports", type=int, default=2)
     args = p.parse_args()
-    {"bookkeeping": bookkeeping, "writer": writer, "pbt-disk": pbt_disk}[args.what](args)
+    {"bookkeeping": bookkeeping, "writer": writer, "pbt-disk": pbt_disk, "report-cost": report_cost}[args.what](args)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,15 @@ TINY_STUDY = [
     "--set", "train.epochs=2", "--set", "resources.cpus_per_worker=0.5",
 ]
 
+# One parameter, two grid points: two trials (PBT may perturb lr within the domain).
+TWO_LR_SPACE = """
+parameters:
+  lr:
+    domain: {type: loguniform, low: 1.0e-4, high: 3.0e-2}
+    grid: [1.0e-3, 1.0e-2]
+    mutate: perturb
+"""
+
 
 @pytest.fixture
 def shared_data() -> Path:

@@ -34,7 +34,8 @@ RNG_FILE = "rng_state.pt"
 SUMMED_KEYS = ("interval_samples", "interval_tokens", "interval_train_s", "interval_eval_s",
                "interval_device_s", "interval_energy_gpu_j", "interval_energy_cpu_j",
                "interval_energy_ram_j", "interval_flops")
-MAX_KEYS = ("peak_rss_bytes", "peak_cuda_allocated_bytes", "peak_cuda_reserved_bytes")
+MAX_KEYS = ("peak_rss_bytes", "peak_cuda_allocated_bytes", "peak_cuda_reserved_bytes", "checkpoint_save_s",
+            "report_sent_s")
 
 
 @dataclasses.dataclass
@@ -227,12 +228,15 @@ def train_worker(loop_config: dict[str, Any]) -> None:
 
         with tempfile.TemporaryDirectory() as tmp:
             directory = Path(tmp)
+            saving = time.perf_counter()
             _save_state(directory, engine, progress, rank)
+            metrics["checkpoint_save_s"] = time.perf_counter() - saving
             if rank == 0:
                 metrics["checkpoint_bytes"] = sum(f.stat().st_size for f in directory.rglob("*") if f.is_file())
             # DDP: rank 0 holds the whole state. ZeRO: every rank saves its own shard.
             shards = train_cfg.zero_stage > 0
             ckpt = ray.train.Checkpoint.from_directory(tmp) if (rank == 0 or shards) else None
+            metrics["report_sent_s"] = time.time()  # the driver measures the report's latency from here
             ray.train.report(metrics, checkpoint=ckpt)
         if early_stop:
             break

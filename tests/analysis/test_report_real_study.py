@@ -14,23 +14,14 @@ import pandas as pd
 import pytest
 
 from study import schema
-from tests.conftest import REPO, TINY_STUDY, run_study
+from tests.conftest import REPO, TINY_STUDY, TWO_LR_SPACE, run_study
 
 pytestmark = [pytest.mark.ray, pytest.mark.timeout(600)]
-
-# one parameter, two grid points: two trials
-SPACE = """
-parameters:
-  lr:
-    domain: {type: loguniform, low: 1.0e-4, high: 1.0e-1}
-    grid: [1.0e-3, 1.0e-2]
-    mutate: perturb
-"""
 
 
 def test_report_on_a_real_grid_study(tmp_path):
     space = tmp_path / "space.yaml"
-    space.write_text(SPACE)
+    space.write_text(TWO_LR_SPACE)
     proc = run_study(
         "grid",
         "--name",

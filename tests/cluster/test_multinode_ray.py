@@ -21,17 +21,10 @@ import psutil
 import pytest
 
 from study import schema
-from tests.conftest import REPO, TINY_STUDY
+from tests.conftest import REPO, TINY_STUDY, TWO_LR_SPACE
 
 pytestmark = [pytest.mark.ray, pytest.mark.timeout(900)]
 
-TWO_TRIALS_SPACE = """
-parameters:
-  lr:
-    domain: {type: loguniform, low: 1.0e-4, high: 3.0e-2}
-    grid: [1.0e-3, 1.0e-2]
-    mutate: perturb
-"""
 ONE_CPU_PER_WORKER = ["--set", "resources.cpus_per_worker=1", "--set", "train.evals_per_epoch=2"]
 
 
@@ -49,7 +42,7 @@ def cluster(monkeypatch):
 
 def study_command(tmp_path: Path, strategy: str, name: str, address: str, *extra: str) -> list[str]:
     space = tmp_path / "space.yaml"
-    space.write_text(TWO_TRIALS_SPACE)
+    space.write_text(TWO_LR_SPACE)
     return [sys.executable, "-m", "study.run", strategy, "--name", name, "--address", address,
             "--storage", str(tmp_path / "shared"), *TINY_STUDY, *ONE_CPU_PER_WORKER,
             "--set", f"search.space={space}", *extra]

@@ -119,6 +119,12 @@ def test_pbt_really_exploits(tmp_path, study_args):
         checked += 1
     assert checked >= 1
     assert reports[schema.REPORT_ID].is_unique
+    # energy and device time are the trial's own, summed over its segments: an exploited trial's
+    # totals keep growing past the exploit (neither reset nor replaced by the donor's)
+    for _, trial in reports.sort_values(schema.TIMESTAMP_S).groupby(schema.TRIAL_ID):
+        assert (trial[schema.ENERGY_TOTAL_J].diff().dropna() > 0).all()
+        assert (trial[schema.DEVICE_S].diff().dropna() > 0).all()
+    assert reports[schema.SEGMENT].max() >= 2
 
 
 def test_asha_stops_trials_early(tmp_path, study_args):

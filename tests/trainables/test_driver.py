@@ -75,3 +75,10 @@ def test_weakest_source():
     assert weakest("counter", "estimated") == "estimated"
     assert weakest(None, "counter") == "counter"
     assert weakest(None, None) is None
+
+
+def test_report_timing_takes_the_slowest_worker():
+    # the report reaches the driver only after the last worker's call; the slowest save gates it
+    combined = combine_workers([worker(0, report_sent_s=100.0, checkpoint_save_s=0.2),
+                                worker(1, report_sent_s=100.5, checkpoint_save_s=0.7)])
+    assert combined["report_sent_s"] == 100.5 and combined["checkpoint_save_s"] == 0.7
