@@ -19,9 +19,11 @@ RAM, so the cluster total counts them once per node; on a real cluster each node
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -82,8 +84,12 @@ class NodeMeter:
 class ClusterMeter:
     """A NodeMeter per node, polled from a background thread of the study process."""
 
-    def __init__(self, carbon: CarbonIntensity, started_s: float, cpu_tdp_w: float = 0.0, poll_s: float = POLL_S):
+    def __init__(self, carbon: CarbonIntensity, started_s: float, cpu_tdp_w: float = 0.0, poll_s: float = POLL_S,
+                 snapshot: Path | None = None, previous_runs: list[dict[str, Any]] | None = None):
         self.carbon, self.cpu_tdp_w, self.poll_s = carbon, cpu_tdp_w, poll_s
+        # After every poll the reading so far goes to `snapshot` (atomically), so a study process
+        # killed mid-study keeps its cluster energy: `--resume` adds it as a previous run.
+        self.snapshot, self.previous_runs = snapshot, list(previous_runs or [])
         self.started_s = started_s  # the study's start: nodes there at the first poll were held since
         self.meters: dict[str, Any] = {}  # node id -> actor
         self.joined: dict[str, float] = {}  # node id -> unix time the study first saw it
@@ -136,13 +142,21 @@ class ClusterMeter:
             if total is not None and total > self._converted_j:
                 self.co2_kg = (self.co2_kg or 0.0) + self.carbon.co2_kg(total - self._converted_j, time.time())
                 self._converted_j = total
+            if self.snapshot is not None:
+                tmp = self.snapshot.with_name(f".{self.snapshot.name}.tmp")
+                tmp.write_text(json.dumps(self.reading(None)))
+                os.replace(tmp, self.snapshot)
 
     def finish(self, trial_energy_j: float | None) -> dict[str, Any]:
-        """Stop polling, read every node a last time; per-node readings, totals and overhead."""
+        """Stop polling and read every node a last time."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
         self.poll()
+        return self.reading(trial_energy_j)
+
+    def reading(self, trial_energy_j: float | None) -> dict[str, Any]:
+        """Per-node readings so far, the cluster total, the gap to the trials' own sum (overhead)."""
         now = time.time()
         nodes = [{**r, "lost": node_id in self.lost,
                   "held_s": self.lost.get(node_id, now) - self.joined[node_id]}  # what the VM is billed for
@@ -155,6 +169,7 @@ class ClusterMeter:
             "co2_kg": self.co2_kg,
             "note": f"every node polled each {self.poll_s:g} s: a node that joined is metered from "
                     "the first poll after it joined; a lost node counts up to its last poll",
+            "previous_runs": self.previous_runs,  # interrupted runs of this study (--resume)
         }
 
 

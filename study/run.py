@@ -339,14 +339,13 @@ def run(plan: Plan) -> dict[str, Any]:
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
                 failure_config=tune.FailureConfig(max_failures=1)))
     print_plan(plan, slots, study_path)
-    meter = ClusterMeter(carbon, run_started, cfg.energy.cpu_tdp_w).start()
+    meter = ClusterMeter(carbon, run_started, cfg.energy.cpu_tdp_w, snapshot=plan.study_dir / schema.CLUSTER_ENERGY_FILE,
+                         previous_runs=previous_cluster_runs(plan.study_dir) if plan.resume else []).start()
     results = tuner.fit()
     finished = time.time()
     trial_energy = [r.get(schema.ENERGY_TOTAL_J) for r in writer.latest_per_trial().values()]
     known = [e for e in trial_energy if e is not None]
     cluster = meter.finish(sum(known) if known else None)
-    if plan.resume and metadata.get("cluster_energy"):  # add the interrupted run's reading
-        cluster["previous_runs"] = metadata["cluster_energy"].get("previous_runs", []) + [metadata["cluster_energy"]]
     budget_reason = getattr(tuner._local_tuner.get_run_config().stop, "reason", None)
     nodes = len(cluster["nodes"])
     attributed = [r.get(schema.COST_USD) for r in writer.latest_per_trial().values()]
@@ -373,6 +372,15 @@ def run(plan: Plan) -> dict[str, Any]:
     summary["overhead_energy_j"] = cluster["overhead_energy_j"]
     print_summary(summary, cfg.search.metric)
     return summary
+
+
+def previous_cluster_runs(study_dir: Path) -> list[dict[str, Any]]:
+    """The cluster meter's readings of this study's earlier runs (an interrupted run's last poll)."""
+    path = study_dir / schema.CLUSTER_ENERGY_FILE
+    if not path.exists():
+        return []
+    last = json.loads(path.read_text())
+    return [*last.pop("previous_runs", []), last]
 
 
 def price_per_device_hour(footprint: dict[str, Any]) -> float | None:

@@ -8,6 +8,8 @@ A study folder (`<storage>/<study name>/`) holds:
 - `trials.parquet`: one row per trial (config, status, final and best metrics).
 - Tune's own experiment state (`experiment_state-*.json`, trial folders), which `--resume` needs.
 - `train_runs/`: the Ray Train run folders (model checkpoints) of every trial segment.
+- `cluster_energy.json`: the whole-cluster meter's reading so far, rewritten after every poll;
+  `metadata.json` gets the final one (with interrupted runs as `previous_runs`).
 
 Units are in the column names. Energy figures come with a `*_source` column saying how they were
 obtained: `counter` (NVML cumulative energy), `power_integral` (sampled power, integrated),
@@ -19,6 +21,7 @@ METADATA_FILE = "metadata.json"
 REPORTS_FILE = "reports.parquet"
 TRIALS_FILE = "trials.parquet"
 TRAIN_RUNS_DIR = "train_runs"
+CLUSTER_ENERGY_FILE = "cluster_energy.json"
 
 # Prefix of the per-trial hyperparameters in both tables: `config/lr`, `config/batch_size`, ...
 CONFIG_PREFIX = "config/"

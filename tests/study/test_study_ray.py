@@ -167,6 +167,10 @@ def test_resume_after_the_study_process_is_killed(tmp_path, study_args):
     per_trial = reports.groupby(schema.TRIAL_ID)[schema.ITERATION].apply(sorted)
     assert all(its == [1, 2, 3, 4] for its in per_trial), per_trial
     assert reports[schema.REPORT_ID].is_unique
+    # the killed run's cluster energy (its last poll) is kept and counted with the resumed run's
+    meta = json.loads((tmp_path / "results" / "r" / schema.METADATA_FILE).read_text())
+    (killed_run,) = meta["cluster_energy"]["previous_runs"]
+    assert killed_run["energy_j"] > 0 and killed_run["nodes"][0]["cpu_j"] > 0
 
 
 def test_energy_budget_stops_the_study(tmp_path, study_args):
