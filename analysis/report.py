@@ -28,6 +28,7 @@ from analysis.summary import (
     CLUSTER_ENERGY_GPU_KWH,
     CLUSTER_ENERGY_KWH,
     CLUSTER_ENERGY_RAM_KWH,
+    CLUSTER_FIGURES,
     CLUSTER_METERED_SEEDS,
     CO2_LB,
     COST_TO_TARGET_USD,
@@ -177,12 +178,6 @@ _FIGURES: dict[str, tuple[str, Callable[[float], str]]] = {
 
 _TO_TARGET = (TIME_TO_TARGET_S, ENERGY_TO_TARGET_KWH, COST_TO_TARGET_USD)
 _CLUSTER_PARTS = {kwh: comp for comp, (_, _, _, kwh) in CLUSTER_COMPONENTS.items()}
-_CLUSTER_FIGURES = (
-    CLUSTER_ENERGY_KWH,
-    *_CLUSTER_PARTS,
-    OVERHEAD_ENERGY_KWH,
-    OVERHEAD_SHARE,
-)
 
 
 def _cell(row: pd.Series, fig: str) -> str:
@@ -194,7 +189,7 @@ def _cell(row: pd.Series, fig: str) -> str:
     if not math.isfinite(mean):
         if fig in _TO_TARGET and row[TARGET_REACHED_SEEDS] == 0:
             return "not reached"
-        if fig in _CLUSTER_FIGURES:
+        if fig in CLUSTER_FIGURES:
             return NOT_MEASURED
         if fig == STARTUP_S:
             return "not recorded"
@@ -202,7 +197,7 @@ def _cell(row: pd.Series, fig: str) -> str:
     text = fmt(mean)
     if math.isfinite(sd):
         text += f" ± {_like(sd, text, fmt)}"
-    if fig in _CLUSTER_FIGURES:
+    if fig in CLUSTER_FIGURES:
         text += _cluster_label(row, fig)
     if row[N_SEEDS] > 1 and lo != hi:
         text += f"\n[{fmt(lo)} – {fmt(hi)}]"  # a line break in HTML, a space in Markdown

@@ -142,6 +142,13 @@ CLUSTER_COMPONENTS = {
     "cpu": ("energy_cpu_j", "cpu_j", "cpu_source", CLUSTER_ENERGY_CPU_KWH),
     "ram": ("energy_ram_j", "ram_j", "ram_source", CLUSTER_ENERGY_RAM_KWH),
 }
+# Every whole-cluster figure: NaN together where a study holds no cluster reading
+CLUSTER_FIGURES = (
+    CLUSTER_ENERGY_KWH,
+    *(kwh for _, _, _, kwh in CLUSTER_COMPONENTS.values()),
+    OVERHEAD_ENERGY_KWH,
+    OVERHEAD_SHARE,
+)
 BEST_ROUGE = tuple(BEST_PREFIX + r for r in ROUGE_COLUMNS)
 BASELINE_ROUGE = tuple(BASELINE_PREFIX + r for r in ROUGE_COLUMNS)
 SEGMENT_LAUNCH_S = "segment_launch_s"  # reports.parquet: start-up of a segment (first report only)

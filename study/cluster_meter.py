@@ -29,11 +29,10 @@ from typing import Any
 import psutil
 
 from study.footprint import CarbonIntensity
-from trainables.energy import RAM_W_PER_GIB, _machine_busy_cpu_s, cpu_package_power_w
+from trainables.energy import ENERGY_PARTS, RAM_W_PER_GIB, _machine_busy_cpu_s, cpu_package_power_w
 
 GIB = 1024**3
 POLL_S = 10.0
-ENERGY_PARTS = ("gpu", "cpu", "ram")
 
 
 class NodeMeter:
@@ -100,8 +99,12 @@ class ClusterMeter:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._actor = None  # NodeMeter as a zero-CPU Ray actor class, made once in start()
 
     def start(self) -> ClusterMeter:
+        import ray
+
+        self._actor = ray.remote(num_cpus=0, max_restarts=0)(NodeMeter)
         self.poll()
         self._thread = threading.Thread(target=self._run, name="cluster-meter", daemon=True)
         self._thread.start()
@@ -121,13 +124,12 @@ class ClusterMeter:
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
         with self._lock:
-            actor = ray.remote(num_cpus=0, max_restarts=0)(NodeMeter)
             joined_s = self.started_s if not self.meters else time.time()
             for node in ray.nodes():
                 node_id = node["NodeID"]
                 if node["Alive"] and node_id not in self.meters:
                     self.joined[node_id] = joined_s
-                    self.meters[node_id] = actor.options(
+                    self.meters[node_id] = self._actor.options(
                         scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False)
                     ).remote(node_id, self.cpu_tdp_w)
             live = {n: m for n, m in self.meters.items() if n not in self.lost}

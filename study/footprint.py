@@ -257,9 +257,9 @@ def carbon_intensity(cfg: EnergyConfig, now_s: float) -> CarbonIntensity:
     except OSError as e:
         raise FootprintError(f"energy.intensity_csv={cfg.intensity_csv!r}: cannot read it ({e.strerror}); "
                              "give an Electricity Maps hourly CSV export") from e
+    except FootprintError as e:
+        raise FootprintError(f"energy.intensity_csv={cfg.intensity_csv!r}: {e}") from e
     except (KeyError, ValueError) as e:
-        if isinstance(e, FootprintError):
-            raise FootprintError(f"energy.intensity_csv={cfg.intensity_csv!r}: {e}") from e
         raise FootprintError(f"energy.intensity_csv={cfg.intensity_csv!r}: unreadable row ({e}); "
                              "give an Electricity Maps hourly CSV export") from e
     try:

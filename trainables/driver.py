@@ -25,12 +25,11 @@ from typing import Any
 
 from study import schema
 from study.footprint import CarbonIntensity
-from trainables.energy import SOURCE_RANK
+from trainables.energy import ENERGY_PARTS, SOURCE_RANK
 from trainables.train_loop import MAX_KEYS, SUMMED_KEYS
 
 POINTER_FILE = "train_checkpoint.json"
 TOTALS_FILE = "greentune_trial_totals.json"
-ENERGY_PARTS = ("gpu", "cpu", "ram")
 
 
 @dataclass(frozen=True)
@@ -74,15 +73,20 @@ class TrialTotals:
             if value is not None:
                 self.energy_j[part] = (self.energy_j[part] or 0.0) + value
                 self.energy_source[part] = weakest(self.energy_source[part], report.get(f"energy_{part}_source"))
-        interval_j = [report[f"interval_energy_{p}_j"] for p in ENERGY_PARTS
-                      if report.get(f"interval_energy_{p}_j") is not None]
-        if interval_j:
-            self.co2_kg = (self.co2_kg or 0.0) + carbon.co2_kg(sum(interval_j), now_s)
+        energy_j = interval_energy_j(report)
+        if energy_j is not None:
+            self.co2_kg = (self.co2_kg or 0.0) + carbon.co2_kg(energy_j, now_s)
 
     @property
     def energy_total_j(self) -> float | None:
         parts = [v for v in self.energy_j.values() if v is not None]
         return sum(parts) if parts else None
+
+
+def interval_energy_j(report: dict[str, Any]) -> float | None:
+    """Energy of one report interval over the measured parts; None if no part was measured."""
+    parts = [report[f"interval_energy_{p}_j"] for p in ENERGY_PARTS if report.get(f"interval_energy_{p}_j") is not None]
+    return sum(parts) if parts else None
 
 
 def weakest(a: str | None, b: str | None) -> str | None:
@@ -244,7 +248,7 @@ def trial_driver(config: dict[str, Any], ctx: StudyContext) -> None:
         totals.add(report, ctx.carbon, now_s)
         totals_path.write_text(json.dumps(asdict(totals)))
         metrics = tune_metrics(report, totals, ctx, totals.segments, restored_from, now_s)
-        interval_j = sum(report.get(f"interval_energy_{p}_j") or 0.0 for p in ENERGY_PARTS)
+        interval_j = interval_energy_j(report)
         publish(trial_id, ctx.strategy, energy_j=metrics[schema.ENERGY_TOTAL_J],
                 power_w=interval_j / report["interval_device_s"] * report["workers"] if interval_j else None,
                 co2_kg=metrics[schema.CO2_KG], cost_usd=metrics[schema.COST_USD])

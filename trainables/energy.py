@@ -57,6 +57,8 @@ DEFAULT_W_PER_LOGICAL_CPU = 4.0  # CodeCarbon's DEFAULT_POWER_PER_CORE (per thre
 POWERCAP_DIR = Path("/sys/class/powercap")
 GIB = 1024**3
 
+ENERGY_PARTS = ("gpu", "cpu", "ram")  # what every meter reports, each in joules with its source
+
 
 @dataclass(frozen=True)
 class Measurement:
@@ -71,7 +73,7 @@ class Measurement:
     ram_source: str | None = None
 
     def __post_init__(self) -> None:
-        for part in ("gpu", "cpu", "ram"):
+        for part in ENERGY_PARTS:
             value, source = getattr(self, f"{part}_j"), getattr(self, f"{part}_source")
             if (value is None) != (source is None) or (source and source not in SOURCE_RANK):
                 raise ValueError(
@@ -99,7 +101,7 @@ def sum_measurements(items: Iterable[Measurement]) -> Measurement:
     """
     items = list(items)
     fields: dict[str, Any] = {"duration_s": sum(m.duration_s for m in items)}
-    for part in ("gpu", "cpu", "ram"):
+    for part in ENERGY_PARTS:
         have = [m for m in items if getattr(m, f"{part}_j") is not None]
         if have:
             fields[f"{part}_j"] = sum(getattr(m, f"{part}_j") for m in have)

@@ -30,6 +30,7 @@ from analysis.summary import (
     CLUSTER_ENERGY_GPU_KWH,
     CLUSTER_ENERGY_KWH,
     CLUSTER_ENERGY_RAM_KWH,
+    CLUSTER_FIGURES,
     CLUSTER_METERED,
     CLUSTER_METERED_SEEDS,
     CLUSTER_NODES,
@@ -51,14 +52,6 @@ from study.schema import STRATEGY
 
 pytestmark = pytest.mark.timeout(120)
 
-CLUSTER_FIGURES = (
-    CLUSTER_ENERGY_KWH,
-    CLUSTER_ENERGY_GPU_KWH,
-    CLUSTER_ENERGY_CPU_KWH,
-    CLUSTER_ENERGY_RAM_KWH,
-    OVERHEAD_ENERGY_KWH,
-    OVERHEAD_SHARE,
-)
 SHARE_0, SHARE_1 = 2825 / 7200, 7875 / 21000  # overhead / cluster of grid seeds 0 and 1
 
 

@@ -41,7 +41,7 @@ def test_totals_accumulate_over_segments(tmp_path):
     # Three segments (a start and two PBT restarts) of two workers each: every segment's driver
     # loads the totals file the previous one wrote, as trial_driver does.
     path = tmp_path / "totals.json"
-    for segment in range(3):
+    for _ in range(3):
         totals = _load_totals(path)
         totals.segments += 1
         totals.add(combine_workers([worker(0), worker(1)]), EASTUS, now_s=0.0)
