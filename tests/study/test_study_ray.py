@@ -90,9 +90,11 @@ def test_grid_study_end_to_end(tmp_path, study_args):
 
 
 def test_pbt_really_exploits(tmp_path, study_args):
-    # a population of 2 where the lower half (1 trial) clones the upper half at every report
-    proc = run_study("pbt", "--name", "p", "--set", "budget.trial_epochs=4",
-                     "--set", "search.pbt_quantile_fraction=0.5", *study_args, cwd=tmp_path)
+    # a population of 2 where the lower half (1 trial) clones the upper half at every report;
+    # 8 reports of 256 examples each, so a trial cannot finish before the other has started (a
+    # clone of a finished donor has nothing left to train, and reports nothing)
+    proc = run_study("pbt", "--name", "p", *study_args, "--set", "data.n_train=256", "--set", "train.epochs=4",
+                     "--set", "budget.trial_epochs=8", "--set", "search.pbt_quantile_fraction=0.5", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     study_dir = tmp_path / "results" / "p"
     reports, trials, meta = load(study_dir)
