@@ -47,6 +47,8 @@ from study.schema import (
     ROUGE_COLUMNS,
     ROUGEL,
     SEED,
+    SEGMENT_LAUNCH_S,
+    SEGMENT_SETUP_S,
     STATUS,
     STOP_REASON,
     STRATEGY,
@@ -151,8 +153,6 @@ CLUSTER_FIGURES = (
 )
 BEST_ROUGE = tuple(BEST_PREFIX + r for r in ROUGE_COLUMNS)
 BASELINE_ROUGE = tuple(BASELINE_PREFIX + r for r in ROUGE_COLUMNS)
-SEGMENT_LAUNCH_S = "segment_launch_s"  # reports.parquet: start-up of a segment (first report only)
-SEGMENT_SETUP_S = "segment_setup_s"
 
 # The numeric figures summarised over seeds, in display order.
 NUMERIC_FIGURES = (

@@ -5,8 +5,10 @@ A Train checkpoint (`train_runs/<run>/checkpoint_*`) is kept while any of these 
 - it is the newest of a run whose trial is still live (the run may restart a worker from it);
 - a live trial's latest Tune checkpoint points at it (the trial's own resume, or, right after a
   PBT exploit, the donor's checkpoint the exploited trial is about to load);
-- PBT holds it as a trial's `last_checkpoint`, the one a future exploit would clone;
-- it is the newest checkpoint of the best trial so far (the model a user wants at the end);
+- it is the checkpoint of the best report so far (the selected model, evaluated on the test
+  split when the study ends);
+- a PBT study may still clone it: every trial's latest checkpoint, finished trials' included,
+  while any trial is live (`study.pbt` ranks finished trials too);
 - it belongs to a live trial and is younger than `RESTORE_WINDOW_S`: `--resume` restores each
   trial from the checkpoint named in the experiment state Tune saved last, and Tune saves that
   state only every `TUNE_GLOBAL_CHECKPOINT_S` (10 s, set by study.run), so a trial's latest
@@ -19,13 +21,15 @@ trial driver ever deletes a checkpoint another trial may clone.
 
 from __future__ import annotations
 
-import json
+import math
 import shutil
 import time
 from pathlib import Path
 from typing import Any
 
 from ray.tune import Callback
+
+from study import schema
 
 CHECKPOINT_GLOB = "checkpoint_*"
 RESTORE_WINDOW_S = 60.0  # six of Tune's experiment-state periods
@@ -43,16 +47,16 @@ def deletable(runs: dict[str, list[str]], live_runs: set[str], protected: set[st
     return doomed
 
 
-def pointer_target(tune_checkpoint: Any) -> str | None:
+def pointer_target(tune_checkpoint: Any, train_runs_dir: Path) -> str | None:
     """The Train checkpoint path a Tune pointer checkpoint names (None if unreadable)."""
-    from trainables.driver import POINTER_FILE
+    from trainables.driver import Pointer
 
     path = getattr(tune_checkpoint, "path", None)
     if not path:
         return None
     try:
-        return json.loads((Path(path) / POINTER_FILE).read_text())["path"]
-    except (OSError, ValueError, KeyError):
+        return str(train_runs_dir / Pointer.read(Path(path)).checkpoint)
+    except (OSError, ValueError, KeyError, TypeError):
         return None
 
 
@@ -61,15 +65,15 @@ class CheckpointJanitor(Callback):
         self.train_runs_dir = Path(train_runs_dir)
         self.metric, self.mode = metric, mode
         self.scheduler = scheduler
-        self.best: tuple[float, str] | None = None  # (score, trial_id)
+        self.best: tuple[float, str, str] | None = None  # (score, trial_id, checkpoint path)
         self.deleted_bytes = 0
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
-        score = result.get(self.metric)
-        if isinstance(score, (int, float)):
+        score, checkpoint = result.get(self.metric), result.get(schema.CHECKPOINT_PATH)
+        if isinstance(score, (int, float)) and math.isfinite(score) and checkpoint:
             better = self.best is None or (score > self.best[0] if self.mode == "max" else score < self.best[0])
             if better:
-                self.best = (score, trial.trial_id)
+                self.best = (score, trial.trial_id, str(self.train_runs_dir / checkpoint))
         self.collect(trials)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
@@ -85,14 +89,19 @@ class CheckpointJanitor(Callback):
                 for run in self.train_runs_dir.iterdir() if run.is_dir()}
         live = [t for t in trials if t.status not in ("TERMINATED", "ERROR")]
         live_ids = {t.trial_id for t in live}
-        best_id = self.best[1] if self.best else None
-        live_runs = set(newest_run_per_trial(runs, live_ids | {best_id}).values())
-        protected = {pointer_target(t.checkpoint) for t in live}
+        live_runs = set(newest_run_per_trial(runs, live_ids).values())
+        protected = {pointer_target(t.checkpoint, self.train_runs_dir) for t in live}
+        if self.best:  # the selected model: evaluated on the test split when the study ends
+            protected.add(self.best[2])
         now = time.time()
         protected |= {path for run, paths in runs.items() if Path(run).name.split("-s")[0] in live_ids
                       for path in paths if now - Path(path).stat().st_mtime < RESTORE_WINDOW_S}
-        pbt_state = getattr(self.scheduler, "_trial_state", {})  # PBT's clone sources (Ray internals)
-        protected |= {pointer_target(s.last_checkpoint) for s in pbt_state.values()}
+        pbt_state = getattr(self.scheduler, "_trial_state", None)  # PBT's population (Ray's)
+        if pbt_state is not None and live:
+            # While any trial may still exploit, every trial's latest checkpoint, finished ones
+            # included, is a possible clone source (study.pbt ranks finished trials too).
+            protected |= {pointer_target(t.checkpoint, self.train_runs_dir) for t in trials
+                          if t.status != "ERROR"}
         protected.discard(None)
         for path in deletable(runs, live_runs, protected):
             self.deleted_bytes += sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())

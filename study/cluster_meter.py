@@ -23,12 +23,14 @@ import json
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import psutil
 
-from study.footprint import CarbonIntensity
+from study.budget import ClusterSpend
+from study.footprint import J_PER_KWH, CarbonIntensity
 from trainables.energy import ENERGY_PARTS, RAM_W_PER_GIB, _machine_busy_cpu_s, cpu_package_power_w
 
 GIB = 1024**3
@@ -84,8 +86,12 @@ class ClusterMeter:
     """A NodeMeter per node, polled from a background thread of the study process."""
 
     def __init__(self, carbon: CarbonIntensity, started_s: float, cpu_tdp_w: float = 0.0, poll_s: float = POLL_S,
-                 snapshot: Path | None = None, previous_runs: list[dict[str, Any]] | None = None):
+                 snapshot: Path | None = None, previous_runs: list[dict[str, Any]] | None = None,
+                 billing: Callable[[list[tuple[str, float]]], float | None] | None = None):
         self.carbon, self.cpu_tdp_w, self.poll_s = carbon, cpu_tdp_w, poll_s
+        # billing([(node_id, held_s), ...]) -> dollars billed for those nodes (None: no price)
+        self.billing = billing
+        self._last_poll = 0.0  # time.monotonic() of the last poll
         # After every poll the reading so far goes to `snapshot` (atomically), so a study process
         # killed mid-study keeps its cluster energy: `--resume` adds it as a previous run.
         self.snapshot, self.previous_runs = snapshot, list(previous_runs or [])
@@ -124,6 +130,7 @@ class ClusterMeter:
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
         with self._lock:
+            self._last_poll = time.monotonic()
             joined_s = self.started_s if not self.meters else time.time()
             for node in ray.nodes():
                 node_id = node["NodeID"]
@@ -148,6 +155,28 @@ class ClusterMeter:
                 tmp = self.snapshot.with_name(f".{self.snapshot.name}.tmp")
                 tmp.write_text(json.dumps(self.reading(None)))
                 os.replace(tmp, self.snapshot)
+
+    def spend(self, max_age_s: float = 1.0) -> ClusterSpend:
+        """The whole cluster's running totals for a budget (energy with PUE), polling first
+        when the last poll is older than `max_age_s`."""
+        if time.monotonic() - self._last_poll > max_age_s:
+            self.poll()
+        reading = self.reading(None)
+        previous = [r for r in self.previous_runs if isinstance(r, dict)]
+        energies = [r.get("energy_j") for r in (reading, *previous)]
+        known = [e for e in energies if e is not None]
+        co2 = [r.get("co2_kg") for r in (reading, *previous) if r.get("co2_kg") is not None]
+        return ClusterSpend(
+            energy_kwh=sum(known) / J_PER_KWH * self.carbon.pue if known else None,
+            co2_kg=sum(co2) if co2 else None,
+            cost_usd=self.billed_usd(reading["nodes"]),
+        )
+
+    def billed_usd(self, nodes: list[dict[str, Any]]) -> float | None:
+        """What the VMs cost for the time this run held them (None without prices)."""
+        if self.billing is None or not nodes:
+            return None
+        return self.billing([(n["node_id"], n["held_s"]) for n in nodes])
 
     def finish(self, trial_energy_j: float | None) -> dict[str, Any]:
         """Stop polling and read every node a last time."""

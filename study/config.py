@@ -12,6 +12,7 @@ names the field, the value and the fix, before anything touches Ray.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -53,8 +54,11 @@ class DataConfig:
     target_column: str = ""
     train_split: str = "train"
     validation_split: str = "validation"
+    # Held out: read once, when the study has ended, to score the selected model (0 = skip).
+    test_split: str = "test"
     n_train: int = 2000
     n_validation: int = 64
+    n_test: int = 1000
     max_source_tokens: int = 160
     max_target_tokens: int = 48
     # Batches of similar length (shuffled in chunks), to save padding.
@@ -66,6 +70,14 @@ class DataConfig:
                  "use builtin, cnn_dailymail, xsum, samsum or a file path")
         for key in ("n_train", "n_validation", "max_source_tokens", "max_target_tokens"):
             _require(getattr(self, key) > 0, f"data.{key}", getattr(self, key), "must be > 0")
+        _require(self.n_test >= 0, "data.n_test", self.n_test, "must be >= 0 (0 = no test evaluation)")
+        splits = {"data.train_split": self.train_split, "data.validation_split": self.validation_split}
+        if self.n_test:
+            splits["data.test_split"] = self.test_split
+        for key, value in splits.items():
+            others = [k for k, v in splits.items() if v == value and k != key]
+            _require(not others, key, value, f"the same split as {', '.join(others)}; every split "
+                     "must be its own (held-out data must never be trained or selected on)")
 
 
 @dataclass(frozen=True)
@@ -162,6 +174,7 @@ class SearchConfig:
     asha_grace_period: int = 1  # reports
     asha_reduction_factor: int = 3
     pbt_perturbation_interval: int = 1  # reports
+    pbt_population: int = 0  # 0 = budget / epochs (trial-epochs budgets) or the grid's points
     pbt_quantile_fraction: float = 0.25
     pbt_resample_probability: float = 0.25
 
@@ -172,24 +185,52 @@ class SearchConfig:
                  self.asha_reduction_factor, "must be >= 2")
         _require(self.pbt_perturbation_interval >= 1, "search.pbt_perturbation_interval",
                  self.pbt_perturbation_interval, "must be >= 1")
+        _require(self.pbt_population >= 0, "search.pbt_population", self.pbt_population,
+                 "must be >= 2 (or 0 = from the budget)")
         _require(0 < self.pbt_quantile_fraction <= 0.5, "search.pbt_quantile_fraction",
                  self.pbt_quantile_fraction, "must be in (0, 0.5]")
         _require(0 <= self.pbt_resample_probability <= 1, "search.pbt_resample_probability",
                  self.pbt_resample_probability, "must be in [0, 1]")
 
 
+BUDGET_UNITS = ("trial_epochs", "device_hours", "energy_kwh", "co2_kg", "cost_usd")
+
+
 @dataclass(frozen=True)
 class BudgetConfig:
-    # Total trial-epochs a strategy may spend; 0 = exactly one pass over the grid.
-    trial_epochs: float = 0
-    # Stop the study once it has spent this much (0 = no limit).
-    energy_kwh: float = 0
+    """The study budget: set one of these (its key names the unit); none set = trial_epochs of
+    one pass over the grid. Every strategy spends it: samplers start trials until it is spent,
+    running trials stop when it runs out (study.budget)."""
+
+    trial_epochs: float = 0  # epochs trained, summed over trials
+    device_hours: float = 0  # worker-hours (GPU-hours on a GPU cluster), summed over trials
+    energy_kwh: float = 0  # energy x PUE (the facility's draw)
     co2_kg: float = 0
-    cost_usd: float = 0
+    cost_usd: float = 0  # billed: every node's VM for the time the study held it
+    # What energy, CO2 and dollars count: the whole cluster from study start (the cluster
+    # meter: idle, start-up and drivers included), or only the trials' own meters.
+    scope: str = "cluster"
 
     def validate(self) -> None:
-        for key in ("trial_epochs", "energy_kwh", "co2_kg", "cost_usd"):
-            _require(getattr(self, key) >= 0, f"budget.{key}", getattr(self, key), "must be >= 0 (0 = off)")
+        for key in BUDGET_UNITS:
+            _require(getattr(self, key) >= 0 and math.isfinite(getattr(self, key)), f"budget.{key}",
+                     getattr(self, key), "must be a finite number >= 0 (0 = not this unit)")
+        set_keys = [k for k in BUDGET_UNITS if getattr(self, k) > 0]
+        _require(len(set_keys) <= 1, f"budget.{set_keys[-1] if set_keys else ''}",
+                 getattr(self, set_keys[-1]) if set_keys else 0,
+                 f"set one budget, not {len(set_keys)} ({', '.join('budget.' + k for k in set_keys)}); "
+                 "its key names the unit every strategy spends")
+        _one_of("budget.scope", self.scope, ("cluster", "trials"))
+
+    @property
+    def unit(self) -> str:
+        """The unit of the study budget (trial_epochs when none is set)."""
+        return next((k for k in BUDGET_UNITS if getattr(self, k) > 0), "trial_epochs")
+
+    @property
+    def amount(self) -> float:
+        """The budget in its unit; 0 = the default (one pass over the grid, in trial-epochs)."""
+        return getattr(self, self.unit)
 
 
 @dataclass(frozen=True)

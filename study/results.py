@@ -24,13 +24,13 @@ from study import schema
 # Tune's own bookkeeping keys we keep, renamed; every other key of a result is ours already.
 _DROP = {"config", "date", "hostname", "node_ip", "pid", "time_this_iter_s", "time_since_restore",
          "iterations_since_restore", "checkpoint_dir_name", "should_checkpoint", "done", "experiment_tag",
-         "time_total_s", "timestamp", "trial_id", "training_iteration", "report_time_s"}
+         "time_total_s", "timestamp", "trial_id", "training_iteration", schema.REPORT_TIME_S}
 
 
 def report_row(result: dict[str, Any], trial_id: str, study: str, strategy: str, seed: int,
                started_at: float) -> dict[str, Any]:
     """One tidy row from a Tune result dict."""
-    timestamp = result.get("report_time_s") or result.get("timestamp") or time.time()
+    timestamp = result.get(schema.REPORT_TIME_S) or result.get("timestamp") or time.time()
     row = {
         schema.STUDY: study, schema.STRATEGY: strategy, schema.SEED: seed, schema.TRIAL_ID: trial_id,
         schema.ITERATION: result.get("training_iteration"),
@@ -75,7 +75,7 @@ def trial_rows(reports: pd.DataFrame, statuses: dict[str, dict[str, Any]], metri
 def _stop_reason(status: str, last: pd.Series) -> str:
     if status == "ERROR":
         return "error"
-    if bool(last.get("early_stopped", False)):
+    if bool(last.get(schema.EARLY_STOPPED, False)):
         return "early_stopping"
     return "completed" if status == "TERMINATED" else ""
 
@@ -148,7 +148,7 @@ class ResultsWriter(Callback):
         """Why a terminated trial ended: its own early stopping, the study budget, the scheduler
         (ASHA), or it completed its epoch budget."""
         last = trial.last_result or {}
-        if last.get("early_stopped"):
+        if last.get(schema.EARLY_STOPPED):
             return "early_stopping"
         if last.get("training_iteration", 0) >= self.max_reports:
             return "completed"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import os
 import sys
 import time
@@ -136,7 +137,7 @@ def default_name(strategy: str, cfg: StudyConfig) -> str:
 
 def check_inputs(cfg: StudyConfig) -> None:
     """Model, data and resources checks that need no Ray (and no network for the defaults)."""
-    from trainables.datasets import load_split
+    from trainables.datasets import check_split_exists, load_split
     from trainables.models import check_model_name
 
     check_model_name(cfg.model)
@@ -152,6 +153,8 @@ def check_inputs(cfg: StudyConfig) -> None:
                               f"({type(e).__name__}: {e}); pip install deepspeed, or use zero_stage=0") from e
     for split, n in ((cfg.data.train_split, cfg.data.n_train), (cfg.data.validation_split, cfg.data.n_validation)):
         load_split(cfg.data, split, min(n, 8), cfg.data.seed)
+    if cfg.data.n_test:  # held out: its existence is checked, its examples are not read
+        check_split_exists(cfg.data, cfg.data.test_split)
 
 
 def lead_baseline(cfg: StudyConfig) -> dict[str, Any]:
@@ -240,6 +243,18 @@ def check_resources(cfg: StudyConfig, resources: dict[str, float]) -> None:
                           f"(cluster.yaml does)")
 
 
+def trial_resources(cfg: StudyConfig) -> dict[str, float]:
+    """What one Tune trial asks Ray for. A local-path trial trains in its own process, so it asks
+    for its worker's CPUs and GPUs; a Train-path driver only coordinates, on the head node (the
+    only one offering `trial_driver`), while its worker group asks for the devices."""
+    from trainables.driver import LOCAL_PATH, execution_path
+
+    r = cfg.resources
+    if execution_path(cfg) == LOCAL_PATH:
+        return {"CPU": r.cpus_per_worker, **({"GPU": r.gpus_per_worker} if r.gpus_per_worker else {})}
+    return {"CPU": 0, DRIVER_RESOURCE: 1}
+
+
 def concurrent_trials(cfg: StudyConfig, resources: dict[str, float]) -> int:
     """How many trials the cluster holds at once (or the configured number)."""
     r = cfg.resources
@@ -261,14 +276,14 @@ def run(plan: Plan) -> dict[str, Any]:
     import ray
     from ray import tune
 
-    from study.budget import BudgetStopper
+    from study.budget import BudgetStopper, spend_of_trials
     from study.checkpoints import CheckpointJanitor
     from study.cluster_meter import ClusterMeter
     from study.footprint import billed_cost_for_nodes, carbon_intensity
     from study.metadata import read_metadata, write_metadata
     from study.results import ResultsWriter
     from study.strategies import build_tune_plan
-    from trainables.driver import StudyContext, trial_driver
+    from trainables.driver import LOCAL_PATH, StudyContext, execution_path, trial_driver
 
     cfg = plan.config
     started = run_started = time.time()  # `started` becomes the first run's start on --resume
@@ -279,21 +294,19 @@ def run(plan: Plan) -> dict[str, Any]:
     carbon = carbon_intensity(cfg.energy, started)
     study_path = f"{plan.storage}/{plan.name}"
     ctx = StudyContext(
-        config=cfg.to_dict(), strategy=plan.strategy, study_name=plan.name,
-        train_runs_path=f"{study_path}/{schema.TRAIN_RUNS_DIR}",
-        carbon=carbon,
-        price_usd_per_device_hour=price_per_device_hour(footprint))
-    trainable = tune.with_resources(tune.with_parameters(trial_driver, ctx=ctx),
-                                    {"CPU": 0, DRIVER_RESOURCE: 1})
+        config=cfg, strategy=plan.strategy, study_name=plan.name, study_path=study_path,
+        carbon=carbon, price_usd_per_device_hour=price_per_device_hour(footprint))
+    trainable = tune.with_resources(tune.with_parameters(trial_driver, ctx=ctx), trial_resources(cfg))
 
     if plan.resume:
         metadata = read_metadata(plan.study_dir)
         started = metadata["started_at"]
         tuner = tune.Tuner.restore(study_path, trainable, resume_unfinished=True, resume_errored=True)
-        callbacks = tuner._local_tuner.get_run_config().callbacks
-        writer = next(c for c in callbacks if isinstance(c, ResultsWriter))
-        janitor = next(c for c in callbacks if isinstance(c, CheckpointJanitor))
+        run_config = tuner._local_tuner.get_run_config()
+        writer = next(c for c in run_config.callbacks if isinstance(c, ResultsWriter))
+        janitor = next(c for c in run_config.callbacks if isinstance(c, CheckpointJanitor))
         janitor.scheduler = tuner._local_tuner._tune_config.scheduler  # the restored instance
+        stopper = run_config.stop
         recovered = writer.recover_from_tune_logs()
         print(f"resuming {plan.name}: {len(writer.rows)} reports on disk ({recovered} recovered from Tune's logs)")
     else:
@@ -304,7 +317,7 @@ def run(plan: Plan) -> dict[str, Any]:
             "search_space": {"name": space.name, "grid_points": len(space.grid()),
                              "parameters": [dataclasses.asdict(p) for p in space.params]},
             "derived": plan.numbers.to_dict(), "concurrent_trials": slots, "footprint": footprint,
-            "baseline": lead_baseline(cfg),
+            "execution_path": execution_path(cfg), "baseline": lead_baseline(cfg),
             "ray_resources": resources, "started_at": started, "ray_init_s": ray_init_s, "finished_at": None,
             "stopped_on_budget": None, "storage": study_path}
         write_metadata(plan.study_dir, metadata)
@@ -320,7 +333,7 @@ def run(plan: Plan) -> dict[str, Any]:
 
             callbacks.append(MLflowLoggerCallback(tracking_uri=plan.mlflow_uri, experiment_name=plan.name,
                                                   tags={"strategy": plan.strategy}, save_artifact=False))
-        stopper = BudgetStopper(cfg.budget)
+        stopper = BudgetStopper(plan.numbers.budget, carbon.pue)
         writer.budget_stopper = stopper
         janitor = CheckpointJanitor(plan.study_dir / schema.TRAIN_RUNS_DIR, cfg.search.metric,
                                     cfg.search.mode, tune_plan.scheduler)
@@ -330,7 +343,9 @@ def run(plan: Plan) -> dict[str, Any]:
             tune_config=tune.TuneConfig(metric=cfg.search.metric, mode=cfg.search.mode,
                                         num_samples=tune_plan.num_samples, scheduler=tune_plan.scheduler,
                                         search_alg=tune_plan.search_alg,
-                                        reuse_actors=False),
+                                        # local path: a trial process (its imports, prepared
+                                        # data) serves the next trial too
+                                        reuse_actors=execution_path(cfg) == LOCAL_PATH),
             run_config=tune.RunConfig(
                 name=plan.name, storage_path=plan.storage, callbacks=callbacks, stop=stopper,
                 progress_reporter=reporter, verbose=1,
@@ -340,38 +355,119 @@ def run(plan: Plan) -> dict[str, Any]:
                 failure_config=tune.FailureConfig(max_failures=1)))
     print_plan(plan, slots, study_path)
     meter = ClusterMeter(carbon, run_started, cfg.energy.cpu_tdp_w, snapshot=plan.study_dir / schema.CLUSTER_ENERGY_FILE,
-                         previous_runs=previous_cluster_runs(plan.study_dir) if plan.resume else []).start()
+                         previous_runs=previous_cluster_runs(plan.study_dir) if plan.resume else [],
+                         billing=node_billing(cfg)).start()
+    stopper.cluster = meter.spend  # energy, CO2 and dollar budgets count the whole cluster
     results = tuner.fit()
+    fit_finished = time.time()
+    held_out = evaluate_selected_model(plan, writer.rows, ctx)
     finished = time.time()
-    trial_energy = [r.get(schema.ENERGY_TOTAL_J) for r in writer.latest_per_trial().values()]
-    known = [e for e in trial_energy if e is not None]
+    latest = writer.latest_per_trial()
+    known = [e for r in latest.values() if (e := r.get(schema.ENERGY_TOTAL_J)) is not None]
     cluster = meter.finish(sum(known) if known else None)
-    budget_reason = getattr(tuner._local_tuner.get_run_config().stop, "reason", None)
-    nodes = len(cluster["nodes"])
-    attributed = [r.get(schema.COST_USD) for r in writer.latest_per_trial().values()]
-    metadata.update(finished_at=finished, wall_s=finished - started, stopped_on_budget=budget_reason,
-                    cluster_energy=cluster, cost={
-                        # billed: every node's VM for the whole study, idle included (this run)
-                        "billed_usd": billed_cost_for_nodes(
-                            [(cfg.energy.vm_size, node["held_s"]) for node in cluster["nodes"]], cfg.energy.spot),
-                        "attributed_usd": sum(attributed) if all(a is not None for a in attributed) and attributed else None,
-                        "vm_size": cfg.energy.vm_size or None, "nodes": nodes,
-                        "note": footprint.get("cost_note") or "billed assumes every node is energy.vm_size"})
+    spend = spend_of_trials(latest, carbon.pue, meter.spend(max_age_s=math.inf))
+    budget = plan.numbers.budget
+    attributed = [r.get(schema.COST_USD) for r in latest.values()]
+    metadata.update(
+        finished_at=finished, wall_s=finished - started, tune_wall_s=fit_finished - run_started,
+        stopped_on_budget=stopper.reason, cluster_energy=cluster,
+        budget=budget_record(budget, spend, stopper.reason, slots),
+        cost={
+            # billed: every node's VM for the whole study, idle included (this run)
+            "billed_usd": billed_cost_for_nodes(
+                [(cfg.energy.vm_size, node["held_s"]) for node in cluster["nodes"]], cfg.energy.spot),
+            "attributed_usd": sum(attributed) if all(a is not None for a in attributed) and attributed else None,
+            "vm_size": cfg.energy.vm_size or None, "nodes": len(cluster["nodes"]),
+            "note": footprint.get("cost_note") or "billed assumes every node is energy.vm_size"},
+        **(held_out or {}))
     write_metadata(plan.study_dir, metadata)
     ray.shutdown()
     best = writer.best()
     summary = {
         "study_dir": study_path, "trials": len(results), "errors": results.num_errors,
-        "wall_s": finished - started, "stopped_on_budget": budget_reason,
+        "wall_s": finished - started, "stopped_on_budget": stopper.reason,
         "best_" + cfg.search.metric: best.get(cfg.search.metric) if best else None,
         "best_trial": best.get(schema.TRIAL_ID) if best else None,
         "best_config": {k[len(schema.CONFIG_PREFIX):]: v for k, v in (best or {}).items()
                         if k.startswith(schema.CONFIG_PREFIX)},
+        "budget": metadata["budget"], "test": (held_out or {}).get("test"),
+        "cluster_energy_j": cluster["energy_j"], "overhead_energy_j": cluster["overhead_energy_j"],
     }
-    summary["cluster_energy_j"] = cluster["energy_j"]
-    summary["overhead_energy_j"] = cluster["overhead_energy_j"]
     print_summary(summary, cfg.search.metric)
     return summary
+
+
+def node_billing(cfg: StudyConfig):
+    """Dollars billed for [(node id, seconds held), ...]: every node at energy.vm_size."""
+    from study.footprint import billed_cost_for_nodes
+
+    if not cfg.energy.vm_size:
+        return None
+    return lambda held: billed_cost_for_nodes([(cfg.energy.vm_size, s) for _, s in held], cfg.energy.spot)
+
+
+def budget_record(budget, spend, reason: str | None, slots: int) -> dict[str, Any]:
+    """What metadata.json keeps of the budget: its unit and amount, what was spent, the overshoot."""
+    from study.budget import spent_in
+
+    value = spent_in(budget, spend)
+    return {"unit": budget.unit, "amount": budget.amount, "scope": budget.scope, "spent": value,
+            "overshoot": (value - budget.amount) if value is not None else None,
+            "stopped": reason, "slots": slots, "spend": spend.to_dict(),
+            "rule": "samplers start trials until the budget is spent; running trials stop when it "
+                    "runs out; the overshoot is bounded by one report interval per running slot"}
+
+
+def evaluate_selected_model(plan: Plan, rows: list[dict[str, Any]], ctx) -> dict[str, Any] | None:
+    """Score the selected model (the best validation report's checkpoint) once on the test split,
+    in a Ray task with one worker's resources; write the per-example scores to
+    `test_scores.parquet` and return the `selection` and `test` entries of metadata.json."""
+    import ray
+
+    from study import storage
+    from study.results import write_parquet_atomic
+    from study.stats import bootstrap_ci
+    from trainables.held_out import evaluate_checkpoint, select_model
+
+    cfg = plan.config
+    selected = select_model(rows, cfg.search.metric, cfg.search.mode)
+    if selected is None or not cfg.data.n_test:
+        why = "data.n_test=0" if selected is not None else "no report with a checkpoint and a finite metric"
+        return {"selection": None, "test": {"evaluated": False, "why": why}}
+    location = storage.join(ctx.train_runs_path, selected[schema.CHECKPOINT_PATH])
+    r = cfg.resources
+    cpus = r.cpus_per_worker * r.workers_per_trial
+    task = ray.remote(num_cpus=cpus, num_gpus=1 if r.gpus_per_worker else 0, max_retries=1)(evaluate_checkpoint)
+    print(f"scoring the selected model (trial {selected[schema.TRIAL_ID]}, report "
+          f"{selected[schema.ITERATION]}, validation {cfg.search.metric} {selected[cfg.search.metric]:.4f}) "
+          f"on {cfg.data.n_test} held-out {cfg.data.test_split!r} examples")
+    result = ray.get(task.remote(cfg, location, cfg.data.test_split, cfg.data.n_test,
+                                 max(1, int(cpus)) if not r.torch_threads else r.torch_threads))
+    identity = {schema.STUDY: plan.name, schema.STRATEGY: plan.strategy, schema.SEED: cfg.seed,
+                schema.TRIAL_ID: selected[schema.TRIAL_ID]}
+    table = pd_frame({**identity, schema.EXAMPLE: list(range(result.n)), **result.scores,
+                      schema.PREDICTION: result.predictions, schema.REFERENCE: result.references})
+    write_parquet_atomic(table, plan.study_dir / schema.TEST_SCORES_FILE)
+    test: dict[str, Any] = {"evaluated": True, "split": result.split, "n": result.n, "loss": result.loss,
+                            "seconds": result.seconds, "energy": result.energy.to_dict(),
+                            "interval": "95 % percentile bootstrap over examples (4000 resamples)"}
+    for key, values in result.scores.items():
+        test[key] = sum(values) / len(values)
+        test[f"{key}_ci95"] = list(bootstrap_ci(values))
+    selection = {"trial_id": selected[schema.TRIAL_ID], "iteration": selected[schema.ITERATION],
+                 "checkpoint": selected[schema.CHECKPOINT_PATH], "metric": cfg.search.metric,
+                 "validation_score": selected[cfg.search.metric],
+                 "config": {k[len(schema.CONFIG_PREFIX):]: v for k, v in selected.items()
+                            if k.startswith(schema.CONFIG_PREFIX)},
+                 "rule": "the best validation report of any trial (ties: the earliest); the test "
+                         "split is read once, here, and by nothing that made a decision"}
+    return {"selection": selection, "test": test}
+
+
+def pd_frame(columns: dict[str, Any]):
+    import pandas as pd
+
+    return pd.DataFrame(columns)
 
 
 def previous_cluster_runs(study_dir: Path) -> list[dict[str, Any]]:
@@ -389,11 +485,19 @@ def price_per_device_hour(footprint: dict[str, Any]) -> float | None:
     return price / gpus if price is not None and gpus else None
 
 
-def print_plan(plan: Plan, slots: int, study_path: str) -> None:
+def describe_trials(n: StrategyNumbers) -> str:
+    """How many trials, in words: a fixed count, or as many as the budget buys."""
+    if n.num_trials is not None:
+        return f"{n.num_trials} trials"
+    expected = f", about {n.expected_trials:.0f} as modelled" if n.expected_trials else ""
+    return f"trials until the budget is spent{expected}"
+
+
+def print_plan(plan: Plan, slots: int | None, study_path: str) -> None:
     n = plan.numbers
-    print(f"study {plan.name}: strategy {plan.strategy}, {n.num_trials} trials "
-          f"({n.expected_trial_epochs:g} of {n.budget_trial_epochs:g} budgeted trial-epochs), "
-          f"{slots} at a time")
+    at_once = f"{slots} at a time" if slots else "as many at a time as the cluster holds"
+    print(f"study {plan.name}: strategy {plan.strategy}, {describe_trials(n)}, "
+          f"budget {n.budget.label}, {at_once}")
     print(f"  derived: {json.dumps(n.to_dict())}")
     print(f"  results: {study_path}")
 
@@ -404,15 +508,22 @@ def print_summary(summary: dict[str, Any], metric: str) -> None:
     print(f"  folder:     {summary['study_dir']}")
     print(f"  trials:     {summary['trials']} ({summary['errors']} errors)")
     print(f"  wall time:  {summary['wall_s']:.0f} s")
-    if summary["stopped_on_budget"]:
-        print(f"  stopped on budget: {summary['stopped_on_budget']}")
+    budget = summary.get("budget") or {}
+    if budget.get("spent") is not None:
+        print(f"  budget:     spent {budget['spent']:.4g} of {budget['amount']:.4g} {budget['unit']}"
+              f" ({budget['overshoot']:+.3g})" + (" - stopped on it" if summary["stopped_on_budget"] else ""))
     if summary.get("cluster_energy_j") is not None:
         trials = summary["cluster_energy_j"] - (summary["overhead_energy_j"] or 0.0)
         print(f"  energy:     {summary['cluster_energy_j']:.0f} J whole cluster (estimated where no "
               f"counter), {trials:.0f} J in trials, {summary['overhead_energy_j'] or 0:.0f} J overhead")
     if best is not None:
-        print(f"  best {metric}: {best:.4f} (trial {summary['best_trial']})")
-        print(f"  its config: {json.dumps(summary['best_config'])}")
+        print(f"  selected:   validation {metric} {best:.4f} (trial {summary['best_trial']}), "
+              f"config {json.dumps(summary['best_config'])}")
+    test = summary.get("test") or {}
+    if test.get("evaluated"):
+        low, high = test["rougeL_ci95"]
+        print(f"  test:       ROUGE-L {test['rougeL']:.4f} (95 % CI {low:.4f}-{high:.4f}) on "
+              f"{test['n']} held-out {test['split']!r} examples")
 
 
 def plan_comparison(args: argparse.Namespace) -> list[Plan]:
@@ -438,9 +549,9 @@ def compare(plans: list[Plan], dry_run: bool) -> int:
     runs = [{"strategy": p.strategy, "seed": p.config.seed, "study": p.name, **p.numbers.to_dict()}
             for p in plans]
     print(f"compare: {len(plans)} studies under the same budget "
-          f"({plans[0].numbers.budget_trial_epochs:g} trial-epochs each); report -> {out}")
-    for r in runs:
-        print(f"  {r['study']}: {r['num_trials']} trials, ~{r['expected_trial_epochs']:g} trial-epochs")
+          f"({plans[0].numbers.budget.label} each); report -> {out}")
+    for p in plans:
+        print(f"  {p.name}: {describe_trials(p.numbers)}")
     if dry_run:
         return 0
     out.mkdir(parents=True, exist_ok=True)
@@ -466,13 +577,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if args.dry_run:
-        print_plan(plan, plan.config.resources.max_concurrent_trials or 0, f"{plan.storage}/{plan.name}")
+        print_plan(plan, plan.config.resources.max_concurrent_trials or None, f"{plan.storage}/{plan.name}")
         return 0
     try:
-        run(plan)
+        summary = run(plan)
     except ConfigError as e:  # resource checks that need the cluster's size
         print(f"error: {e}", file=sys.stderr)
         return 2
+    if summary["errors"]:
+        print(f"error: {summary['errors']} trial(s) ended in ERROR; their error.txt files are in "
+              f"the trial folders under {summary['study_dir']}", file=sys.stderr)
+        return 1
     return 0
 
 

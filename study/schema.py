@@ -22,6 +22,8 @@ REPORTS_FILE = "reports.parquet"
 TRIALS_FILE = "trials.parquet"
 TRAIN_RUNS_DIR = "train_runs"
 CLUSTER_ENERGY_FILE = "cluster_energy.json"
+TEST_SCORES_FILE = "test_scores.parquet"  # the selected model on the held-out split, per example
+TRIAL_TOTALS_DIR = "trial_totals"  # each trial's running totals over its segments (the driver's)
 
 # Prefix of the per-trial hyperparameters in both tables: `config/lr`, `config/batch_size`, ...
 CONFIG_PREFIX = "config/"
@@ -35,9 +37,18 @@ REPORT_ID = "report_id"  # unique per report (a trial's iteration repeats after 
 ITERATION = "training_iteration"  # Tune's count of this trial's reports
 SEGMENT = "segment"  # Train runs this trial started (1 + PBT exploits + restarts)
 RESTORED_FROM = "restored_from_trial"  # the trial whose checkpoint this segment started from
+RESTORED_FROM_SCORE = "restored_from_score"  # the search metric of that checkpoint's report
+RESTORED_FROM_ITERATION = "restored_from_iteration"  # that report's number in its trial
+CHECKPOINT_PATH = "checkpoint_path"  # this report's Train checkpoint, relative to train_runs/
+TRIAL_SEED = "trial_seed"  # the trial's own seed (model init, data order, dropout)
+EXECUTION_PATH = "execution_path"  # local (in the Tune trial's process) | train_worker_group
+WORKERS = "workers"  # Train workers whose reports this row combines
 
 # Progress and time
 TIMESTAMP_S = "timestamp_s"  # unix time of the report
+REPORT_TIME_S = "report_time_s"  # the driver's clock when it reported (becomes timestamp_s)
+SEGMENT_LAUNCH_S = "segment_launch_s"  # a segment's start-up before its worker loop (first report)
+SEGMENT_SETUP_S = "segment_setup_s"  # the worker's data/model set-up and restore (first report)
 STUDY_ELAPSED_S = "study_elapsed_s"  # since the study started
 TRIAL_TRAIN_S = "trial_train_s"  # cumulative time workers spent training, this trial's lineage
 TRIAL_EVAL_S = "trial_eval_s"  # cumulative time workers spent evaluating
@@ -71,6 +82,8 @@ TRAIN_FLOPS = "train_flops"
 TRAIN_FLOPS_SOURCE = "train_flops_source"  # "analytic_estimate" (6 x params x tokens)
 TRAINABLE_PARAMS = "trainable_params"
 PADDING_FRACTION = "padding_fraction"
+TRUNCATED_SOURCE_FRACTION = "truncated_source_fraction"  # share of sources cut at max length
+EARLY_STOPPED = "early_stopped"  # the trial's own early stopping ended it at this report
 
 # Energy (this trial's cumulative totals, summed over workers and segments)
 ENERGY_GPU_J = "energy_gpu_j"
@@ -84,6 +97,11 @@ DEVICE_S = "device_s"  # worker-seconds (GPU-seconds on a GPU cluster)
 CO2_KG = "co2_kg"  # each report interval's energy x PUE x the grid intensity of its moment, summed
 INTENSITY_G_PER_KWH = "intensity_g_per_kwh"  # the grid intensity applied to this report's interval
 COST_USD = "cost_usd"  # attributed: device-hours x per-device share of the VM price
+
+# Held-out table only (test_scores.parquet; beside the ROUGE columns, per example)
+EXAMPLE = "example"  # index of the example in the loaded test split
+PREDICTION = "prediction"
+REFERENCE = "reference"
 
 # Trial table only
 STATUS = "status"  # TERMINATED | ERROR | RUNNING | PENDING | PAUSED

@@ -3,8 +3,8 @@
 The arithmetic (how many trials a strategy gets for a budget) is plain functions over plain
 data; `build_tune_plan` is the thin adapter that turns a plan into Ray Tune objects.
 
-Units: the budget is in trial-epochs; Tune counts reports (`training_iteration`), and a trial
-reports `evals_per_epoch` times per epoch.
+Units: the budget is in one of `study.config.BUDGET_UNITS` (trial-epochs by default); Tune counts
+reports (`training_iteration`), and a trial reports `evals_per_epoch` times per epoch.
 """
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from search_spaces import SearchSpace
+from study.budget import Budget, study_budget
 from study.config import ConfigError, StudyConfig
+from study.pbt import make_pbt
 
 STRATEGIES = ("pbt", "asha", "grid", "random")
 TIME_ATTR = "training_iteration"
@@ -26,12 +28,14 @@ class StrategyNumbers:
     """What a strategy derives from the space and the budget; printed and saved in metadata."""
 
     strategy: str
-    budget_trial_epochs: float
+    budget_unit: str  # study.config.BUDGET_UNITS
+    budget_amount: float  # in budget_unit (trial-epochs default: one pass over the grid)
+    budget_scope: str  # cluster | trials, for energy, CO2 and dollars
     epochs_per_trial: int
     reports_per_trial: int  # max_t
-    num_trials: int  # trials Tune starts (grid: points x repeats)
-    expected_trial_epochs: float  # what the plan spends if every trial runs as modelled
     grid_points: int
+    num_trials: int | None  # trials Tune starts; None: as many as the budget buys (spent, not predicted)
+    expected_trials: float | None = None  # trial-epochs budgets: what it buys if trials run as modelled
     grid_repeats: int | None = None
     asha_grace_period: int | None = None
     asha_reduction_factor: int | None = None
@@ -43,6 +47,14 @@ class StrategyNumbers:
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v is not None}
+
+    @property
+    def budget(self) -> Budget:
+        return Budget(self.budget_unit, self.budget_amount, self.budget_scope)
+
+    @property
+    def tune_num_samples(self) -> int:
+        return -1 if self.num_trials is None else self.num_trials  # -1: until the stopper says so
 
 
 def asha_rungs(grace_period: int, reduction_factor: int, max_t: int) -> tuple[int, ...]:
@@ -65,51 +77,66 @@ def asha_expected_reports(grace_period: int, reduction_factor: int, max_t: int) 
 
 
 def derive_numbers(strategy: str, space: SearchSpace, cfg: StudyConfig) -> StrategyNumbers:
-    """How many trials `strategy` runs so that every strategy spends the same budget."""
+    """What `strategy` runs for the study budget, so that every strategy spends the same one.
+
+    Samplers (random, ASHA) and grid under a budget other than trial-epochs have no trial count:
+    they start trials until the budget is spent (`study.budget`). Grid under trial-epochs runs
+    whole passes over its points; PBT runs a fixed population for the full horizon.
+    """
     if strategy not in STRATEGIES:
         raise ConfigError(f"strategy={strategy!r}: unknown; use one of {', '.join(STRATEGIES)}")
     epochs = cfg.train.epochs
     max_t = epochs * cfg.train.evals_per_epoch
     grid_points = len(space.grid())
-    budget = cfg.budget.trial_epochs or grid_points * epochs
-    common = dict(strategy=strategy, budget_trial_epochs=budget, epochs_per_trial=epochs,
-                  reports_per_trial=max_t, grid_points=grid_points)
-    if budget < epochs:
-        raise ConfigError(f"budget.trial_epochs={budget}: less than one trial ({epochs} epochs); "
+    budget = study_budget(cfg.budget, default_trial_epochs=grid_points * epochs)
+    common = dict(strategy=strategy, budget_unit=budget.unit, budget_amount=budget.amount,
+                  budget_scope=budget.scope, epochs_per_trial=epochs, reports_per_trial=max_t,
+                  grid_points=grid_points)
+    in_epochs = budget.unit == "trial_epochs"
+    if in_epochs and budget.amount < epochs:
+        raise ConfigError(f"budget.trial_epochs={budget.amount:g}: less than one trial ({epochs} epochs); "
                           f"raise the budget or lower train.epochs")
+    if budget.unit == "cost_usd" and budget.scope == "cluster" and not cfg.energy.vm_size:
+        raise ConfigError(f"budget.cost_usd={budget.amount:g}: a local machine has no price, so this "
+                          "budget could never be spent; set energy.vm_size to the nodes' Azure size, "
+                          "or budget another unit (trial_epochs, device_hours, energy_kwh, co2_kg)")
 
     if strategy == "grid":
-        repeats = math.floor(budget / (grid_points * epochs))
+        if not in_epochs:
+            return StrategyNumbers(**common, num_trials=None)
+        repeats = math.floor(budget.amount / (grid_points * epochs))
         if repeats < 1:
             raise ConfigError(
-                f"budget.trial_epochs={budget}: smaller than one pass over the grid "
+                f"budget.trial_epochs={budget.amount:g}: smaller than one pass over the grid "
                 f"({grid_points} points x {epochs} epochs = {grid_points * epochs}); raise the budget "
                 f"or use fewer grid points")
-        n = grid_points * repeats
-        return StrategyNumbers(**common, num_trials=n, expected_trial_epochs=n * epochs,
-                               grid_repeats=repeats)
+        return StrategyNumbers(**common, num_trials=grid_points * repeats,
+                               expected_trials=grid_points * repeats, grid_repeats=repeats)
     if strategy == "random":
-        n = math.floor(budget / epochs)
-        return StrategyNumbers(**common, num_trials=n, expected_trial_epochs=n * epochs)
+        return StrategyNumbers(**common, num_trials=None,
+                               expected_trials=math.floor(budget.amount / epochs) if in_epochs else None)
     if strategy == "asha":
         s = cfg.search
         grace = min(s.asha_grace_period, max_t)
         per_trial = asha_expected_reports(grace, s.asha_reduction_factor, max_t)
-        n = max(1, math.floor(budget * cfg.train.evals_per_epoch / per_trial))
-        return StrategyNumbers(**common, num_trials=n,
-                               expected_trial_epochs=n * per_trial / cfg.train.evals_per_epoch,
+        expected = budget.amount * cfg.train.evals_per_epoch / per_trial if in_epochs else None
+        return StrategyNumbers(**common, num_trials=None, expected_trials=expected,
                                asha_grace_period=grace, asha_reduction_factor=s.asha_reduction_factor,
                                asha_rungs=asha_rungs(grace, s.asha_reduction_factor, max_t),
                                asha_expected_reports_per_trial=per_trial)
-    # pbt: the whole population trains for the full horizon
-    population = math.floor(budget / epochs)
+    # pbt: a fixed population trains for the full horizon
+    population = cfg.search.pbt_population or (
+        math.floor(budget.amount / epochs) if in_epochs else grid_points)
     if population < 2:
-        raise ConfigError(f"budget.trial_epochs={budget}: PBT needs a population of at least 2 "
-                          f"trials of {epochs} epochs; raise the budget")
+        raise ConfigError(f"budget.trial_epochs={budget.amount:g}: PBT needs a population of at least 2 "
+                          f"trials of {epochs} epochs; raise the budget (or set search.pbt_population)")
+    if in_epochs and population * epochs > budget.amount:
+        raise ConfigError(f"search.pbt_population={population}: {population} trials x {epochs} epochs "
+                          f"exceed budget.trial_epochs={budget.amount:g}; lower it or raise the budget")
     if cfg.search.pbt_perturbation_interval >= max_t:
         raise ConfigError(f"search.pbt_perturbation_interval={cfg.search.pbt_perturbation_interval}: "
                           f"must be below the {max_t} reports of a trial, or PBT never exploits")
-    return StrategyNumbers(**common, num_trials=population, expected_trial_epochs=population * epochs,
+    return StrategyNumbers(**common, num_trials=population, expected_trials=population,
                            pbt_population=population,
                            pbt_perturbation_interval=cfg.search.pbt_perturbation_interval,
                            pbt_quantile_fraction=cfg.search.pbt_quantile_fraction)
@@ -131,26 +158,31 @@ def pbt_explore(space: SearchSpace, seed: int):
     return explore
 
 
-def make_pbt(population_fits: bool, **kwargs):
-    """Ray's PBT, minus one cost when the whole population runs at once.
+def variant_generator(seed: int, max_concurrent: int):
+    """Tune's grid/random variant generator, seeded, that a PBT exploit can hold open.
 
-    Ray's PBT pauses a trial at its perturbation point whenever any other trial is PENDING or
-    PAUSED, to share slots round-robin. An exploited trial is briefly PENDING while it restarts,
-    so every trial that reports meanwhile is paused too, and each pause costs a segment restart
-    (new Train worker group, about 30-40 s on 2 cores) for nothing when every trial has a slot.
-    When the population fits in the slots we continue instead; exploit and checkpoint decisions
-    are Ray's own, unchanged.
+    Tune keeps a stopped or paused trial's process for the next trial (`reuse_actors`) only while
+    the search is unfinished. Ray's generator finishes as soon as it has made its last trial, so
+    after that point a PBT exploit (which pauses the trial, then restarts it from the donor's
+    checkpoint) would start a fresh process: imports, data and model set-up again, seconds each
+    time. `hold_open` (set by greentune's PBT) keeps the search unfinished while an exploited trial
+    waits to restart, so its own process is reset and reused.
     """
-    from ray.tune.schedulers import PopulationBasedTraining, TrialScheduler
+    from ray.tune.search import BasicVariantGenerator
 
-    class PopulationBasedTrainingNoIdlePause(PopulationBasedTraining):
-        def on_trial_result(self, tune_controller, trial, result):
-            decision = super().on_trial_result(tune_controller, trial, result)
-            if decision == TrialScheduler.PAUSE and population_fits:
-                return TrialScheduler.CONTINUE
-            return decision
+    class StudyVariantGenerator(BasicVariantGenerator):
+        hold_open = None  # a callable: True while an exploited trial waits for its restart
 
-    return PopulationBasedTrainingNoIdlePause(**kwargs)
+        def is_finished(self) -> bool:
+            return super().is_finished() and not (self.hold_open is not None and self.hold_open())
+
+        def get_state(self):
+            state = super().get_state()
+            if isinstance(state, dict):
+                state.pop("hold_open", None)  # rebuilt with the scheduler, never saved
+            return state
+
+    return StudyVariantGenerator(random_state=seed, max_concurrent=max_concurrent)
 
 
 @dataclass
@@ -166,24 +198,22 @@ def build_tune_plan(strategy: str, space: SearchSpace, cfg: StudyConfig, max_con
     """Ray Tune's param_space, sample count, scheduler and searcher for a strategy."""
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
-    from ray.tune.search import BasicVariantGenerator
-
     numbers = derive_numbers(strategy, space, cfg)
     s = cfg.search
     # Seeded sampling so a study's trials are reproducible from its seed.
     random.seed(cfg.seed)
-    searcher = BasicVariantGenerator(random_state=cfg.seed, max_concurrent=max_concurrent)
+    searcher = variant_generator(cfg.seed, max_concurrent)
     if strategy == "grid":
         param_space = {p.name: tune.grid_search(list(p.grid)) for p in space.params}
-        return TunePlan(numbers, param_space, numbers.grid_repeats, FIFOScheduler(), searcher)
+        return TunePlan(numbers, param_space, numbers.grid_repeats or -1, FIFOScheduler(), searcher)
     param_space = {p.name: p.tune_domain() for p in space.params}
     if strategy == "random":
-        return TunePlan(numbers, param_space, numbers.num_trials, FIFOScheduler(), searcher)
+        return TunePlan(numbers, param_space, numbers.tune_num_samples, FIFOScheduler(), searcher)
     if strategy == "asha":
         scheduler = ASHAScheduler(time_attr=TIME_ATTR, max_t=numbers.reports_per_trial,
                                   grace_period=numbers.asha_grace_period,
                                   reduction_factor=numbers.asha_reduction_factor)
-        return TunePlan(numbers, param_space, numbers.num_trials, scheduler, searcher)
+        return TunePlan(numbers, param_space, numbers.tune_num_samples, scheduler, searcher)
     mutations = {}
     for p in space.params:
         if p.mutate == "none":
@@ -195,7 +225,8 @@ def build_tune_plan(strategy: str, space: SearchSpace, cfg: StudyConfig, max_con
         else:
             mutations[p.name] = p.tune_domain()
     scheduler = make_pbt(
-        population_fits=numbers.pbt_population <= max_concurrent,
+        population_fits=numbers.pbt_population <= max_concurrent, seed=cfg.seed,
+        max_t=numbers.reports_per_trial,
         time_attr=TIME_ATTR,
         perturbation_interval=numbers.pbt_perturbation_interval,
         hyperparam_mutations=mutations,
@@ -204,4 +235,5 @@ def build_tune_plan(strategy: str, space: SearchSpace, cfg: StudyConfig, max_con
         perturbation_factors=tuple(space.perturbation_factors),
         custom_explore_fn=pbt_explore(space, cfg.seed),
     )
-    return TunePlan(numbers, param_space, numbers.num_trials, scheduler, searcher)
+    searcher.hold_open = scheduler.is_restarting
+    return TunePlan(numbers, param_space, numbers.tune_num_samples, scheduler, searcher)

@@ -22,7 +22,10 @@ Every bad input raises `study.config.ConfigError` naming the field, the value an
 
 from __future__ import annotations
 
+import json
+import os
 import random
+import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -38,6 +41,7 @@ __all__ = [
     "KNOWN_DATASETS",
     "KNOWN_LAYOUTS",
     "DatasetSpec",
+    "check_split_exists",
     "dataset_spec",
     "load_split",
     "summary_lines",
@@ -103,8 +107,21 @@ def dataset_spec(name: str) -> DatasetSpec | None:
     return next((s for s in KNOWN_DATASETS.values() if s.hub_id and s.hub_id == name), None)
 
 
+READ_LOG_ENV = "GREENTUNE_DATA_READS"  # a file: every load_split call is appended to it
+
+
+def _log_read(split: str, n: int) -> None:
+    """Note the read in the file `$GREENTUNE_DATA_READS` names (a test proves from it when the
+    held-out split was read); nothing happens when the variable is unset."""
+    path = os.environ.get(READ_LOG_ENV)
+    if path:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(json.dumps({"split": split, "n": n, "time_s": time.time(), "pid": os.getpid()}) + "\n")
+
+
 def load_split(cfg: DataConfig, split: str, n: int, seed: int) -> list[tuple[str, str]]:
     """Up to `n` (source, target) pairs of `split` of `cfg.dataset`, sub-sampled with `seed`."""
+    _log_read(split, n)
     if n < 1:
         raise ConfigError(f"n={n}: ask for at least one example (data.n_train/n_validation > 0)")
     split_field = _split_field(cfg, split)
@@ -306,7 +323,47 @@ def _split_field(cfg: DataConfig, split: str) -> str:
         return "data.train_split"
     if split == cfg.validation_split:
         return "data.validation_split"
+    if split == cfg.test_split:
+        return "data.test_split"
     return "split"
+
+
+def check_split_exists(cfg: DataConfig, split: str) -> None:
+    """Raise ConfigError unless `split` exists, without reading any of its examples' text (for
+    the held-out split, which nothing may read before the study's final evaluation)."""
+    field_name = _split_field(cfg, split)
+    name = cfg.dataset.strip()
+    if name == BUILTIN:
+        if split not in SPLIT_OFFSETS:
+            raise ConfigError(f"{field_name}={split!r}: the builtin dataset has the splits "
+                              f"{', '.join(SPLIT_OFFSETS)}; use one of them")
+        return
+    if _looks_like_path(name):
+        path = Path(name).expanduser()
+        df = _read_frame(path, path.suffix.lower()) if path.is_file() else None
+        if df is None:
+            return  # the train split's read names the missing file
+        if "split" not in df.columns:
+            raise ConfigError(f"{field_name}={split!r}: {path.name} has no `split` column, so no "
+                              f"held-out rows; add one (train/validation/test), or set data.n_test=0 "
+                              "to skip the test evaluation")
+        present = sorted({str(v) for v in df["split"].dropna().unique()})
+        if split not in present:
+            raise ConfigError(f"{field_name}={split!r}: {path.name} has no rows with split == {split!r} "
+                              f"(splits present: {', '.join(present)}); set {field_name} to one of "
+                              "them, or data.n_test=0 to skip the test evaluation")
+        return
+    spec = dataset_spec(name)
+    hub_id, config = (spec.hub_id, spec.hub_config) if spec else (name, None)
+    import datasets
+
+    try:
+        names = datasets.get_dataset_split_names(hub_id, config)
+    except Exception as e:  # noqa: BLE001 - network, offline, missing repo: say so in one line
+        raise _hub_error(name, hub_id, e) from e
+    if split not in names:
+        raise ConfigError(f"{field_name}={split!r}: hub dataset {hub_id!r} has the splits "
+                          f"{', '.join(names)}; set {field_name} to one of them, or data.n_test=0")
 
 
 def _clean(text: Any) -> str:

@@ -1,47 +1,117 @@
-"""The Tune trial driver: one Ray Train `TorchTrainer` per trial segment, every report forwarded.
+"""The Tune trial driver: runs a trial's segments and forwards every report to Tune.
 
-Why not `TuneReportCallback` (FIELD_NOTES): it forwards rank-0 metrics and no checkpoint, so PBT
-never exploits. Here a Train callback in the controller puts every report (all workers' metrics and
-the persisted Train checkpoint's path) on a queue; the driver sums the workers' figures, adds them
-to the trial's running totals and calls `tune.report` with a small pointer checkpoint (a JSON file
-naming the Train checkpoint). A PBT exploit restarts the driver with the donor's pointer: the new
-segment's Train run (uniquely named, so V2 does not auto-restore the trial's own run) starts from
-the donor's checkpoint and then applies this trial's own hyperparameters.
+A trial runs in segments: one at its start, one after each PBT exploit or restart. A segment
+starts from a checkpoint (a PBT donor's, or the trial's own) or from scratch, and runs the worker
+loop (`trainables.train_loop.run_worker`) on one of two paths:
 
-One worker group lives as long as a segment: a trial starts one at its start and one per PBT
-exploit or restart, not one per report.
+- **local** (one worker, no ZeRO: the common case of one GPU per trial): the loop runs in this
+  Tune trial's own process through Ray Train's local mode (`ScalingConfig(num_workers=0)`). No
+  Train controller, worker actor or queue actor is started, and with `reuse_actors` the process,
+  its imports and its prepared data serve the next trial too. Local mode neither persists
+  checkpoints nor calls report callbacks: the loop hands each report to `Segment.forward` here,
+  which uploads the checkpoint into the study's `train_runs/` exactly where Train would put it.
+- **train_worker_group** (several workers: DDP, DeepSpeed ZeRO): a `TorchTrainer` per segment.
+  `TuneReportCallback` would forward rank-0 metrics and no checkpoint, so PBT would never exploit
+  (FIELD_NOTES); instead a Train callback puts every report (all workers' and the persisted
+  checkpoint's path) on a queue that this driver drains.
+
+Either way each report becomes one `tune.report` with a small pointer checkpoint (`Pointer`: the
+Train checkpoint's place relative to `train_runs/`, whose it is and its score), so PBT clones,
+the checkpoint janitor, `--resume`, the meters and every parquet column behave the same on both.
+A PBT exploit restarts the driver with the donor's pointer; the segment loads the donor's model,
+optimizer, scheduler, RNG and data position, then applies the trial's own hyperparameters.
 """
 
 from __future__ import annotations
 
 import json
+import random
 import tempfile
 import threading
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from study import schema
+from study import schema, storage
+from study.config import StudyConfig
 from study.footprint import CarbonIntensity
 from trainables.energy import ENERGY_PARTS, SOURCE_RANK
-from trainables.train_loop import MAX_KEYS, SUMMED_KEYS
+from trainables.report import WorkerReport, combine_workers
 
 POINTER_FILE = "train_checkpoint.json"
-TOTALS_FILE = "greentune_trial_totals.json"
+LOCAL_PATH, TRAIN_PATH = "local", "train_worker_group"
 
 
 @dataclass(frozen=True)
 class StudyContext:
-    """What every trial driver needs from the study; plain data, shipped once via with_parameters."""
+    """What every trial driver needs from the study; shipped once via `tune.with_parameters`."""
 
-    config: dict[str, Any]  # StudyConfig.to_dict()
+    config: StudyConfig
     strategy: str
     study_name: str
-    train_runs_path: str  # where Train run folders go (shared storage on a cluster)
+    study_path: str  # the study's folder on its storage (a local path or a URI)
     carbon: CarbonIntensity  # converts each report's energy at the intensity of its hour
     price_usd_per_device_hour: float | None  # None: not applicable (local machine)
+
+    @property
+    def train_runs_path(self) -> str:
+        return storage.join(self.study_path, schema.TRAIN_RUNS_DIR)
+
+    def totals_location(self, trial_id: str) -> str:
+        return storage.join(self.study_path, schema.TRIAL_TOTALS_DIR, f"{trial_id}.json")
+
+    @property
+    def execution_path(self) -> str:
+        return execution_path(self.config)
+
+
+def execution_path(cfg: StudyConfig) -> str:
+    """`local` for single-worker trials without DeepSpeed, else `train_worker_group`."""
+    return LOCAL_PATH if cfg.resources.workers_per_trial == 1 and cfg.train.zero_stage == 0 else TRAIN_PATH
+
+
+def trial_seed(study_seed: int, trial_id: str) -> int:
+    """The trial's own seed (model init, data order, dropout): distinct for every trial of a
+    study, the same for the same study seed and trial. Tune numbers a study's trials
+    `<prefix>_<index>` in the order its searcher made them, so trial k of a study with seed s
+    gets the same seed in every strategy (paired seeds across strategies)."""
+    index = trial_id.rsplit("_", 1)[-1]
+    return random.Random(f"greentune-trial:{study_seed}:{index}").randrange(2**31)
+
+
+@dataclass(frozen=True)
+class Pointer:
+    """What a Tune checkpoint holds: where the Train checkpoint lies, whose it is, how it scored."""
+
+    checkpoint: str  # "<run folder>/<checkpoint folder>", relative to the study's train_runs/
+    trial_id: str
+    score: float | None  # the search metric at the report that saved it
+    iteration: int  # that report's number in its trial
+
+    def location(self, ctx: StudyContext) -> str:
+        return storage.join(ctx.train_runs_path, self.checkpoint)
+
+    @classmethod
+    def read(cls, directory: Path) -> Pointer:
+        return cls(**json.loads((directory / POINTER_FILE).read_text()))
+
+    def write(self, directory: Path) -> None:
+        (directory / POINTER_FILE).write_text(json.dumps(asdict(self)))
+
+
+def relative_checkpoint(path: str) -> str:
+    """`<run>/<checkpoint>` of a Train checkpoint path (its last two parts)."""
+    return "/".join(path.rstrip("/").split("/")[-2:])
+
+
+def weakest(a: str | None, b: str | None) -> str | None:
+    """A sum is only as well measured as its weakest part."""
+    if a is None or b is None:
+        return a or b
+    return max(a, b, key=lambda s: SOURCE_RANK.get(s, 99))
 
 
 @dataclass
@@ -60,104 +130,82 @@ class TrialTotals:
     energy_source: dict[str, str | None] = field(default_factory=lambda: dict.fromkeys(ENERGY_PARTS))
     co2_kg: float | None = None  # each interval's energy at the intensity of its moment, summed
 
-    def add(self, report: dict[str, Any], carbon: CarbonIntensity, now_s: float) -> None:
+    def add(self, report: WorkerReport, carbon: CarbonIntensity, now_s: float) -> None:
         self.reports += 1
-        self.train_s += report["interval_train_s"]
-        self.eval_s += report["interval_eval_s"]
-        self.device_s += report["interval_device_s"]
-        self.samples += report["interval_samples"]
-        self.tokens += report["interval_tokens"]
-        self.flops += report["interval_flops"]
+        self.train_s += report.train_s
+        self.eval_s += report.eval_s
+        self.device_s += report.device_s
+        self.samples += report.samples
+        self.tokens += report.tokens
+        self.flops += report.flops
         for part in ENERGY_PARTS:
-            value = report.get(f"interval_energy_{part}_j")
+            value = getattr(report.energy, f"{part}_j")
             if value is not None:
                 self.energy_j[part] = (self.energy_j[part] or 0.0) + value
-                self.energy_source[part] = weakest(self.energy_source[part], report.get(f"energy_{part}_source"))
-        energy_j = interval_energy_j(report)
-        if energy_j is not None:
-            self.co2_kg = (self.co2_kg or 0.0) + carbon.co2_kg(energy_j, now_s)
+                self.energy_source[part] = weakest(self.energy_source[part],
+                                                   getattr(report.energy, f"{part}_source"))
+        if report.energy.total_j is not None:
+            self.co2_kg = (self.co2_kg or 0.0) + carbon.co2_kg(report.energy.total_j, now_s)
 
     @property
     def energy_total_j(self) -> float | None:
         parts = [v for v in self.energy_j.values() if v is not None]
         return sum(parts) if parts else None
 
+    @classmethod
+    def load(cls, location: str) -> TrialTotals:
+        text = storage.read_text(location)
+        return cls(**json.loads(text)) if text else cls()
 
-def interval_energy_j(report: dict[str, Any]) -> float | None:
-    """Energy of one report interval over the measured parts; None if no part was measured."""
-    parts = [report[f"interval_energy_{p}_j"] for p in ENERGY_PARTS if report.get(f"interval_energy_{p}_j") is not None]
-    return sum(parts) if parts else None
-
-
-def weakest(a: str | None, b: str | None) -> str | None:
-    """A sum is only as well measured as its weakest part."""
-    if a is None or b is None:
-        return a or b
-    return max(a, b, key=lambda s: SOURCE_RANK.get(s, 99))
+    def save(self, location: str) -> None:
+        storage.write_text(location, json.dumps(asdict(self)))  # atomic: never a half-written file
 
 
-def combine_workers(per_worker: list[dict[str, Any]]) -> dict[str, Any]:
-    """One report from every worker's: sums for shares of work, max for peaks, rank 0 for quality."""
-    ranked = sorted(per_worker, key=lambda m: m.get("rank", 0))
-    combined = dict(ranked[0])
-    for key in SUMMED_KEYS:
-        values = [m.get(key) for m in ranked if m.get(key) is not None]
-        combined[key] = sum(values) if values else None
-    for key in MAX_KEYS:
-        values = [m[key] for m in ranked if m.get(key) is not None]
-        if values:
-            combined[key] = max(values)
-    for part in ENERGY_PARTS:
-        source = None
-        for m in ranked:
-            source = weakest(source, m.get(f"energy_{part}_source"))
-        combined[f"energy_{part}_source"] = source
-    combined["cpu_util_pct"] = sum(m.get("cpu_util_pct", 0.0) for m in ranked)
-    combined["workers"] = len(ranked)
-    return combined
-
-
-def tune_metrics(report: dict[str, Any], totals: TrialTotals, ctx: StudyContext, segment: int,
-                 restored_from: str | None, now_s: float) -> dict[str, Any]:
+def tune_metrics(report: WorkerReport, totals: TrialTotals, ctx: StudyContext, segment: int,
+                 restored: Pointer | None, now_s: float) -> dict[str, Any]:
     """The row Tune records for one report: quality, throughput and the trial's running totals."""
-    quality = {k: report[k] for k in (*schema.ROUGE_COLUMNS, "val_loss", "train_loss") if k in report}
-    interval_s = report["interval_train_s"] or 1e-9
+    zero = report.rank_zero
+    assert zero is not None, "rank 0's report carries the quality figures"
+    interval_s = report.train_s / report.workers or 1e-9  # wall seconds the workers trained
     energy = totals.energy_total_j
+    price = ctx.price_usd_per_device_hour
     metrics = {
-        **quality,
-        schema.STEP: report["step"],
-        schema.EPOCH: report["epoch"],
-        schema.TRIAL_EPOCHS: totals.samples / max(1, ctx.config["data"]["n_train"]),
+        **zero.quality,
+        schema.STEP: zero.step,
+        schema.EPOCH: zero.epoch,
+        schema.TRIAL_EPOCHS: totals.samples / max(1, ctx.config.data.n_train),
         schema.SEGMENT: segment,
-        schema.RESTORED_FROM: restored_from or "",
-        schema.SAMPLES_PER_S: report["interval_samples"] / interval_s,
-        schema.TOKENS_PER_S: report["interval_tokens"] / interval_s,
-        schema.STEP_TIME_S: report["step_time_s"],
+        schema.RESTORED_FROM: restored.trial_id if restored else "",
+        schema.RESTORED_FROM_SCORE: restored.score if restored else None,
+        schema.RESTORED_FROM_ITERATION: restored.iteration if restored else None,
+        schema.SAMPLES_PER_S: report.samples / interval_s,  # the whole trial's, all workers
+        schema.TOKENS_PER_S: report.tokens / interval_s,
+        schema.STEP_TIME_S: zero.step_time_s,
         schema.TRIAL_TRAIN_S: totals.train_s,
         schema.TRIAL_EVAL_S: totals.eval_s,
         schema.DEVICE_S: totals.device_s,
         schema.TRAIN_FLOPS: totals.flops,
         schema.TRAIN_FLOPS_SOURCE: "analytic_estimate",
-        schema.TRAINABLE_PARAMS: report["trainable_params"],
-        schema.PADDING_FRACTION: report["padding_fraction"],
-        schema.CHECKPOINT_BYTES: report.get("checkpoint_bytes"),
-        schema.CHECKPOINT_SAVE_S: report.get("checkpoint_save_s"),
+        schema.TRAINABLE_PARAMS: zero.trainable_params,
+        schema.PADDING_FRACTION: zero.padding_fraction,
+        schema.CHECKPOINT_BYTES: zero.checkpoint_bytes,
+        schema.CHECKPOINT_SAVE_S: report.checkpoint_save_s,
         # from the last worker's report call to this driver: checkpoint upload, Train's poll, queue
-        schema.REPORT_LATENCY_S: now_s - report["report_sent_s"] if report.get("report_sent_s") else None,
-        schema.CPU_UTIL_PCT: report["cpu_util_pct"],
-        schema.GPU_UTIL_PCT: report.get("gpu_util_pct"),
-        schema.PEAK_RSS_BYTES: report.get("peak_rss_bytes"),
-        schema.PEAK_CUDA_ALLOCATED_BYTES: report.get("peak_cuda_allocated_bytes"),
-        schema.PEAK_CUDA_RESERVED_BYTES: report.get("peak_cuda_reserved_bytes"),
-        "truncated_source_fraction": report["truncated_source_fraction"],
-        "workers": report["workers"],
-        "early_stopped": report["early_stopped"],
+        schema.REPORT_LATENCY_S: now_s - report.sent_s,
+        schema.CPU_UTIL_PCT: report.cpu_util_pct,
+        schema.GPU_UTIL_PCT: report.gpu_util_pct,
+        schema.PEAK_RSS_BYTES: report.peak_rss_bytes,
+        schema.PEAK_CUDA_ALLOCATED_BYTES: report.peak_cuda_allocated_bytes,
+        schema.PEAK_CUDA_RESERVED_BYTES: report.peak_cuda_reserved_bytes,
+        schema.TRUNCATED_SOURCE_FRACTION: zero.truncated_source_fraction,
+        schema.WORKERS: report.workers,
+        schema.EXECUTION_PATH: ctx.execution_path,
+        schema.EARLY_STOPPED: zero.early_stopped,
         schema.ENERGY_TOTAL_J: energy,
         schema.CO2_KG: totals.co2_kg,
         schema.INTENSITY_G_PER_KWH: ctx.carbon.at(now_s),
-        schema.NODE_ID: report.get("node_id"),
-        schema.COST_USD: (totals.device_s / 3600 * ctx.price_usd_per_device_hour
-                          if ctx.price_usd_per_device_hour is not None else None),
+        schema.NODE_ID: zero.node_id,
+        schema.COST_USD: totals.device_s / 3600 * price if price is not None else None,
     }
     for part in ENERGY_PARTS:
         metrics[f"energy_{part}_j"] = totals.energy_j[part]
@@ -165,42 +213,129 @@ def tune_metrics(report: dict[str, Any], totals: TrialTotals, ctx: StudyContext,
     return metrics
 
 
+class Segment:
+    """One segment of a trial: turns each combined report into a `tune.report` with a pointer."""
+
+    def __init__(self, ctx: StudyContext, trial_id: str, restored: Pointer | None):
+        self.ctx, self.trial_id, self.restored = ctx, trial_id, restored
+        self.totals_location = ctx.totals_location(trial_id)
+        self.totals = TrialTotals.load(self.totals_location)
+        self.totals.segments += 1
+        self.run_name = f"{trial_id}-s{self.totals.segments}-{uuid.uuid4().hex[:6]}"
+        self.launched = time.perf_counter()
+        self.iteration = restored.iteration if restored else 0  # Tune continues a checkpoint's count
+        self._first_report = True
+
+    def forward(self, per_worker: list[WorkerReport], checkpoint: str | None) -> None:
+        """Add the workers' interval to the trial's totals and report it to Tune.
+
+        `checkpoint`: the Train checkpoint of this report, relative to `train_runs/`.
+        """
+        from ray import tune
+
+        from study.live_metrics import publish
+
+        report = combine_workers(per_worker)
+        zero = report.rank_zero
+        now_s = time.time()
+        self.totals.add(report, self.ctx.carbon, now_s)
+        self.totals.save(self.totals_location)
+        metrics = tune_metrics(report, self.totals, self.ctx, self.totals.segments, self.restored, now_s)
+        interval_j = report.energy.total_j
+        publish(self.trial_id, self.ctx.strategy, energy_j=metrics[schema.ENERGY_TOTAL_J],
+                power_w=interval_j / (report.device_s / report.workers) if interval_j else None,
+                co2_kg=metrics[schema.CO2_KG], cost_usd=metrics[schema.COST_USD])
+        metrics[schema.REPORT_TIME_S] = now_s
+        metrics[schema.CHECKPOINT_PATH] = checkpoint
+        metrics[schema.TRIAL_SEED] = trial_seed(self.ctx.config.seed, self.trial_id)
+        # Start-up cost of this segment (0 after its first report): process and actor starts
+        # (launch) and the worker's data/model set-up and restore (setup).
+        metrics[schema.SEGMENT_SETUP_S] = zero.setup_s
+        metrics[schema.SEGMENT_LAUNCH_S] = (
+            time.perf_counter() - self.launched - zero.setup_s - report.device_s / report.workers
+            if self._first_report else 0.0)
+        self._first_report = False
+        self.iteration += 1
+        score = metrics.get(self.ctx.config.search.metric)
+        with tempfile.TemporaryDirectory() as tmp:
+            if checkpoint is not None:
+                Pointer(checkpoint, self.trial_id, score, self.iteration).write(Path(tmp))
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp) if checkpoint else None)
+
+
+def trial_driver(config: dict[str, Any], ctx: StudyContext) -> None:
+    """Tune function trainable: run this trial's next segment, forward each report to Tune."""
+    from ray import tune
+
+    trial_id = tune.get_context().get_trial_id()
+    restored = None
+    pointer = tune.get_checkpoint()
+    if pointer:
+        with pointer.as_directory() as directory:
+            restored = Pointer.read(Path(directory))
+    segment = Segment(ctx, trial_id, restored)
+    seed = trial_seed(ctx.config.seed, trial_id)
+    restore_from = restored.location(ctx) if restored else None
+    if ctx.execution_path == LOCAL_PATH:
+        _run_local(ctx, segment, config, seed, restore_from)
+    else:
+        _run_train_group(ctx, segment, config, seed, restore_from)
+
+
+def checkpoint_folder_name() -> str:
+    """The folder name Ray Train gives a checkpoint (`checkpoint_<date>_<time>.<microseconds>`)."""
+    return f"checkpoint_{datetime.now():%Y-%m-%d_%H-%M-%S.%f}"
+
+
+def _run_local(ctx: StudyContext, segment: Segment, params: dict[str, Any], seed: int,
+               restore_from: str | None) -> None:
+    """The worker loop in this process, through Train's local mode."""
+    import ray.train
+    from ray.train.torch import TorchTrainer
+
+    from trainables.session import LocalSession
+    from trainables.train_loop import run_worker
+
+    run_location = storage.join(ctx.train_runs_path, segment.run_name)
+
+    def report(worker_report: WorkerReport, checkpoint_dir: Path | None) -> None:
+        relative = None
+        if checkpoint_dir is not None:  # what Train would have persisted, in Train's layout
+            name = checkpoint_folder_name()
+            storage.upload_dir(checkpoint_dir, storage.join(run_location, name))
+            relative = f"{segment.run_name}/{name}"
+        segment.forward([worker_report], relative)
+
+    def loop() -> None:
+        run_worker(ctx.config, params, seed, LocalSession(restore_from, report))
+
+    TorchTrainer(loop, scaling_config=ray.train.ScalingConfig(num_workers=0),
+                 run_config=ray.train.RunConfig(name=segment.run_name)).fit()
+
+
 class _ForwardReports:
-    """Train controller callback: every report's per-worker metrics and checkpoint path, queued."""
+    """Train controller callback: every report's per-worker figures and checkpoint path, queued."""
 
     def __init__(self, queue):
         self.queue = queue
 
     def after_report(self, run_context, metrics, checkpoint):
-        self.queue.put((metrics, checkpoint.path if checkpoint else None))
+        from trainables.session import REPORT_KEY
+
+        self.queue.put(([m[REPORT_KEY] for m in metrics], checkpoint.path if checkpoint else None))
 
 
-def trial_driver(config: dict[str, Any], ctx: StudyContext) -> None:
-    """Tune function trainable: run this trial's Train workers, forward each report to Tune."""
+def _run_train_group(ctx: StudyContext, segment: Segment, params: dict[str, Any], seed: int,
+                     restore_from: str | None) -> None:
+    """A Ray Train worker group for this segment; its reports drained from a queue actor."""
     import ray.train
-    from ray import tune
     from ray.train.torch import TorchTrainer
     from ray.train.v2.api.callback import UserCallback
     from ray.util.queue import Empty, Queue
 
-    from study.live_metrics import publish
     from trainables.train_loop import train_worker
 
-    tune_ctx = tune.get_context()
-    trial_id = tune_ctx.get_trial_id()
-    totals_path = Path(tune_ctx.get_trial_dir()) / TOTALS_FILE
-    totals = _load_totals(totals_path)
-    totals.segments += 1
-
-    resume_from, restored_from = None, None
-    pointer = tune.get_checkpoint()
-    if pointer:
-        with pointer.as_directory() as directory:
-            info = json.loads((Path(directory) / POINTER_FILE).read_text())
-        resume_from = info["path"]
-        restored_from = info["trial_id"]
-
-    resources = ctx.config["resources"]
+    resources = ctx.config.resources
     queue = Queue(actor_options={"num_cpus": 0})
     callback = type("ForwardReports", (_ForwardReports, UserCallback), {})(queue)
     trainer = TorchTrainer(
@@ -208,15 +343,16 @@ def trial_driver(config: dict[str, Any], ctx: StudyContext) -> None:
         # The segment's start: a donor's (PBT) or this trial's own checkpoint. Passed as a path,
         # since Train V2 dropped `resume_from_checkpoint`; a worker restarted within the segment
         # gets the run's own newest checkpoint from `ray.train.get_checkpoint()` instead.
-        train_loop_config={"study": ctx.config, "params": config, "restore_from": resume_from},
+        train_loop_config={"study": ctx.config, "params": params, "trial_seed": seed,
+                           "restore_from": restore_from},
         scaling_config=ray.train.ScalingConfig(
-            num_workers=resources["workers_per_trial"],
-            use_gpu=resources["gpus_per_worker"] > 0,
-            resources_per_worker={"CPU": resources["cpus_per_worker"],
-                                  **({"GPU": resources["gpus_per_worker"]}
-                                     if resources["gpus_per_worker"] else {})}),
+            num_workers=resources.workers_per_trial,
+            use_gpu=resources.gpus_per_worker > 0,
+            resources_per_worker={"CPU": resources.cpus_per_worker,
+                                  **({"GPU": resources.gpus_per_worker}
+                                     if resources.gpus_per_worker else {})}),
         run_config=ray.train.RunConfig(
-            name=f"{trial_id}-s{totals.segments}-{uuid.uuid4().hex[:6]}",
+            name=segment.run_name,
             storage_path=ctx.train_runs_path,
             # Keep every checkpoint: the study's CheckpointJanitor deletes what no trial can use.
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=None),
@@ -232,43 +368,17 @@ def trial_driver(config: dict[str, Any], ctx: StudyContext) -> None:
         except BaseException as e:  # re-raised in the driver thread below
             outcome["error"] = e
 
-    launched = time.perf_counter()
-    first_report = True
     thread = threading.Thread(target=fit, name="train-fit", daemon=True)
     thread.start()
     while True:
-        try:
+        try:  # blocks until a report arrives; the timeout only notices the end of the run
             per_worker, checkpoint_path = queue.get(timeout=0.5)
         except Empty:
             if not thread.is_alive() and queue.empty():
                 break
             continue
-        report = combine_workers(per_worker)
-        now_s = time.time()
-        totals.add(report, ctx.carbon, now_s)
-        totals_path.write_text(json.dumps(asdict(totals)))
-        metrics = tune_metrics(report, totals, ctx, totals.segments, restored_from, now_s)
-        interval_j = interval_energy_j(report)
-        publish(trial_id, ctx.strategy, energy_j=metrics[schema.ENERGY_TOTAL_J],
-                power_w=interval_j / report["interval_device_s"] * report["workers"] if interval_j else None,
-                co2_kg=metrics[schema.CO2_KG], cost_usd=metrics[schema.COST_USD])
-        metrics["report_time_s"] = now_s
-        # Start-up cost of this segment (0 after its first report): Train controller and worker
-        # processes (launch) and the worker's data/model set-up and restore (setup).
-        metrics["segment_setup_s"] = report.get("setup_s", 0.0)
-        metrics["segment_launch_s"] = (time.perf_counter() - launched - report["setup_s"]
-                                       - report["interval_device_s"] / report["workers"]) if first_report else 0.0
-        first_report = False
-        with tempfile.TemporaryDirectory() as tmp:
-            (Path(tmp) / POINTER_FILE).write_text(json.dumps({"path": checkpoint_path, "trial_id": trial_id}))
-            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
+        segment.forward([WorkerReport.from_dict(r) for r in per_worker],
+                        relative_checkpoint(checkpoint_path) if checkpoint_path else None)
     thread.join()
     if outcome["error"] is not None:
         raise outcome["error"]
-
-
-def _load_totals(path: Path) -> TrialTotals:
-    if not path.exists():
-        return TrialTotals()
-    data = json.loads(path.read_text())
-    return TrialTotals(**data)

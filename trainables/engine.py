@@ -197,6 +197,22 @@ class DeepSpeedEngine(_Engine):
         return {"synced_gpus": True} if self.cfg.zero_stage == 3 else {}
 
 
+def load_model_weights(model, directory: Path) -> None:
+    """Load only the model's weights from a training checkpoint of either engine, in one process
+    (a ZeRO checkpoint's shards, of any stage and world size, are consolidated on the CPU)."""
+    torch_state = directory / TORCH_STATE_FILE
+    if torch_state.exists():
+        state = torch.load(torch_state, map_location="cpu", weights_only=True)["model"]
+    elif (directory / DEEPSPEED_TAG).is_dir():
+        from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
+
+        state = get_fp32_state_dict_from_zero_checkpoint(str(directory), tag=DEEPSPEED_TAG)
+    else:
+        raise FileNotFoundError(f"{directory}: neither {TORCH_STATE_FILE} nor a DeepSpeed "
+                                f"'{DEEPSPEED_TAG}' folder; not a greentune training checkpoint")
+    model.load_state_dict(state)
+
+
 def make_engine(model, cfg: TrainConfig, device: torch.device, world_size: int):
     cls = DeepSpeedEngine if cfg.zero_stage else TorchEngine
     return cls(model, cfg, device, world_size)

@@ -104,10 +104,10 @@ def _scorer() -> Any:
     return rouge_scorer.RougeScorer(list(ROUGE_TYPES), use_stemmer=True)
 
 
-def rouge_scores(
+def rouge_per_example(
     predictions: Sequence[str], references: Sequence[str], *, split_summaries: bool = True
-) -> dict[str, float]:
-    """Mean ROUGE F-measures (0..1) under the keys of `ROUGE_TYPES`.
+) -> dict[str, list[float]]:
+    """ROUGE F-measures (0..1) of every (prediction, reference) pair, under `ROUGE_TYPES`.
 
     With `split_summaries` (the default) both sides pass through `summary_lines` first, so
     ROUGE-Lsum sees one sentence per line; `False` scores the texts as given.
@@ -120,14 +120,22 @@ def rouge_scores(
     if not predictions:
         raise ValueError("no predictions to score: pass at least one (prediction, reference)")
     scorer = _scorer()
-    totals = dict.fromkeys(ROUGE_TYPES, 0.0)
+    out: dict[str, list[float]] = {key: [] for key in ROUGE_TYPES}
     for pred, ref in zip(predictions, references, strict=True):
         if split_summaries:
             pred, ref = summary_lines(pred), summary_lines(ref)
         scores = scorer.score(ref, pred)  # rouge-score's order: (target, prediction)
         for key in ROUGE_TYPES:
-            totals[key] += scores[key].fmeasure
-    return {key: total / len(predictions) for key, total in totals.items()}
+            out[key].append(scores[key].fmeasure)
+    return out
+
+
+def rouge_scores(
+    predictions: Sequence[str], references: Sequence[str], *, split_summaries: bool = True
+) -> dict[str, float]:
+    """Mean ROUGE F-measures (0..1) over the pairs, under the keys of `ROUGE_TYPES`."""
+    per_example = rouge_per_example(predictions, references, split_summaries=split_summaries)
+    return {key: sum(values) / len(values) for key, values in per_example.items()}
 
 
 def lead_k_baseline(

@@ -1,11 +1,13 @@
-"""The Ray Train worker loop: fine-tune a seq2seq summarizer, evaluate, checkpoint, report.
+"""The worker loop: fine-tune a seq2seq summarizer, evaluate, checkpoint, report.
 
 Reads top to bottom: set up data, model and engine; restore if a checkpoint was given (the
 trial's own, or a PBT donor's); apply this trial's hyperparameters; then train, evaluate and
 report until the trial's epoch budget is spent or early stopping ends it.
 
-Every worker reports its own figures; the trial driver (trainables/driver.py) sums the additive
-ones over workers (`SUMMED_KEYS`) and takes quality figures from rank 0.
+The same loop runs on a Ray Train worker group (`train_worker`, several workers) and in a Tune
+trial's own process (one worker, `trainables.driver`); a `WorkerSession` says which
+(`trainables.session`). Every worker reports its own figures as a `WorkerReport`; the trial
+driver combines them (`trainables.report.combine_workers`).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import math
 import os
 import random
 import resource
@@ -23,19 +26,14 @@ from typing import Any
 
 import torch
 
-from study.config import ConfigError, StudyConfig, TrainConfig, from_dict
+from study.config import ConfigError, DataConfig, ModelConfig, StudyConfig, TrainConfig, from_dict
 from trainables import batching
 from trainables.models import build_model, load_tokenizer
+from trainables.report import RankZero, WorkerReport
+from trainables.session import WorkerSession
 
 STATE_FILE = "trial_state.json"
 RNG_FILE = "rng_state.pt"
-
-# Figures each worker measures for its own share; the driver adds them up over workers.
-SUMMED_KEYS = ("interval_samples", "interval_tokens", "interval_train_s", "interval_eval_s",
-               "interval_device_s", "interval_energy_gpu_j", "interval_energy_cpu_j",
-               "interval_energy_ram_j", "interval_flops")
-MAX_KEYS = ("peak_rss_bytes", "peak_cuda_allocated_bytes", "peak_cuda_reserved_bytes", "checkpoint_save_s",
-            "report_sent_s")
 
 
 @dataclasses.dataclass
@@ -49,6 +47,9 @@ class Progress:
     reports: int = 0
     best_metric: float | None = None
     reports_since_best: int = 0
+    # Seed of the data order: the lineage's, so a PBT clone finishes its donor's epoch in the
+    # donor's order (no example seen twice or skipped within an epoch).
+    data_seed: int = 0
 
 
 def trial_train_config(cfg: StudyConfig, params: dict[str, Any]) -> TrainConfig:
@@ -78,44 +79,81 @@ def apply_freeze(model, freeze: str) -> int:
 
 
 def train_worker(loop_config: dict[str, Any]) -> None:
-    import ray.train
-    import ray.train.torch
+    """Ray Train's `train_loop_per_worker`: the worker loop on a Train worker group."""
+    from trainables.session import TrainSession
 
+    run_worker(loop_config["study"], loop_config["params"], loop_config["trial_seed"],
+               TrainSession(restore_from=loop_config.get("restore_from")))
+
+
+@functools.lru_cache(maxsize=4)
+def prepared_data(model_cfg: ModelConfig, data_cfg: DataConfig) -> PreparedData:
+    """Tokenizer and encoded train/validation splits, built once per process and reused by every
+    trial this process runs (they depend on the study's model and data settings only; nothing a
+    trial does changes them: the loop reads them and never writes)."""
     from trainables.datasets import load_split
+
+    train_pairs = load_split(data_cfg, data_cfg.train_split, data_cfg.n_train, data_cfg.seed)
+    val_pairs = load_split(data_cfg, data_cfg.validation_split, data_cfg.n_validation, data_cfg.seed)
+    tokenizer = load_tokenizer(model_cfg, [t for pair in train_pairs for t in pair])
+    encode = functools.partial(batching.encode_pairs, tokenizer=tokenizer,
+                               max_source_tokens=data_cfg.max_source_tokens,
+                               max_target_tokens=data_cfg.max_target_tokens)
+    return PreparedData(tokenizer, encode(train_pairs), encode(val_pairs))
+
+
+@dataclasses.dataclass(frozen=True)
+class PreparedData:
+    tokenizer: Any
+    train: batching.EncodedSplit
+    validation: batching.EncodedSplit
+
+
+def run_worker(cfg: StudyConfig, params: dict[str, Any], trial_seed: int, session: WorkerSession) -> None:
+    """Fine-tune, evaluate, checkpoint and report until the trial's epoch budget is spent.
+
+    `trial_seed` seeds what a fresh trial draws (model init, data order, dropout); a restored
+    segment continues the RNG state and data order saved in its checkpoint instead.
+    """
     from trainables.energy import EnergyMeter, cuda_device_uuid
     from trainables.engine import make_engine
 
     entered = time.perf_counter()
-    cfg: StudyConfig = from_dict(StudyConfig, loop_config["study"])
-    train_cfg = trial_train_config(cfg, loop_config["params"])
-    ctx = ray.train.get_context()
-    rank, world = ctx.get_world_rank(), ctx.get_world_size()
-    node_id = ray.get_runtime_context().get_node_id()
+    train_cfg = trial_train_config(cfg, params)
+    rank, world, device = session.rank, session.world_size, session.device
     if cfg.resources.torch_threads:
         torch.set_num_threads(cfg.resources.torch_threads)
-    device = ray.train.torch.get_device()
     if train_cfg.precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
         raise ConfigError(f"train.precision='bf16': {torch.cuda.get_device_name(device)} cannot do bf16 "
                           f"(it needs Ampere or newer); use fp16 or fp32")
 
     # ---- data: the same examples and tokenizer on every worker (deterministic from the seed)
-    train_pairs = load_split(cfg.data, cfg.data.train_split, cfg.data.n_train, cfg.data.seed)
-    val_pairs = load_split(cfg.data, cfg.data.validation_split, cfg.data.n_validation, cfg.data.seed)
-    tokenizer = load_tokenizer(cfg.model, [t for pair in train_pairs for t in pair])
-    train_set = batching.encode_pairs(train_pairs, tokenizer, cfg.data.max_source_tokens,
-                                      cfg.data.max_target_tokens)
-    val_set = batching.encode_pairs(val_pairs, tokenizer, cfg.data.max_source_tokens,
-                                    cfg.data.max_target_tokens)
+    data = prepared_data(cfg.model, cfg.data)
+    tokenizer, train_set, val_set = data.tokenizer, data.train, data.validation
     source_lengths = [len(s) for s in train_set.sources]
 
-    # ---- model and engine
-    model = build_model(cfg.model, tokenizer, seed=cfg.seed)
+    # ---- model and engine (the trial's own seed: grid repeats and random trials differ)
+    seed_everything(trial_seed)
+    model = build_model(cfg.model, tokenizer, seed=trial_seed)
     trainable_params = apply_freeze(model, train_cfg.freeze)
     total_params = sum(p.numel() for p in model.parameters())
+    # DeepSpeed reads the launcher's variables; Ray Train (or this process) is the launcher.
+    os.environ.setdefault("LOCAL_RANK", str(session.local_rank))
+    os.environ.setdefault("RANK", str(rank))
+    os.environ.setdefault("WORLD_SIZE", str(world))
+    engine = make_engine(model, train_cfg, device, world)
+
+    # ---- restore: this trial's own checkpoint, or a PBT donor's, then this trial's settings
+    progress = Progress(data_seed=trial_seed)
+    checkpoint = session.start_checkpoint()
+    if checkpoint:
+        with checkpoint.as_directory() as directory:
+            progress = _load_state(Path(directory), engine, rank, default_data_seed=trial_seed)
+    engine.apply_hparams(train_cfg)
 
     @functools.lru_cache(maxsize=2)  # one shuffle per epoch, not one per step
     def epoch_batches(epoch: int, batch_size: int) -> list[list[int]]:
-        order = batching.batch_order(source_lengths, batch_size, cfg.data.seed + cfg.seed, epoch,
+        order = batching.batch_order(source_lengths, batch_size, progress.data_seed, epoch,
                                      cfg.data.sortish)
         return batching.shard_batches(order, rank, world)
 
@@ -123,54 +161,53 @@ def train_worker(loop_config: dict[str, Any]) -> None:
     if batches_per_epoch == 0:
         raise ConfigError(f"data.n_train={len(train_set)}: too few examples for batch_size="
                           f"{train_cfg.batch_size} x {world} workers; add data or lower the batch size")
-    # DeepSpeed reads the launcher's variables; Ray Train is our launcher.
-    os.environ.setdefault("LOCAL_RANK", str(ctx.get_local_rank()))
-    os.environ.setdefault("RANK", str(rank))
-    os.environ.setdefault("WORLD_SIZE", str(world))
-    engine = make_engine(model, train_cfg, device, world)
     samples_per_epoch = batches_per_epoch * train_cfg.batch_size  # this rank's share
-
-    # ---- restore: this trial's own checkpoint, or a PBT donor's, then this trial's settings
-    progress = Progress()
-    checkpoint = ray.train.get_checkpoint()
-    if checkpoint is None and loop_config.get("restore_from"):
-        checkpoint = ray.train.Checkpoint(loop_config["restore_from"])
-    if checkpoint:
-        with checkpoint.as_directory() as directory:
-            progress = _load_state(Path(directory), engine, rank)
-    engine.apply_hparams(train_cfg)
-
     max_reports = train_cfg.epochs * train_cfg.evals_per_epoch
     batches_per_report = max(1, batches_per_epoch // train_cfg.evals_per_epoch)
+    sync = torch.cuda.synchronize if device.type == "cuda" else None
     meter = EnergyMeter(gpu_uuid=cuda_device_uuid(device.index) if device.type == "cuda" else None,
-                        cpu_tdp_w=cfg.energy.cpu_tdp_w)
+                        cpu_tdp_w=cfg.energy.cpu_tdp_w, sync=sync)
     pad_id = tokenizer.pad_token_id
     padding = batching.padding_fraction(source_lengths, epoch_batches(0, train_cfg.batch_size))
     metric, mode = cfg.search.metric, cfg.search.mode
+
+    def next_indices() -> list[int]:
+        """This rank's next batch of the lineage's data order (rolls over into the next epoch)."""
+        batches = epoch_batches(progress.epoch, train_cfg.batch_size)
+        position = progress.samples_in_epoch // train_cfg.batch_size
+        if position >= len(batches):
+            progress.epoch, progress.samples_in_epoch = progress.epoch + 1, 0
+            return next_indices()
+        return batches[position]
+
+    def to_device(indices: list[int]) -> dict[str, torch.Tensor]:
+        batch = batching.collate(train_set, indices, pad_id)
+        if device.type == "cuda":  # pinned host memory: the copy overlaps the step queued before it
+            return {k: v.pin_memory().to(device, non_blocking=True) for k, v in batch.items()}
+        return batch
 
     setup_s = time.perf_counter() - entered  # data, tokenizer, model, engine, restore
     while progress.reports < max_reports:
         meter.begin_window("report")
         cpu0, wall0 = time.process_time(), time.perf_counter()
         # ---- train for one report interval
-        loss_sum, samples, tokens = torch.zeros(()), 0, 0
-        n_steps = 0
+        loss_sum = torch.zeros((), device=device)  # stays on the device: one host sync per report
+        samples = tokens = n_steps = 0
+        indices = next_indices()
+        batch = to_device(indices)
         while n_steps < batches_per_report:
-            batches = epoch_batches(progress.epoch, train_cfg.batch_size)
-            position = progress.samples_in_epoch // train_cfg.batch_size
-            if position >= len(batches):
-                progress.epoch, progress.samples_in_epoch = progress.epoch + 1, 0
-                continue
-            indices = batches[position]
-            batch = {k: v.to(device) for k, v in batching.collate(train_set, indices, pad_id).items()}
             engine.set_lr(progress.samples / (train_cfg.epochs * samples_per_epoch))
-            loss_sum += engine.train_step(batch).float().cpu()
+            loss_sum += engine.train_step(batch).float()
             n_steps += 1
             samples += len(indices)
             tokens += batching.batch_tokens(train_set, indices)
             progress.samples_in_epoch += len(indices)
             progress.samples += len(indices)
             progress.step += 1
+            if n_steps < batches_per_report:  # prepare the next batch while this step runs
+                indices = next_indices()
+                batch = to_device(indices)
+        train_loss = (loss_sum / max(n_steps, 1)).item()  # .item() syncs: once per report
         train_s = time.perf_counter() - wall0
 
         # ---- evaluate (all ranks: the validation shards, then gathered)
@@ -178,8 +215,8 @@ def train_worker(loop_config: dict[str, Any]) -> None:
         quality = evaluate(engine, tokenizer, val_set, cfg, device, rank, world)
         eval_s = time.perf_counter() - eval0
         progress.reports += 1
-        score = quality[metric] if metric in quality else None
-        improved = score is not None and (
+        score = quality.get(metric) if rank == 0 else None
+        improved = score is not None and math.isfinite(score) and (
             progress.best_metric is None or (score > progress.best_metric if mode == "max"
                                              else score < progress.best_metric))
         progress.reports_since_best = 0 if improved else progress.reports_since_best + 1
@@ -187,59 +224,57 @@ def train_worker(loop_config: dict[str, Any]) -> None:
             progress.best_metric = score
         early_stop = bool(train_cfg.early_stopping_patience
                           and progress.reports_since_best >= train_cfg.early_stopping_patience)
+        early_stop = agree_on_early_stop(early_stop, world)
 
         measurement = meter.end_window("report")
-        wall_s = time.perf_counter() - wall0
-        metrics: dict[str, Any] = {
-            "rank": rank,
-            "interval_samples": samples,
-            "interval_tokens": tokens,
-            "interval_train_s": train_s,
-            "interval_eval_s": eval_s,
-            "interval_device_s": wall_s,
-            "interval_energy_gpu_j": measurement.gpu_j,
-            "interval_energy_cpu_j": measurement.cpu_j,
-            "interval_energy_ram_j": measurement.ram_j,
-            "energy_gpu_source": measurement.gpu_source,
-            "energy_cpu_source": measurement.cpu_source,
-            "energy_ram_source": measurement.ram_source,
-            # Analytic estimate: 6 x parameters x tokens (forward 2, backward 4), labelled as such.
-            "interval_flops": 6.0 * total_params * tokens,
-            "cpu_util_pct": 100.0 * (time.process_time() - cpu0) / max(wall_s, 1e-9),
-            "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-            **_cuda_memory(device),
-        }
-        if rank == 0:
-            metrics.update(quality)
-            metrics.update({
-                "train_loss": (loss_sum / max(n_steps, 1)).item(),  # .item() syncs: once per report
-                "step": progress.step,
-                "epoch": progress.samples / samples_per_epoch,
-                "step_time_s": train_s / max(n_steps, 1),
-                "trainable_params": trainable_params,
-                "padding_fraction": padding,
-                "truncated_source_fraction": train_set.truncated_source_fraction,
-                "truncated_target_fraction": train_set.truncated_target_fraction,
-                "early_stopped": early_stop,
-                "setup_s": setup_s,  # non-zero in a segment's first report only
-                "node_id": node_id,
-            })
-            setup_s = 0.0
-
+        cpu_s, wall_s = time.process_time() - cpu0, time.perf_counter() - wall0
         with tempfile.TemporaryDirectory() as tmp:
             directory = Path(tmp)
             saving = time.perf_counter()
             _save_state(directory, engine, progress, rank)
-            metrics["checkpoint_save_s"] = time.perf_counter() - saving
+            save_s = time.perf_counter() - saving
+            rank_zero = None
             if rank == 0:
-                metrics["checkpoint_bytes"] = sum(f.stat().st_size for f in directory.rglob("*") if f.is_file())
+                rank_zero = RankZero(
+                    quality={**quality, "train_loss": train_loss},
+                    step=progress.step, epoch=progress.samples / samples_per_epoch,
+                    step_time_s=train_s / max(n_steps, 1), trainable_params=trainable_params,
+                    total_params=total_params, padding_fraction=padding,
+                    truncated_source_fraction=train_set.truncated_source_fraction,
+                    truncated_target_fraction=train_set.truncated_target_fraction,
+                    early_stopped=early_stop, setup_s=setup_s, node_id=session.node_id,
+                    checkpoint_bytes=sum(f.stat().st_size for f in directory.rglob("*") if f.is_file()))
+                setup_s = 0.0
+            report = WorkerReport(
+                rank=rank, samples=samples, tokens=tokens, train_s=train_s, eval_s=eval_s,
+                device_s=wall_s, energy=measurement,
+                # Analytic estimate: 6 x parameters x tokens (forward 2, backward 4), labelled.
+                flops=6.0 * total_params * tokens, cpu_s=cpu_s,
+                peak_rss_bytes=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+                checkpoint_save_s=save_s, sent_s=time.time(), rank_zero=rank_zero,
+                **_cuda_memory(device))
             # DDP: rank 0 holds the whole state. ZeRO: every rank saves its own shard.
             shards = train_cfg.zero_stage > 0
-            ckpt = ray.train.Checkpoint.from_directory(tmp) if (rank == 0 or shards) else None
-            metrics["report_sent_s"] = time.time()  # the driver measures the report's latency from here
-            ray.train.report(metrics, checkpoint=ckpt)
+            session.report(report, directory if (rank == 0 or shards) else None)
         if early_stop:
             break
+
+
+def seed_everything(seed: int) -> None:
+    """Python's and torch's generators (model init, dropout) from one trial seed."""
+    random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def agree_on_early_stop(stop: bool, world: int) -> bool:
+    """Rank 0 alone sees ROUGE, so it decides; every rank follows (no rank trains on alone)."""
+    if world == 1:
+        return stop
+    import torch.distributed as dist
+
+    decision = [stop]
+    dist.broadcast_object_list(decision, src=0)
+    return bool(decision[0])
 
 
 def evaluate(engine, tokenizer, val_set: batching.EncodedSplit, cfg: StudyConfig, device, rank: int,
@@ -247,30 +282,16 @@ def evaluate(engine, tokenizer, val_set: batching.EncodedSplit, cfg: StudyConfig
     """Validation loss and ROUGE on the whole validation set, split over the workers."""
     import torch.distributed as dist
 
-    from trainables.engine import seq2seq_loss
     from trainables.evaluation import rouge_scores
 
-    model = engine.unwrapped
-    model.eval()
     indices = list(range(len(val_set)))
     # Same number of batches on every rank (ZeRO-3 generation is collective): pad the shard.
     per_rank = -(-len(indices) // world)
     mine = (indices[rank::world] + indices[:1] * per_rank)[:per_rank]
     real = len(indices[rank::world])
-    loss_sum, loss_n, predictions = 0.0, 0, []
-    with torch.no_grad():
-        for start in range(0, per_rank, cfg.eval.batch_size):
-            chunk = mine[start:start + cfg.eval.batch_size]
-            batch = {k: v.to(device) for k, v in batching.collate(val_set, chunk, tokenizer.pad_token_id).items()}
-            keep = max(0, min(len(chunk), real - start))
-            loss = seq2seq_loss(model, batch, 0.0)
-            loss_sum += loss.item() * keep
-            loss_n += keep
-            generated = model.generate(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                                       num_beams=cfg.eval.num_beams, max_new_tokens=cfg.eval.max_new_tokens,
-                                       length_penalty=cfg.eval.length_penalty,
-                                       **engine.generation_kwargs())
-            predictions += tokenizer.batch_decode(generated, skip_special_tokens=True)[:keep]
+    predictions, loss_sum = summarize(engine.unwrapped, tokenizer, val_set, mine, cfg, device,
+                                      engine.generation_kwargs(), real=real)
+    loss_n = real
     mine = mine[:real]
     if world > 1:
         gathered: list[Any] = [None] * world
@@ -279,8 +300,30 @@ def evaluate(engine, tokenizer, val_set: batching.EncodedSplit, cfg: StudyConfig
         predictions = [p for _, p in pairs]
         loss_sum, loss_n = sum(g[2] for g in gathered), sum(g[3] for g in gathered)
     references = val_set.target_texts
-    scores = rouge_scores([p.strip() for p in predictions], references) if rank == 0 else {}
+    scores = rouge_scores(predictions, references) if rank == 0 else {}
     return {"val_loss": loss_sum / max(loss_n, 1), **scores}
+
+
+def summarize(model, tokenizer, split: batching.EncodedSplit, indices: list[int], cfg: StudyConfig,
+              device, generation_kwargs: dict[str, Any], real: int | None = None) -> tuple[list[str], float]:
+    """Summaries of `split[indices]` (the first `real` of them kept; the rest pad a shard) and
+    the summed token-level loss over those kept."""
+    from trainables.engine import seq2seq_loss
+
+    real = len(indices) if real is None else real
+    model.eval()
+    loss_sum, predictions = 0.0, []
+    with torch.no_grad():
+        for start in range(0, len(indices), cfg.eval.batch_size):
+            chunk = indices[start:start + cfg.eval.batch_size]
+            batch = {k: v.to(device) for k, v in batching.collate(split, chunk, tokenizer.pad_token_id).items()}
+            keep = max(0, min(len(chunk), real - start))
+            loss_sum += seq2seq_loss(model, batch, 0.0).item() * keep
+            generated = model.generate(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                                       num_beams=cfg.eval.num_beams, max_new_tokens=cfg.eval.max_new_tokens,
+                                       length_penalty=cfg.eval.length_penalty, **generation_kwargs)
+            predictions += [p.strip() for p in tokenizer.batch_decode(generated, skip_special_tokens=True)[:keep]]
+    return predictions, loss_sum
 
 
 def _cuda_memory(device) -> dict[str, float]:
@@ -299,10 +342,10 @@ def _save_state(directory: Path, engine, progress: Progress, rank: int) -> None:
         torch.save({"python": random.getstate(), "torch": torch.get_rng_state()}, directory / RNG_FILE)
 
 
-def _load_state(directory: Path, engine, rank: int) -> Progress:
+def _load_state(directory: Path, engine, rank: int, default_data_seed: int) -> Progress:
     engine.load(directory)
     rng = torch.load(directory / RNG_FILE, weights_only=False)
     random.setstate(rng["python"])
     torch.set_rng_state(rng["torch"])
-    return Progress(**json.loads((directory / STATE_FILE).read_text()))
+    return Progress(**{"data_seed": default_data_seed, **json.loads((directory / STATE_FILE).read_text())})
 

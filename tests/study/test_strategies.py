@@ -13,19 +13,27 @@ def numbers(strategy, *overrides):
 
 def test_default_budget_is_one_pass_over_the_grid():
     grid = numbers("grid")
-    assert (grid.grid_points, grid.num_trials, grid.budget_trial_epochs) == (4, 4, 12)
-    assert grid.expected_trial_epochs == 12
+    assert (grid.grid_points, grid.num_trials, grid.budget_unit, grid.budget_amount) == (4, 4, "trial_epochs", 12)
+    assert grid.grid_repeats == 1  # one pass
 
 
-def test_equal_budget_across_strategies():
-    assert numbers("random").num_trials == 4
+def test_samplers_have_no_trial_count_they_spend_the_budget():
+    random_search, asha = numbers("random"), numbers("asha")
+    assert random_search.num_trials is None and random_search.tune_num_samples == -1
+    assert random_search.expected_trials == 4
     assert numbers("pbt").pbt_population == 4
-    asha = numbers("asha")
     # grace 1, eta 3, max_t 3: rungs [1]; cost 1 + (3 - 1) / 3 = 5/3 reports per trial
     assert asha.asha_rungs == (1,)
     assert asha.asha_expected_reports_per_trial == pytest.approx(5 / 3)
-    assert asha.num_trials == 7  # floor(12 / (5/3))
-    assert asha.expected_trial_epochs <= 12
+    assert asha.num_trials is None and asha.expected_trials == pytest.approx(12 / (5 / 3))
+
+
+def test_other_units_run_until_spent():
+    grid = numbers("grid", "budget.energy_kwh=0.5")
+    assert (grid.budget_unit, grid.budget_amount, grid.budget_scope) == ("energy_kwh", 0.5, "cluster")
+    assert grid.num_trials is None and grid.tune_num_samples == -1  # passes until spent
+    assert numbers("pbt", "budget.device_hours=2").pbt_population == 4  # the grid's points
+    assert numbers("pbt", "budget.device_hours=2", "search.pbt_population=6").pbt_population == 6
 
 
 def test_asha_cost_model():
@@ -44,6 +52,8 @@ def test_bigger_budget_repeats_the_grid():
     ("pbt", ["budget.trial_epochs=5"], "PBT needs a population of at least 2"),
     ("pbt", ["search.pbt_perturbation_interval=3"], "must be below the 3 reports"),
     ("asha", ["budget.trial_epochs=1"], "less than one trial"),
+    ("random", ["budget.cost_usd=5"], "a local machine has no price"),
+    ("pbt", ["search.pbt_population=5"], "exceed budget.trial_epochs=12"),
     ("hyperopt", [], "strategy='hyperopt': unknown"),
 ])
 def test_impossible_budgets_are_rejected(strategy, overrides, needle):

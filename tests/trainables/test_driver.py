@@ -1,58 +1,76 @@
-"""The driver's bookkeeping: combining workers' reports and a trial's totals over segments."""
+"""The driver's bookkeeping: combining workers' reports, a trial's totals over segments, seeds,
+pointers (pure; no Ray)."""
 
-import json
-from dataclasses import asdict
+import dataclasses
 
 import pytest
 
 from study.footprint import CarbonIntensity, HourlyIntensity
-from trainables.driver import TrialTotals, _load_totals, combine_workers, weakest
+from trainables.driver import Pointer, TrialTotals, relative_checkpoint, trial_seed, weakest
+from trainables.energy import Measurement
+from trainables.report import RankZero, WorkerReport, combine_workers
 
 EASTUS = CarbonIntensity(379.1, 1.185)  # the region row's figure and Azure's PUE
 
 
-def worker(rank, **kw):
-    base = {"rank": rank, "interval_samples": 10, "interval_tokens": 100, "interval_train_s": 2.0,
-            "interval_eval_s": 1.0, "interval_device_s": 3.0, "interval_energy_gpu_j": None,
-            "interval_energy_cpu_j": 5.0, "interval_energy_ram_j": 1.0, "interval_flops": 1e9,
-            "energy_gpu_source": None, "energy_cpu_source": "estimated", "energy_ram_source": "estimated",
-            "cpu_util_pct": 90.0, "peak_rss_bytes": 100}
+def worker(rank, energy=None, quality=None, **kw) -> WorkerReport:
+    energy = energy or Measurement(3.0, cpu_j=5.0, ram_j=1.0, cpu_source="estimated", ram_source="estimated")
+    zero = None
+    if rank == 0:
+        zero = RankZero(quality=quality or {"rougeL": 0.3, "val_loss": 2.0, "train_loss": 2.5}, step=4,
+                        epoch=1.0, step_time_s=0.1, trainable_params=10, total_params=10,
+                        padding_fraction=0.0, truncated_source_fraction=0.0,
+                        truncated_target_fraction=0.0, early_stopped=False, setup_s=1.0, node_id="n0",
+                        checkpoint_bytes=100)
+    base = dict(rank=rank, samples=10, tokens=100, train_s=2.0, eval_s=1.0, device_s=3.0, energy=energy,
+                flops=1e9, cpu_s=2.7, peak_rss_bytes=100, checkpoint_save_s=0.1, sent_s=100.0, rank_zero=zero)
     base.update(kw)
-    return base
+    return WorkerReport(**base)
 
 
 def test_workers_are_summed_once_and_quality_comes_from_rank_0():
-    r0 = worker(0, rougeL=0.3, interval_energy_gpu_j=100.0, energy_gpu_source="counter", peak_rss_bytes=50)
-    r1 = worker(1, interval_energy_gpu_j=120.0, energy_gpu_source="power_integral")
+    r0 = worker(0, energy=Measurement(3.0, gpu_j=100.0, cpu_j=5.0, gpu_source="counter", cpu_source="estimated"),
+                peak_rss_bytes=50)
+    r1 = worker(1, energy=Measurement(3.0, gpu_j=120.0, cpu_j=5.0, gpu_source="power_integral",
+                                      cpu_source="estimated"))
     combined = combine_workers([r1, r0])
-    assert combined["rougeL"] == 0.3
-    assert combined["interval_samples"] == 20 and combined["interval_device_s"] == 6.0
-    assert combined["interval_energy_gpu_j"] == 220.0 and combined["interval_energy_cpu_j"] == 10.0
-    assert combined["energy_gpu_source"] == "power_integral"  # the weaker of the two
-    assert combined["peak_rss_bytes"] == 100 and combined["workers"] == 2
+    assert combined.rank_zero.quality["rougeL"] == 0.3
+    assert combined.samples == 20 and combined.device_s == 6.0 and combined.workers == 2
+    assert combined.energy.gpu_j == 220.0 and combined.energy.cpu_j == 10.0
+    assert combined.energy.gpu_source == "power_integral"  # the weaker of the two
+    assert combined.peak_rss_bytes == 100
+    # CPU seconds per wall second of the trial: 5.4 CPU-s over 3 s of wall, two processes
+    assert combined.cpu_util_pct == pytest.approx(180.0)
 
 
 def test_unmeasured_energy_stays_missing():
     combined = combine_workers([worker(0), worker(1)])
-    assert combined["interval_energy_gpu_j"] is None and combined["energy_gpu_source"] is None
+    assert combined.energy.gpu_j is None and combined.energy.gpu_source is None
+
+
+def test_a_report_survives_the_trip_through_train_as_plain_data():
+    report = worker(0)
+    assert WorkerReport.from_dict(report.to_dict()) == report
+    assert WorkerReport.from_dict(worker(1).to_dict()).rank_zero is None
 
 
 def test_totals_accumulate_over_segments(tmp_path):
     # Three segments (a start and two PBT restarts) of two workers each: every segment's driver
-    # loads the totals file the previous one wrote, as trial_driver does.
-    path = tmp_path / "totals.json"
+    # loads the totals file the previous one wrote, as Segment does.
+    location = str(tmp_path / "trial_totals" / "t.json")
     for _ in range(3):
-        totals = _load_totals(path)
+        totals = TrialTotals.load(location)
         totals.segments += 1
         totals.add(combine_workers([worker(0), worker(1)]), EASTUS, now_s=0.0)
-        path.write_text(json.dumps(asdict(totals)))
-    totals = _load_totals(path)
+        totals.save(location)
+    totals = TrialTotals.load(location)
     assert totals.segments == 3 and totals.reports == 3
     assert totals.energy_j == {"gpu": None, "cpu": 30.0, "ram": 6.0}  # 3 x 2 workers x (5 + 1) J
     assert totals.energy_total_j == pytest.approx(36.0)
     assert totals.device_s == 18.0 and totals.samples == 60
     assert totals.co2_kg == pytest.approx(36.0 / 3.6e6 * 1.185 * 379.1 / 1000)
     assert TrialTotals().energy_total_j is None and TrialTotals().co2_kg is None
+    assert not list((tmp_path / "trial_totals").glob(".*tmp*"))  # written atomically, no leftovers
 
 
 def test_co2_converts_each_interval_at_its_own_hour(tmp_path):
@@ -62,10 +80,10 @@ def test_co2_converts_each_interval_at_its_own_hour(tmp_path):
     hourly = CarbonIntensity(float("nan"), 1.5, HourlyIntensity.from_csv(csv))
     ten, eleven = 1795773600.0, 1795777200.0  # 2026-11-27 10:00 and 11:00 UTC
     totals = TrialTotals()
-    totals.add(combine_workers([worker(0, interval_energy_cpu_j=3.6e6, interval_energy_ram_j=0.0)]),
-               hourly, now_s=ten + 1800)
-    totals.add(combine_workers([worker(0, interval_energy_cpu_j=7.2e6, interval_energy_ram_j=0.0)]),
-               hourly, now_s=eleven + 60)
+    kwh = Measurement(1.0, cpu_j=3.6e6, cpu_source="estimated")
+    totals.add(combine_workers([worker(0, energy=kwh)]), hourly, now_s=ten + 1800)
+    totals.add(combine_workers([worker(0, energy=dataclasses.replace(kwh, cpu_j=7.2e6))]), hourly,
+               now_s=eleven + 60)
     # 1 kWh at 400 g and 2 kWh at 200 g, times PUE 1.5: (0.4 + 0.4) x 1.5 kg
     assert totals.co2_kg == pytest.approx(1.2)
     assert hourly.at(eleven + 7200) == 200  # past the export's end: its last hour
@@ -79,6 +97,22 @@ def test_weakest_source():
 
 def test_report_timing_takes_the_slowest_worker():
     # the report reaches the driver only after the last worker's call; the slowest save gates it
-    combined = combine_workers([worker(0, report_sent_s=100.0, checkpoint_save_s=0.2),
-                                worker(1, report_sent_s=100.5, checkpoint_save_s=0.7)])
-    assert combined["report_sent_s"] == 100.5 and combined["checkpoint_save_s"] == 0.7
+    combined = combine_workers([worker(0, sent_s=100.0, checkpoint_save_s=0.2),
+                                worker(1, sent_s=100.5, checkpoint_save_s=0.7)])
+    assert combined.sent_s == 100.5 and combined.checkpoint_save_s == 0.7
+
+
+def test_trial_seeds_differ_per_trial_and_pair_across_strategies():
+    seeds = {trial_seed(0, f"abcde_{i:05d}") for i in range(50)}
+    assert len(seeds) == 50  # grid repeats and random trials all draw their own init and order
+    # trial k of a study with seed s: the same seed whatever the strategy's experiment prefix
+    assert trial_seed(3, "aaaaa_00007") == trial_seed(3, "bbbbb_00007")
+    assert trial_seed(3, "aaaaa_00007") != trial_seed(4, "aaaaa_00007")
+
+
+def test_pointers_are_relative_to_the_study(tmp_path):
+    path = "/old/place/study/train_runs/t_00001-s2-abc/checkpoint_2026-12-01_10-00-00.000001"
+    assert relative_checkpoint(path) == "t_00001-s2-abc/checkpoint_2026-12-01_10-00-00.000001"
+    pointer = Pointer(relative_checkpoint(path), "t_00001", 0.31, 4)
+    pointer.write(tmp_path)
+    assert Pointer.read(tmp_path) == pointer
