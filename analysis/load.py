@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from study.schema import (
@@ -32,6 +33,8 @@ from study.schema import (
     STRATEGY,
     STUDY,
     STUDY_ELAPSED_S,
+    TEST_SCORES_FILE,
+    TIMESTAMP_S,
     TRIAL_ID,
     TRIALS_FILE,
 )
@@ -53,6 +56,7 @@ class Study:
     trials: pd.DataFrame  # one row per trial
     running: bool  # finished_at is null: the figures are partial
     path: Path | None = None
+    test_scores: pd.DataFrame | None = None  # the selected model on the held-out split, per example
 
     @property
     def config(self) -> dict[str, Any]:
@@ -120,6 +124,7 @@ def load_study(path: str | Path) -> Study:
                 f"{folder / REPORTS_FILE}: no {col!r} column; not a greentune reports table"
             )
     reports = _with_identity(reports, name, metadata)
+    reports = _with_cluster_spend(reports, metadata)
     order = [STUDY_ELAPSED_S] + ([REPORT_ID] if REPORT_ID in reports.columns else [])
     reports = reports.sort_values(order, kind="stable").reset_index(drop=True)
 
@@ -136,6 +141,9 @@ def load_study(path: str | Path) -> Study:
     if running:
         trials = _mark_unreported_running(trials, reports)
 
+    test_path = folder / TEST_SCORES_FILE
+    test_scores = _read_parquet(test_path) if test_path.is_file() else None
+
     return Study(
         name=name,
         strategy=str(metadata["strategy"]),
@@ -145,11 +153,62 @@ def load_study(path: str | Path) -> Study:
         trials=trials.reset_index(drop=True),
         running=running,
         path=folder,
+        test_scores=test_scores,
     )
 
 
-def load_studies(paths: Iterable[str | Path]) -> list[Study]:
-    """Load several studies and check they measure the same thing (dataset, metric and mode)."""
+# What must be equal for studies to be compared: (field, where it lives in metadata.json)
+COMPARISON_FIELDS = (
+    "model.name", "data.dataset", "data.n_train", "data.n_validation", "data.n_test",
+    "data.max_source_tokens", "data.max_target_tokens", "data.train_split",
+    "data.validation_split", "data.test_split", "data.seed", "train.epochs",
+    "train.evals_per_epoch", "search.metric", "search.mode", "search_space", "budget",
+)
+
+
+def comparison_value(study: Study, field: str) -> Any:
+    """The value of a comparison field in a study's metadata (None where it does not say)."""
+    meta = study.metadata
+    if field == "search_space":
+        space = meta.get("search_space") or {}
+        return json.dumps({"parameters": space.get("parameters")}, sort_keys=True, default=str)
+    if field == "budget":
+        derived = meta.get("derived") or {}
+        unit = derived.get("budget_unit", "trial_epochs")
+        amount = derived.get("budget_amount", derived.get("budget_trial_epochs"))
+        return f"{unit}={amount:g} ({derived.get('budget_scope', 'cluster')})" if amount is not None else None
+    section, _, key = field.partition(".")
+    return (study.config.get(section) or {}).get(key)
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    field: str
+    values: dict[str, Any]  # study name -> value
+
+    def describe(self) -> str:
+        def short(v: Any) -> str:
+            text = str(v)
+            return text if len(text) <= 60 else text[:57] + "..."
+
+        return f"{self.field} (" + "; ".join(f"{k}: {short(v)}" for k, v in self.values.items()) + ")"
+
+
+def mismatches(studies: list[Study]) -> list[Mismatch]:
+    """The comparison fields in which the studies differ."""
+    out = []
+    for field in COMPARISON_FIELDS:
+        values = {s.name: comparison_value(s, field) for s in studies}
+        if len({json.dumps(v, sort_keys=True, default=str) for v in values.values()}) > 1:
+            out.append(Mismatch(field, values))
+    return out
+
+
+def load_studies(paths: Iterable[str | Path], allow_mismatch: bool = False) -> list[Study]:
+    """Load several studies and check they can be compared: same model, dataset, data sizes,
+    epochs, search space, budget and metric (`COMPARISON_FIELDS`). A difference raises
+    StudyLoadError naming the first differing field, unless `allow_mismatch` (then
+    `mismatches(studies)` says what differs, and the report states it)."""
     paths = list(paths)
     if not paths:
         raise StudyLoadError("no study folders given; pass at least one")
@@ -161,15 +220,12 @@ def load_studies(paths: Iterable[str | Path]) -> list[Study]:
                 f"{s.path}: study {s.name!r} is also at {seen[s.name].path}; pass each study once"
             )
         seen[s.name] = s
-    for attr, what in (
-        ("dataset", "datasets"),
-        ("metric", "search metrics"),
-        ("mode", "search modes"),
-    ):
-        values = {getattr(s, attr) for s in studies}
-        if len(values) > 1:
-            detail = "; ".join(f"{s.path}: {getattr(s, attr)}" for s in studies)
-            raise StudyLoadError(f"studies with different {what} cannot be compared ({detail})")
+    found = mismatches(studies)
+    if found and not allow_mismatch:
+        raise StudyLoadError(
+            f"studies differ in {found[0].describe()}; a comparison needs the same setup: compare "
+            "studies that share it, or pass --allow-mismatch (the report then says what differs)"
+        )
     return studies
 
 
@@ -198,6 +254,36 @@ def _with_identity(df: pd.DataFrame, name: str, metadata: dict[str, Any]) -> pd.
         if col not in df.columns:
             df[col] = value
     return df
+
+
+# Whole-cluster running totals at each report, from the cluster meter's series (metadata.json)
+CLUSTER_ENERGY_J = "cluster_energy_j"
+CLUSTER_CO2_KG = "cluster_co2_kg"
+CLUSTER_BILLED_USD = "cluster_billed_usd"
+
+
+def _with_cluster_spend(reports: pd.DataFrame, metadata: dict[str, Any]) -> pd.DataFrame:
+    """Add the whole cluster's energy, CO2 and billed dollars spent by each report's moment,
+    interpolated linearly between the cluster meter's polls (NaN where the study has no series:
+    before its first poll, or an older study). Earlier runs of a resumed study are added."""
+    reports = reports.copy()
+    ce = metadata.get("cluster_energy") if isinstance(metadata.get("cluster_energy"), dict) else {}
+    series = (ce.get("series") or {}).get("rows") or []
+    offsets = [0.0, 0.0, 0.0]
+    for run in ce.get("previous_runs") or []:
+        for i, key in enumerate(("energy_j", "co2_kg", "billed_usd")):
+            if isinstance(run.get(key), (int, float)):
+                offsets[i] += run[key]
+    for i, column in enumerate((CLUSTER_ENERGY_J, CLUSTER_CO2_KG, CLUSTER_BILLED_USD)):
+        points = [(row[0], row[i + 1]) for row in series if row[i + 1] is not None]
+        if len(points) < 2 or TIMESTAMP_S not in reports.columns:
+            reports[column] = float("nan")
+            continue
+        times, values = zip(*points)
+        t = reports[TIMESTAMP_S].astype(float).to_numpy()
+        interpolated = np.interp(t, times, values, left=np.nan, right=values[-1])
+        reports[column] = interpolated + offsets[i]
+    return reports
 
 
 def _trials_from_reports(reports: pd.DataFrame) -> pd.DataFrame:

@@ -28,6 +28,7 @@ from analysis.summary import (
     ENERGY_KWH,
     ENERGY_MEASURED_SHARE,
     OVERHEAD_SHARE,
+    X_CLUSTER_ENERGY_KWH,
     X_COST_USD,
     X_DEVICE_H,
     X_ENERGY_KWH,
@@ -133,7 +134,8 @@ def _energy_scale(max_kwh: float) -> tuple[float, str]:
 
 
 _X_LABELS = {
-    X_ENERGY_KWH: "cumulative energy of the study",
+    X_CLUSTER_ENERGY_KWH: "whole-cluster energy",
+    X_ENERGY_KWH: "the trials' cumulative energy",
     X_COST_USD: "cumulative attributed cost of the study (USD)",
     X_WALL_S: "study wall time",
     X_DEVICE_H: "cumulative device time (device-hours)",
@@ -163,8 +165,8 @@ def plot_best_so_far(
     With `baseline`, the lead-k extractive baseline of the studies' metadata (mean over the
     studies that hold one) is a gray dashed line labelled `lead-<k> baseline`: the floor a model
     must beat. Nothing is drawn where no study holds one."""
-    if band not in ("minmax", "std"):
-        raise ValueError(f"band={band!r}: use minmax or std")
+    if band not in ("minmax", "std", "ci95"):
+        raise ValueError(f"band={band!r}: use minmax, std or ci95")
     curves: dict[str, list[tuple[np.ndarray, np.ndarray, bool]]] = {}
     skipped = []
     for s in studies:
@@ -187,9 +189,9 @@ def plot_best_so_far(
     if x == X_WALL_S:
         scale, unit = _time_scale(max_x)
         xlabel = f"study wall time ({unit})"
-    elif x == X_ENERGY_KWH:
+    elif x in (X_ENERGY_KWH, X_CLUSTER_ENERGY_KWH):
         scale, unit = _energy_scale(max_x)
-        xlabel = f"cumulative energy ({unit})"
+        xlabel = f"{_X_LABELS[x]} ({unit})"
     else:
         scale, xlabel = 1.0, _X_LABELS.get(x, x)
     colors = strategy_colors(list(curves))
@@ -204,6 +206,10 @@ def plot_best_so_far(
             mean = values.mean(axis=0)
             if band == "minmax" or len(runs) < 2:
                 lo, hi = values.min(axis=0), values.max(axis=0)
+            elif band == "ci95":  # pointwise percentile bootstrap of the mean over seeds
+                draws = np.random.default_rng(0).integers(0, len(runs), size=(2000, len(runs)))
+                means = values[draws].mean(axis=1)
+                lo, hi = np.quantile(means, 0.025, axis=0), np.quantile(means, 0.975, axis=0)
             else:
                 sd = values.std(axis=0, ddof=1)
                 lo, hi = mean - sd, mean + sd
@@ -228,7 +234,8 @@ def plot_best_so_far(
             )
         ax.set_xlabel(xlabel)
         ax.set_ylabel(f"best {metric} so far (F-measure)")
-        band_text = "min-max over seeds" if band == "minmax" else "mean ± 1 std over seeds"
+        band_text = {"minmax": "min-max over seeds", "std": "mean ± 1 std over seeds",
+                     "ci95": "95 % bootstrap interval of the mean over seeds"}[band]
         ax.set_title(f"{title}\n(line: mean; band: {band_text})")
         ax.set_xlim(left=0)
         # outside the axes: diverged trials sit at the bottom right, where a legend would hide them

@@ -18,16 +18,25 @@ from pathlib import Path
 import pandas as pd
 
 from analysis import plots
-from analysis.load import Study, StudyLoadError, load_studies
+from analysis.load import Study, StudyLoadError, load_studies, mismatches
 from analysis.summary import (
     BEST_CONFIG,
     BEST_SEED,
+    BUDGET_AMOUNT,
+    BUDGET_OVERSHOOT,
+    BUDGET_SPENT,
+    BUDGET_UNIT,
+    CLUSTER_CO2,
+    CLUSTER_CO2_TO_TARGET_KG,
     CLUSTER_COMPONENTS,
+    CLUSTER_COST,
+    CLUSTER_COST_TO_TARGET_USD,
     CLUSTER_ENERGY_BASIS,
     CLUSTER_ENERGY_CPU_KWH,
     CLUSTER_ENERGY_GPU_KWH,
     CLUSTER_ENERGY_KWH,
     CLUSTER_ENERGY_RAM_KWH,
+    CLUSTER_ENERGY_TO_TARGET_KWH,
     CLUSTER_FIGURES,
     CLUSTER_METERED_SEEDS,
     CO2_LB,
@@ -50,6 +59,10 @@ from analysis.summary import (
     OVERHEAD_SHARE,
     STARTUP_S,
     TARGET_REACHED_SEEDS,
+    TEST_ROUGE,
+    TEST_ROUGEL,
+    TEST_ROUGEL_HIGH,
+    TEST_ROUGEL_LOW,
     TIME_TO_TARGET_S,
     TRIALS_ERRORED,
     TRIALS_FINISHED,
@@ -58,16 +71,19 @@ from analysis.summary import (
     TRIALS_STOPPED_EARLY,
     VS_GRID_SUFFIX,
     WALL_S,
+    X_CLUSTER_ENERGY_KWH,
     X_COST_USD,
     X_ENERGY_KWH,
     X_WALL_S,
     cluster_energy_figures,
     common_baseline,
     default_target,
+    per_study_summary,
     strategy_summary,
     study_baseline,
     what_if_region,
 )
+from analysis.verdict import verdicts
 from study.schema import (
     BEST_PREFIX,
     CO2_KG,
@@ -81,9 +97,24 @@ from study.schema import (
 )
 
 OUTPUTS = ("report.html", "report.md", "summary.parquet", "summary.csv")
+VERDICT_NOTE = (
+    "Winner per objective and its margin over the runner-up: the mean paired difference over the "
+    "seeds both strategies ran (compare gives every strategy the same seeds), with a 95 % "
+    "bootstrap interval; where it holds zero the strategies do not differ at 95 %. The target is "
+    "a validation ROUGE-L; test ROUGE-L is the selected model (best validation report) scored once "
+    "on the held-out split."
+)
+BENCHMARK_NOTE = (
+    "Performance: test ROUGE-L of the selected model, mean over seeds [95 % interval: over seeds, "
+    "or over the test examples with one seed]. Resource usage, carbon and cost: the whole cluster "
+    "from study start to end (the cluster meter: idle, start-up, drivers and the final test "
+    "evaluation included), then the trials' own meters; 'estimated' marks parts from a stated "
+    "model rather than a counter; (x grid) is the ratio of means to grid's."
+)
 NOT_APPLICABLE = "not applicable"
 ENERGY_PLOT = "Energy breakdown"
 ENERGY_HEAD = "Energy: whole cluster vs the trials' own meters"
+TEST_PREFIX_R1, TEST_PREFIX_R2, _, TEST_PREFIX_RLSUM = TEST_ROUGE
 
 
 # --------------------------------------------------------------------------------------------
@@ -163,20 +194,33 @@ _FIGURES: dict[str, tuple[str, Callable[[float], str]]] = {
     OVERHEAD_SHARE: ("overhead share of the whole-cluster energy", _pct),
     CO2_KG: ("CO2e (kg)", _sig4),
     CO2_LB: ("CO2e (lb)", _sig4),
-    COST_USD: ("cost attributed (USD)", _usd),
-    BEST_PREFIX + ROUGE1: ("best ROUGE-1", _rouge),
-    BEST_PREFIX + ROUGE2: ("best ROUGE-2", _rouge),
-    BEST_PREFIX + ROUGEL: ("best ROUGE-L", _rouge),
-    BEST_PREFIX + ROUGELSUM: ("best ROUGE-Lsum", _rouge),
+    COST_USD: ("cost attributed to the trials (USD)", _usd),
+    CLUSTER_CO2: ("whole-cluster CO2e (kg)", _sig4),
+    CLUSTER_COST: ("whole-cluster cost, billed (USD)", _usd),
+    TEST_PREFIX_R1: ("test ROUGE-1 (selected model, held-out split)", _rouge),
+    TEST_PREFIX_R2: ("test ROUGE-2 (selected model, held-out split)", _rouge),
+    TEST_ROUGEL: ("test ROUGE-L (selected model, held-out split)", _rouge),
+    TEST_PREFIX_RLSUM: ("test ROUGE-Lsum (selected model, held-out split)", _rouge),
+    BEST_PREFIX + ROUGE1: ("best validation ROUGE-1 (selection-biased)", _rouge),
+    BEST_PREFIX + ROUGE2: ("best validation ROUGE-2 (selection-biased)", _rouge),
+    BEST_PREFIX + ROUGEL: ("best validation ROUGE-L (selection-biased)", _rouge),
+    BEST_PREFIX + ROUGELSUM: ("best validation ROUGE-Lsum (selection-biased)", _rouge),
+    BUDGET_AMOUNT: ("budget (in its unit)", _sig4),
+    BUDGET_SPENT: ("budget spent (in its unit)", _sig4),
+    BUDGET_OVERSHOOT: ("budget overshoot (spent - budget)", _sig4),
     WALL_S: ("wall time (h)", _to_hours),
     STARTUP_S: ("trial start-up: segment launch + setup (h)", _to_hours),
     TIME_TO_TARGET_S: ("time to target (h)", _to_hours),
     ENERGY_TO_TARGET_KWH: ("energy to target (kWh)", _sig4),
-    COST_TO_TARGET_USD: ("cost to target (USD)", _usd),
+    COST_TO_TARGET_USD: ("cost to target, attributed to the trials (USD)", _usd),
+    CLUSTER_ENERGY_TO_TARGET_KWH: ("whole-cluster energy to target (kWh)", _sig4),
+    CLUSTER_CO2_TO_TARGET_KG: ("whole-cluster CO2e to target (kg)", _sig4),
+    CLUSTER_COST_TO_TARGET_USD: ("whole-cluster cost to target, billed (USD)", _usd),
 }
 
 
-_TO_TARGET = (TIME_TO_TARGET_S, ENERGY_TO_TARGET_KWH, COST_TO_TARGET_USD)
+_TO_TARGET = (TIME_TO_TARGET_S, ENERGY_TO_TARGET_KWH, COST_TO_TARGET_USD, CLUSTER_ENERGY_TO_TARGET_KWH,
+              CLUSTER_CO2_TO_TARGET_KG, CLUSTER_COST_TO_TARGET_USD)
 _CLUSTER_PARTS = {kwh: comp for comp, (_, _, _, kwh) in CLUSTER_COMPONENTS.items()}
 
 
@@ -243,9 +287,15 @@ def _vs_grid(r: pd.Series, fig: str, has_grid: bool) -> str:
     return f" ({_ratio(ratio)} grid)" if math.isfinite(ratio) else ""
 
 
+def _interval(lo: float, hi: float, fmt: Callable[[float], str]) -> str:
+    return f" [{fmt(lo)} – {fmt(hi)}]" if math.isfinite(lo) and math.isfinite(hi) else ""
+
+
 def benchmark_table(summary: pd.DataFrame) -> pd.DataFrame:
     """The headline table: Model | Performance | Speed | Resource Usage | Carbon Emission | Cost ($),
-    one row per strategy, every cell a mean over seeds (± std where there are several)."""
+    one row per strategy, every cell a mean over seeds. Performance is the selected model's test
+    ROUGE-L with its 95 % interval; energy, CO2 and dollars are the whole cluster's (what was
+    spent, overhead included), the trials' own meters beside them; every ratio to grid on both."""
     has_grid = (summary[STRATEGY] == "grid").any()
     rows = []
     for _, r in summary.iterrows():
@@ -257,11 +307,14 @@ def benchmark_table(summary: pd.DataFrame) -> pd.DataFrame:
         seeds = f"{n} seed{'s' if n != 1 else ''}"
         seeds += f", {r[N_RUNNING]} running" if r[N_RUNNING] else ""
         mean = {fig: r[f"{fig}_mean"] for fig in _FIGURES}
-        perf = (
-            f"ROUGE-L {_cell(r, BEST_PREFIX + ROUGEL).split(' [')[0]} "
-            f"(R-1 {_rouge(mean[BEST_PREFIX + ROUGE1])}, R-2 {_rouge(mean[BEST_PREFIX + ROUGE2])}, "
-            f"R-Lsum {_rouge(mean[BEST_PREFIX + ROUGELSUM])})"
-        )
+        test = mean[TEST_ROUGEL]
+        if math.isfinite(test):
+            perf = (f"test ROUGE-L {_rouge(test)}{_interval(r[TEST_ROUGEL_LOW], r[TEST_ROUGEL_HIGH], _rouge)}"
+                    f"{vs(TEST_ROUGEL)} (R-1 {_rouge(mean[TEST_PREFIX_R1])}, R-2 {_rouge(mean[TEST_PREFIX_R2])}, "
+                    f"R-Lsum {_rouge(mean[TEST_PREFIX_RLSUM])}); validation best "
+                    f"{_rouge(mean[BEST_PREFIX + ROUGEL])}")
+        else:
+            perf = f"not scored on test; validation best ROUGE-L {_rouge(mean[BEST_PREFIX + ROUGEL])} (selection-biased)"
         reached = int(r[TARGET_REACHED_SEEDS])
         to_target = "target not reached"
         if reached:
@@ -270,13 +323,26 @@ def benchmark_table(summary: pd.DataFrame) -> pd.DataFrame:
                 f"{vs(TIME_TO_TARGET_S)}"
             )
         speed = f"wall {_hours(mean[WALL_S])}; {to_target}"
+        cluster = mean[CLUSTER_ENERGY_KWH]
+        label = _cluster_label(r, CLUSTER_ENERGY_KWH)
+        whole = (f"whole cluster {_sig(cluster)} kWh{label}{vs(CLUSTER_ENERGY_KWH)}"
+                 if math.isfinite(cluster) else "whole cluster not measured")
+        budget = ""
+        if math.isfinite(mean[BUDGET_SPENT]):
+            budget = (f"; budget spent {_sig(mean[BUDGET_SPENT])} of {_sig(mean[BUDGET_AMOUNT])} "
+                      f"{r[BUDGET_UNIT]}")
         resources = (
-            f"{_sig(mean[DEVICE_H])} device-h; {_sig(mean[ENERGY_KWH])} kWh{vs(ENERGY_KWH)} "
-            f"({_pct(mean[ENERGY_MEASURED_SHARE])} measured); {_sig(mean[TRIAL_EPOCHS])} trial-epochs"
+            f"{whole}; trials' own {_sig(mean[ENERGY_KWH])} kWh{vs(ENERGY_KWH)} "
+            f"({_pct(mean[ENERGY_MEASURED_SHARE])} measured); {_sig(mean[DEVICE_H])} device-h; "
+            f"{_sig(mean[TRIAL_EPOCHS])} trial-epochs{budget}"
         )
-        carbon = f"{_sig(mean[CO2_KG])} kg CO2e ({_sig(mean[CO2_LB])} lb){vs(CO2_KG)}"
-        cost = mean[COST_USD]
-        cost_text = _usd(cost) + (vs(COST_USD) if math.isfinite(cost) else "")
+        cluster_co2 = mean[CLUSTER_CO2]
+        carbon = (f"whole cluster {_sig(cluster_co2)} kg CO2e ({_sig(cluster_co2 * 2.20462)} lb)"
+                  f"{vs(CLUSTER_CO2)}; " if math.isfinite(cluster_co2) else "whole cluster not measured; ")
+        carbon += f"trials' own {_sig(mean[CO2_KG])} kg{vs(CO2_KG)}"
+        billed, cost = mean[CLUSTER_COST], mean[COST_USD]
+        cost_text = (f"billed {_usd(billed)}{vs(CLUSTER_COST)}; " if math.isfinite(billed) else "")
+        cost_text += (f"trials' share {_usd(cost)}{vs(COST_USD)}" if math.isfinite(cost) else NOT_APPLICABLE)
         rows.append(
             {
                 "Model": f"{r[MODEL]} · {r[STRATEGY]} ({seeds})",
@@ -475,10 +541,19 @@ def _plots(
 
     floor = common_baseline(studies, ROUGEL)
     floor_text = f" Gray dashed: the {floor['label']}, the floor." if floor else ""
+    band = "ci95" if min(summary[N_SEEDS]) >= 3 else "minmax"
+    band_text = "95 % bootstrap interval of the mean over seeds" if band == "ci95" else "min–max over seeds"
     add(
-        "Best ROUGE-L so far vs energy",
-        "Line: mean over seeds; band: min–max over seeds; black dashed: target." + floor_text,
-        lambda: plots.plot_best_so_far(studies, x=X_ENERGY_KWH, target=target),
+        "Best validation ROUGE-L so far vs whole-cluster energy",
+        f"Line: mean over seeds; band: {band_text}; black dashed: target. The x axis is the whole "
+        "cluster's energy when each report arrived (the cluster meter, interpolated between its "
+        "polls)." + floor_text,
+        lambda: plots.plot_best_so_far(studies, x=X_CLUSTER_ENERGY_KWH, target=target, band=band),
+    )
+    add(
+        "Best validation ROUGE-L so far vs the trials' own energy",
+        f"Line: mean over seeds; band: {band_text}; black dashed: target." + floor_text,
+        lambda: plots.plot_best_so_far(studies, x=X_ENERGY_KWH, target=target, band=band),
     )
     has_cost = any(s.reports.get(COST_USD, pd.Series(dtype=float)).notna().any() for s in studies)
     if has_cost:
@@ -593,9 +668,19 @@ def render(
     target: float,
     target_given: bool,
     what_if: pd.DataFrame | None,
+    allowed_mismatch: bool = False,
 ) -> tuple[str, str]:
     """The report as (html, markdown)."""
     running = [s for s in studies if s.running]
+    verdict_lines = [v.sentence for v in verdicts(studies, per_study_summary(studies, target), target)]
+    differing = mismatches(list(studies))
+    mismatch = (
+        "MISMATCHED COMPARISON (--allow-mismatch): these studies differ in "
+        + "; ".join(m.describe() for m in differing)
+        + ". Their figures are not comparable as a fair benchmark."
+        if differing
+        else ""
+    )
     bench = benchmark_table(summary)
     figs = figures_table(summary)
     has_grid = (summary[STRATEGY] == "grid").any()
@@ -644,10 +729,15 @@ def render(
 
     # Markdown
     md = [f"# {title}", ""]
+    if mismatch:
+        md += [f"> **{mismatch}**", ""]
     if partial:
         md += [f"> **{partial}**", ""]
+    md += ["## Verdict", "", VERDICT_NOTE, ""] + [f"- {line}" for line in verdict_lines] + [""]
     md += [
         "## Benchmark",
+        "",
+        BENCHMARK_NOTE,
         "",
         _md_table(bench),
         "",
@@ -684,9 +774,13 @@ def render(
         f"<meta name='viewport' content='width=device-width, initial-scale=1'><style>{_CSS}</style></head><body>",
         f"<h1>{html.escape(title)}</h1>",
     ]
+    if mismatch:
+        h.append(f"<p class='warn'><b>{html.escape(mismatch)}</b></p>")
     if partial:
         h.append(f"<p class='warn'><b>{html.escape(partial)}</b></p>")
-    h += ["<h2>Benchmark</h2>", _html_table(bench, "bench")]
+    h += ["<h2>Verdict</h2>", f"<p class='note'>{html.escape(VERDICT_NOTE)}</p><ul class='verdict'>"]
+    h += [f"<li>{html.escape(line)}</li>" for line in verdict_lines] + ["</ul>"]
+    h += ["<h2>Benchmark</h2>", f"<p class='note'>{html.escape(BENCHMARK_NOTE)}</p>", _html_table(bench, "bench")]
     if floor:
         h.append(f"<p class='floor'>{html.escape(floor)}</p>")
     for plot_title, caption, png in _plots(studies, summary, target):
@@ -750,6 +844,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="ROUGE-L (F-measure in [0, 1]) to reach; default: 0.01 below the best any study reached",
     )
     p.add_argument(
+        "--allow-mismatch",
+        action="store_true",
+        help="compare studies that differ in model, dataset, data sizes, epochs, search space, "
+        "budget or metric (refused otherwise); the report then states what differs at the top",
+    )
+    p.add_argument(
         "--what-if-intensity",
         type=float,
         default=None,
@@ -778,7 +878,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise ValueError(f"--what-if-intensity {args.what_if_intensity}: give gCO2e/kWh >= 0")
         if args.what_if_label and args.what_if_intensity is None:
             raise ValueError("--what-if-label needs --what-if-intensity G_PER_KWH")
-        studies = load_studies(args.studies)
+        studies = load_studies(args.studies, allow_mismatch=args.allow_mismatch)
         if not any(len(s.reports) for s in studies):
             raise ValueError("no study has any report yet; nothing to compare")
     except (StudyLoadError, ValueError) as e:
@@ -792,7 +892,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.what_if_intensity is not None
         else None
     )
-    html_text, md_text = render(studies, summary, target, target_given, what_if)
+    html_text, md_text = render(studies, summary, target, target_given, what_if, args.allow_mismatch)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / name for name in OUTPUTS]

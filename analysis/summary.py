@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from analysis.load import CLUSTER_BILLED_USD, CLUSTER_CO2_KG, CLUSTER_ENERGY_J
 from study.footprint import J_PER_KWH
 from study.footprint import LBS_PER_KG as LB_PER_KG
 from study.schema import (
@@ -57,6 +58,7 @@ from study.schema import (
     TRIAL_EPOCHS,
     TRIAL_ID,
 )
+from study.stats import bootstrap_ci, iqm
 
 if TYPE_CHECKING:
     from analysis.load import Study
@@ -74,12 +76,22 @@ X_ENERGY_KWH = "energy_kwh"
 X_COST_USD = "cost_usd"
 X_CO2_KG = "co2_kg"
 X_DEVICE_H = "device_h"
+X_CLUSTER_ENERGY_KWH = "cluster_energy_kwh"
+X_CLUSTER_CO2_KG = "cluster_co2_kg"
+X_CLUSTER_COST_USD = "cluster_cost_usd"
 _X_AXES = {  # name -> (per-trial cumulative report column, or None for elapsed time; divisor)
     X_WALL_S: (None, 1.0),
     X_ENERGY_KWH: (ENERGY_TOTAL_J, J_PER_KWH),
     X_COST_USD: (COST_USD, 1.0),
     X_CO2_KG: (CO2_KG, 1.0),
     X_DEVICE_H: (DEVICE_S, 3600.0),
+}
+# Whole-cluster axes: study-level running totals at each report (analysis.load adds them from
+# the cluster meter's series), not per-trial ones.
+_CLUSTER_X_AXES = {
+    X_CLUSTER_ENERGY_KWH: (CLUSTER_ENERGY_J, J_PER_KWH),
+    X_CLUSTER_CO2_KG: (CLUSTER_CO2_KG, 1.0),
+    X_CLUSTER_COST_USD: (CLUSTER_BILLED_USD, 1.0),
 }
 
 # Figures of one study (the columns of `study_summary`); strategy_summary adds _mean/_std/...
@@ -125,6 +137,25 @@ CLUSTER_ENERGY_BASIS = (
 )
 CLUSTER_NODES = "cluster_nodes"
 STARTUP_S = "startup_s"  # trial segments' launch + setup seconds, summed
+# The selected model on the held-out test split (metadata.json `test`, `selection`)
+TEST_PREFIX = "test_"
+TEST_ROUGE = tuple(TEST_PREFIX + r for r in ROUGE_COLUMNS)
+TEST_ROUGEL = TEST_PREFIX + ROUGEL
+TEST_ROUGEL_LOW = "test_rougeL_ci_low"  # 95 % bootstrap over the test examples, this study
+TEST_ROUGEL_HIGH = "test_rougeL_ci_high"
+TEST_N = "test_n"
+SELECTED_VALIDATION = "selected_validation_score"  # the search metric of the selected report
+# The budget as spent (metadata.json `budget`)
+BUDGET_UNIT = "budget_unit"
+BUDGET_AMOUNT = "budget_amount"
+BUDGET_SPENT = "budget_spent"
+BUDGET_OVERSHOOT = "budget_overshoot"
+# Whole-cluster CO2 and billed dollars, and the whole cluster's spend until the target
+CLUSTER_CO2 = "cluster_co2_kg"
+CLUSTER_COST = "cluster_cost_usd"
+CLUSTER_ENERGY_TO_TARGET_KWH = "cluster_energy_to_target_kwh"
+CLUSTER_CO2_TO_TARGET_KG = "cluster_co2_to_target_kg"
+CLUSTER_COST_TO_TARGET_USD = "cluster_cost_to_target_usd"
 # The lead-k extractive baseline (metadata.json `baseline`): the floor a model must beat
 BASELINE_PREFIX = "baseline_"
 BASELINE_LEAD_K = "baseline_lead_k"
@@ -179,12 +210,21 @@ NUMERIC_FIGURES = (
     CO2_KG,
     CO2_LB,
     COST_USD,
+    CLUSTER_CO2,
+    CLUSTER_COST,
+    *TEST_ROUGE,
     *BEST_ROUGE,
+    BUDGET_AMOUNT,
+    BUDGET_SPENT,
+    BUDGET_OVERSHOOT,
     WALL_S,
     STARTUP_S,
     TIME_TO_TARGET_S,
     ENERGY_TO_TARGET_KWH,
     COST_TO_TARGET_USD,
+    CLUSTER_ENERGY_TO_TARGET_KWH,
+    CLUSTER_CO2_TO_TARGET_KG,
+    CLUSTER_COST_TO_TARGET_USD,
 )
 
 
@@ -223,21 +263,26 @@ def best_so_far(
 ) -> pd.DataFrame:
     """Best `metric` found so far against a cumulative x, one row per report in time order.
 
-    x: `wall_s` (study elapsed seconds), `energy_kwh` (cumulative total energy, J -> kWh),
-    `cost_usd` (cumulative attributed dollars), `co2_kg` or `device_h`. Columns: x and
+    x: `wall_s` (study elapsed seconds), `energy_kwh` (the trials' cumulative energy, J -> kWh),
+    `cost_usd` (cumulative attributed dollars), `co2_kg`, `device_h`, or the whole cluster's
+    `cluster_energy_kwh`, `cluster_co2_kg`, `cluster_cost_usd` (billed). Columns: x and
     `best_<metric>`; x is all-NaN when the study has no such figure (e.g. cost on a local machine).
     """
-    if x not in _X_AXES:
-        raise ValueError(f"x={x!r}: use one of {', '.join(_X_AXES)}")
+    if x not in _X_AXES and x not in _CLUSTER_X_AXES:
+        raise ValueError(f"x={x!r}: use one of {', '.join([*_X_AXES, *_CLUSTER_X_AXES])}")
     if mode not in ("max", "min"):
         raise ValueError(f"mode={mode!r}: use max or min")
     r = _sorted(reports)
-    column, divisor = _X_AXES[x]
-    xs = (
-        r[STUDY_ELAPSED_S].astype(float)
-        if column is None
-        else study_cumulative(r, column) / divisor
-    )
+    if x in _CLUSTER_X_AXES:
+        column, divisor = _CLUSTER_X_AXES[x]
+        xs = r[column].astype(float) / divisor if column in r.columns else pd.Series(np.nan, index=r.index)
+    else:
+        column, divisor = _X_AXES[x]
+        xs = (
+            r[STUDY_ELAPSED_S].astype(float)
+            if column is None
+            else study_cumulative(r, column) / divisor
+        )
     values = r[metric].astype(float)
     best = values.cummax() if mode == "max" else values.cummin()
     return pd.DataFrame({x: xs.to_numpy(), BEST_PREFIX + metric: best.to_numpy()})
@@ -464,6 +509,8 @@ def study_summary(study: Study, target_rougeL: float | None = None) -> dict[str,
         _sum_or_nan(r[startup].astype(float).sum(axis=1, min_count=1)) if startup else math.nan
     )
     out.update(cluster_energy_figures(study.metadata))
+    out.update(held_out_figures(study.metadata))
+    out.update(budget_figures(study.metadata))
     baseline = study_baseline(study.metadata) or {}
     out[BASELINE_LEAD_K] = baseline.get("lead_k", math.nan)
     for col in ROUGE_COLUMNS:
@@ -506,6 +553,8 @@ def study_summary(study: Study, target_rougeL: float | None = None) -> dict[str,
     out[TARGET_ROUGEL] = math.nan if target_rougeL is None else float(target_rougeL)
     out[REACHED_TARGET] = False
     out[TIME_TO_TARGET_S] = out[ENERGY_TO_TARGET_KWH] = out[COST_TO_TARGET_USD] = math.nan
+    for col in (CLUSTER_ENERGY_TO_TARGET_KWH, CLUSTER_CO2_TO_TARGET_KG, CLUSTER_COST_TO_TARGET_USD):
+        out[col] = math.nan
     if target_rougeL is not None and ROUGEL in r.columns:
         hit = (r[ROUGEL] >= target_rougeL - 1e-12).to_numpy()
         if hit.any():
@@ -516,7 +565,52 @@ def study_summary(study: Study, target_rougeL: float | None = None) -> dict[str,
                 float(study_cumulative(r, ENERGY_TOTAL_J).iloc[i]) / J_PER_KWH
             )
             out[COST_TO_TARGET_USD] = float(study_cumulative(r, COST_USD).iloc[i])
+            for col, (source, divisor) in (
+                (CLUSTER_ENERGY_TO_TARGET_KWH, _CLUSTER_X_AXES[X_CLUSTER_ENERGY_KWH]),
+                (CLUSTER_CO2_TO_TARGET_KG, _CLUSTER_X_AXES[X_CLUSTER_CO2_KG]),
+                (CLUSTER_COST_TO_TARGET_USD, _CLUSTER_X_AXES[X_CLUSTER_COST_USD]),
+            ):
+                if source in r.columns:
+                    out[col] = float(r[source].iloc[i]) / divisor
     return out
+
+
+def held_out_figures(metadata: dict[str, Any]) -> dict[str, Any]:
+    """The selected model's test ROUGE (mean over the test examples, with this study's 95 %
+    bootstrap interval over them) and its validation score; NaN where the study was not
+    evaluated on test (an older study, `data.n_test=0`, or still running)."""
+    test = metadata.get("test") if isinstance(metadata.get("test"), dict) else {}
+    evaluated = bool(test.get("evaluated"))
+    out: dict[str, Any] = {}
+    for col in ROUGE_COLUMNS:
+        out[TEST_PREFIX + col] = float(test[col]) if evaluated and _finite(test.get(col)) else math.nan
+    low, high = (test.get("rougeL_ci95") or [math.nan, math.nan]) if evaluated else (math.nan, math.nan)
+    out[TEST_ROUGEL_LOW], out[TEST_ROUGEL_HIGH] = float(low), float(high)
+    out[TEST_N] = int(test["n"]) if evaluated else 0
+    selection = metadata.get("selection") if isinstance(metadata.get("selection"), dict) else {}
+    out[SELECTED_VALIDATION] = float(selection.get("validation_score", math.nan)) if selection else math.nan
+    return out
+
+
+def budget_figures(metadata: dict[str, Any]) -> dict[str, Any]:
+    """The study budget's unit and amount, what was spent in that unit and the overshoot."""
+    budget = metadata.get("budget") if isinstance(metadata.get("budget"), dict) else {}
+
+    def number(key: str) -> float:
+        return float(budget[key]) if _finite(budget.get(key)) else math.nan
+
+    ce = metadata.get("cluster_energy") if isinstance(metadata.get("cluster_energy"), dict) else {}
+    runs = [ce, *(ce.get("previous_runs") or [])] if ce else []
+    co2 = [r["co2_kg"] for r in runs if _finite(r.get("co2_kg"))]
+    cost = (metadata.get("cost") or {}).get("billed_usd")
+    return {
+        BUDGET_UNIT: str(budget.get("unit", "")),
+        BUDGET_AMOUNT: number("amount"),
+        BUDGET_SPENT: number("spent"),
+        BUDGET_OVERSHOOT: number("overshoot"),
+        CLUSTER_CO2: float(sum(co2)) if co2 else math.nan,
+        CLUSTER_COST: float(cost) if _finite(cost) else math.nan,
+    }
 
 
 def per_study_summary(studies: Sequence[Study], target_rougeL: float | None = None) -> pd.DataFrame:
@@ -568,6 +662,15 @@ def strategy_summary(studies: Sequence[Study], target: float | None = None) -> p
             row[f"{fig}_std"] = values.std(ddof=1)  # NaN with one seed: no spread to speak of
             row[f"{fig}_min"] = values.min()
             row[f"{fig}_max"] = values.max()
+            row[f"{fig}_iqm"] = iqm(values)
+            # 95 % bootstrap interval of the mean over seeds (NaN below two seeds)
+            row[f"{fig}_ci_low"], row[f"{fig}_ci_high"] = bootstrap_ci(values)
+        if len(group) == 1:  # one seed: the test interval is over the test examples only
+            row[TEST_ROUGEL_LOW] = float(group[TEST_ROUGEL_LOW].iloc[0])
+            row[TEST_ROUGEL_HIGH] = float(group[TEST_ROUGEL_HIGH].iloc[0])
+        else:
+            row[TEST_ROUGEL_LOW], row[TEST_ROUGEL_HIGH] = row[f"{TEST_ROUGEL}_ci_low"], row[f"{TEST_ROUGEL}_ci_high"]
+        row[BUDGET_UNIT] = ",".join(sorted({str(u) for u in group[BUDGET_UNIT] if u})) or ""
         for col in (
             *(f"energy_{comp}_source" for comp in ENERGY_COMPONENTS),
             *(f"cluster_energy_{comp}_source" for comp in CLUSTER_COMPONENTS),

@@ -70,6 +70,9 @@ class SearchSpace:
     name: str
     params: tuple[Param, ...]
     perturbation_factors: tuple[float, ...] = (0.8, 1.25)
+    # Configurations random search, ASHA and PBT start with, before sampling (each a full
+    # point of the space); grid search ignores them.
+    points_to_evaluate: tuple[dict[str, Any], ...] = ()
 
     @property
     def names(self) -> list[str]:
@@ -114,14 +117,28 @@ def parse_space(data: dict[str, Any], name: str = "<inline>") -> SearchSpace:
     where = f"search space {name!r}"
     if not isinstance(data, dict) or not isinstance(data.get("parameters"), dict) or not data["parameters"]:
         raise ConfigError(f"{where}: needs a non-empty `parameters:` mapping")
-    unknown = set(data) - {"parameters", "perturbation_factors"}
+    unknown = set(data) - {"parameters", "perturbation_factors", "points_to_evaluate"}
     if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}; use parameters, perturbation_factors")
+        raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}; use parameters, "
+                          "perturbation_factors, points_to_evaluate")
     factors = tuple(data.get("perturbation_factors", (0.8, 1.25)))
     if not factors or any(not isinstance(f, (int, float)) or f <= 0 for f in factors):
         raise ConfigError(f"{where}: perturbation_factors={list(factors)!r}: give positive numbers, e.g. [0.8, 1.25]")
     params = tuple(_parse_param(f"{where}, parameter {k!r}", k, v) for k, v in data["parameters"].items())
-    return SearchSpace(name=name, params=params, perturbation_factors=factors)
+    points = data.get("points_to_evaluate") or []
+    if not isinstance(points, list):
+        raise ConfigError(f"{where}: points_to_evaluate must be a list of points ({{name: value}})")
+    for i, point in enumerate(points):
+        names = {p.name for p in params}
+        if not isinstance(point, dict) or set(point) != names:
+            raise ConfigError(f"{where}: points_to_evaluate[{i}]={point!r}: give a value for each of "
+                              f"{', '.join(sorted(names))}")
+        for p in params:
+            if not p.contains(point[p.name]):
+                raise ConfigError(f"{where}: points_to_evaluate[{i}]: {p.name}={point[p.name]!r} lies "
+                                  f"outside the domain {_describe(p)}")
+    return SearchSpace(name=name, params=params, perturbation_factors=factors,
+                       points_to_evaluate=tuple(points))
 
 
 def _parse_param(where: str, name: str, spec: Any) -> Param:

@@ -68,12 +68,21 @@ class CheckpointJanitor(Callback):
         self.best: tuple[float, str, str] | None = None  # (score, trial_id, checkpoint path)
         self.deleted_bytes = 0
 
-    def on_trial_result(self, iteration, trials, trial, result, **info):
+    def note(self, trial_id: str, result: dict[str, Any]) -> None:
+        """Keep the best report's checkpoint (the selected model) in view."""
         score, checkpoint = result.get(self.metric), result.get(schema.CHECKPOINT_PATH)
         if isinstance(score, (int, float)) and math.isfinite(score) and checkpoint:
             better = self.best is None or (score > self.best[0] if self.mode == "max" else score < self.best[0])
             if better:
-                self.best = (score, trial.trial_id, str(self.train_runs_dir / checkpoint))
+                self.best = (score, trial_id, str(self.train_runs_dir / checkpoint))
+
+    def restore_best(self, rows: list[dict[str, Any]]) -> None:
+        """On --resume: the best report so far, from the study's own records."""
+        for row in sorted(rows, key=lambda r: r[schema.TIMESTAMP_S]):
+            self.note(row[schema.TRIAL_ID], row)
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        self.note(trial.trial_id, result)
         self.collect(trials)
 
     def on_trial_complete(self, iteration, trials, trial, **info):

@@ -102,6 +102,9 @@ class ClusterMeter:
         self.lost: dict[str, float] = {}  # node id -> unix time its meter stopped answering
         self.co2_kg: float | None = None
         self._converted_j = 0.0  # cluster energy already converted to CO2
+        # (unix time, energy J, CO2 kg, billed USD) after every poll: the analysis reads the
+        # whole cluster's spend at any moment (e.g. when a study first reached a ROUGE target)
+        self.series: list[tuple[float, float | None, float | None, float | None]] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -151,6 +154,10 @@ class ClusterMeter:
             if total is not None and total > self._converted_j:
                 self.co2_kg = (self.co2_kg or 0.0) + self.carbon.co2_kg(total - self._converted_j, time.time())
                 self._converted_j = total
+            now = time.time()
+            held = [(n, self.lost.get(n, now) - self.joined[n]) for n in self.readings]
+            self.series.append((now, total, self.co2_kg,
+                                self.billing(held) if self.billing is not None and held else None))
             if self.snapshot is not None:
                 tmp = self.snapshot.with_name(f".{self.snapshot.name}.tmp")
                 tmp.write_text(json.dumps(self.reading(None)))
@@ -198,6 +205,8 @@ class ClusterMeter:
             "overhead_energy_j": (total["energy_j"] - trial_energy_j)
             if trial_energy_j is not None and total["energy_j"] is not None else None,
             "co2_kg": self.co2_kg,
+            "billed_usd": self.billed_usd(nodes),
+            "series": {"columns": ["time_s", "energy_j", "co2_kg", "billed_usd"], "rows": self.series},
             "note": f"every node polled each {self.poll_s:g} s: a node that joined is metered from "
                     "the first poll after it joined; a lost node counts up to its last poll",
             "previous_runs": self.previous_runs,  # interrupted runs of this study (--resume)

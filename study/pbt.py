@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import random
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -189,14 +190,22 @@ def make_pbt(population_fits: bool, seed: int, max_t: int, **kwargs: Any):
             if me.trial_id not in {s.trial_id for s in lower}:
                 return
             donor = choose_donor(me, upper, self._mode, self._rng)
+            donor_trial = by_id[donor.trial_id] if donor else None
+            donor_result = donor_trial.latest_checkpoint_result.metrics if donor_trial else {}
             self.decisions.append({
-                "trial_id": me.trial_id, "score": me.score, "val_loss": me.val_loss,
+                schema.TIMESTAMP_S: time.time(), schema.TRIAL_ID: me.trial_id,
+                schema.ITERATION: (state.last_result or {}).get(self._time_attr),
+                "score": me.score, schema.VAL_LOSS: me.val_loss,
                 "donor": donor.trial_id if donor else None,
                 "donor_score": donor.score if donor else None,
-                "ranking": [s.trial_id for s in rank(list(standings.values()), self._mode)]})
+                "donor_val_loss": donor.val_loss if donor else None,
+                "donor_iteration": donor_result.get(self._time_attr),
+                "donor_finished": (not donor.live) if donor else None,
+                "lower_quantile": ",".join(s.trial_id for s in lower),
+                "upper_quantile": ",".join(s.trial_id for s in upper),
+                "ranking": ",".join(s.trial_id for s in rank(list(standings.values()), self._mode))})
             if donor is None:
                 return
-            donor_trial = by_id[donor.trial_id]
             latest = donor_trial.latest_checkpoint_result
             clone_state = self._trial_state[donor_trial]
             clone_state.last_checkpoint = latest.checkpoint

@@ -43,6 +43,21 @@ def report_row(result: dict[str, Any], trial_id: str, study: str, strategy: str,
     return row
 
 
+def supersedes(new: dict[str, Any], old: dict[str, Any]) -> bool:
+    """Whether `new` replaces `old`: after a restart from its own checkpoint at iteration k (a
+    crash, `--resume`), a trial trains iterations k+1, ... again; the reports it made of them
+    before the restart describe lost work (their energy stays in the whole-cluster figure), so
+    each iteration is kept once: the later one."""
+    trial = new.get(schema.TRIAL_ID)
+    if new.get(schema.RESTORED_FROM) != trial or old.get(schema.TRIAL_ID) != trial:
+        return False
+    from_iteration = new.get(schema.RESTORED_FROM_ITERATION)
+    if from_iteration is None or from_iteration != from_iteration:  # NaN: not a restart
+        return False
+    return (old.get(schema.ITERATION, 0) > from_iteration
+            and old.get(schema.SEGMENT, 0) < new.get(schema.SEGMENT, 0))
+
+
 def trial_rows(reports: pd.DataFrame, statuses: dict[str, dict[str, Any]], metric: str, mode: str) -> pd.DataFrame:
     """One row per trial: config, status, stop reason, counts, best and final figures."""
     rows = []
@@ -89,6 +104,9 @@ def write_parquet_atomic(df: pd.DataFrame, path: Path) -> None:
 class ResultsWriter(Callback):
     """Streams Tune results into the study folder's parquet tables."""
 
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "scheduler": None}  # Tune pickles callbacks; reattached on resume
+
     def __init__(self, study_dir: Path, study: str, strategy: str, seed: int, started_at: float,
                  metric: str, mode: str, max_reports: int, flush_interval_s: float = 1.0):
         self.study_dir = Path(study_dir)
@@ -97,6 +115,7 @@ class ResultsWriter(Callback):
         self.max_reports = max_reports
         self.flush_interval_s = flush_interval_s
         self.budget_stopper = None  # a study.budget.BudgetStopper, to name budget stops
+        self.scheduler = None  # with greentune's PBT: its exploit decisions go to pbt_decisions.parquet
         self.rows: list[dict[str, Any]] = []
         self.statuses: dict[str, dict[str, Any]] = {}
         self._seen: set[str] = set()
@@ -114,6 +133,8 @@ class ResultsWriter(Callback):
         for row in rows:
             if row[schema.REPORT_ID] not in self._seen:
                 self._seen.add(row[schema.REPORT_ID])
+                if row.get(schema.RESTORED_FROM) == row.get(schema.TRIAL_ID):  # a restart: rare
+                    self.rows = [r for r in self.rows if not supersedes(row, r)]
                 self.rows.append(row)
                 self._dirty = True
 
@@ -179,6 +200,9 @@ class ResultsWriter(Callback):
         write_parquet_atomic(reports, self.study_dir / schema.REPORTS_FILE)
         write_parquet_atomic(trial_rows(reports, self.statuses, self.metric, self.mode),
                              self.study_dir / schema.TRIALS_FILE)
+        decisions = getattr(self.scheduler, "decisions", None)
+        if decisions:
+            write_parquet_atomic(pd.DataFrame(decisions), self.study_dir / schema.PBT_DECISIONS_FILE)
         self._dirty = False
 
     def latest_per_trial(self) -> dict[str, dict[str, Any]]:

@@ -196,9 +196,14 @@ def resolve_storage(storage: str, name: str, resume: bool) -> tuple[str, Path | 
 
 
 def start_ray(plan: Plan) -> dict[str, float]:
+    """Start (or join) Ray for the plan; a Ray already started here (compare) is reused."""
     import ray
 
     cfg = plan.config
+    if ray.is_initialized():
+        resources = ray.cluster_resources()
+        check_resources(cfg, resources)
+        return resources
     if plan.address == "local":
         import torch
 
@@ -266,7 +271,7 @@ def concurrent_trials(cfg: StudyConfig, resources: dict[str, float]) -> int:
     return max(1, int(min(fits)))
 
 
-def run(plan: Plan) -> dict[str, Any]:
+def run(plan: Plan, keep_ray: bool = False) -> dict[str, Any]:
     """Start Ray, run Tune, stream parquet; returns the closing summary."""
     # The classic progress table lets us choose its columns (target metric, energy).
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
@@ -283,6 +288,7 @@ def run(plan: Plan) -> dict[str, Any]:
     from study.metadata import read_metadata, write_metadata
     from study.results import ResultsWriter
     from study.strategies import build_tune_plan
+    from study.tune_state import replace_study_callbacks, restored_scheduler
     from trainables.driver import LOCAL_PATH, StudyContext, execution_path, trial_driver
 
     cfg = plan.config
@@ -302,12 +308,19 @@ def run(plan: Plan) -> dict[str, Any]:
         metadata = read_metadata(plan.study_dir)
         started = metadata["started_at"]
         tuner = tune.Tuner.restore(study_path, trainable, resume_unfinished=True, resume_errored=True)
-        run_config = tuner._local_tuner.get_run_config()
-        writer = next(c for c in run_config.callbacks if isinstance(c, ResultsWriter))
-        janitor = next(c for c in run_config.callbacks if isinstance(c, CheckpointJanitor))
-        janitor.scheduler = tuner._local_tuner._tune_config.scheduler  # the restored instance
-        stopper = run_config.stop
+        # The callbacks Tune pickled at the first start hold that run's paths and an empty
+        # state: rebuild them for the folder being resumed, from what it holds on disk.
+        scheduler = restored_scheduler(tuner)
+        writer = ResultsWriter(plan.study_dir, plan.name, plan.strategy, cfg.seed, started,
+                               cfg.search.metric, cfg.search.mode, plan.numbers.reports_per_trial)
         recovered = writer.recover_from_tune_logs()
+        stopper = BudgetStopper(plan.numbers.budget, carbon.pue)
+        stopper.latest = writer.latest_per_trial()
+        writer.budget_stopper, writer.scheduler = stopper, scheduler
+        janitor = CheckpointJanitor(plan.study_dir / schema.TRAIN_RUNS_DIR, cfg.search.metric,
+                                    cfg.search.mode, scheduler)
+        janitor.restore_best(writer.rows)
+        replace_study_callbacks(tuner, [writer, janitor], stopper, owned=(ResultsWriter, CheckpointJanitor))
         print(f"resuming {plan.name}: {len(writer.rows)} reports on disk ({recovered} recovered from Tune's logs)")
     else:
         space = load_space(cfg.search.space)
@@ -334,7 +347,7 @@ def run(plan: Plan) -> dict[str, Any]:
             callbacks.append(MLflowLoggerCallback(tracking_uri=plan.mlflow_uri, experiment_name=plan.name,
                                                   tags={"strategy": plan.strategy}, save_artifact=False))
         stopper = BudgetStopper(plan.numbers.budget, carbon.pue)
-        writer.budget_stopper = stopper
+        writer.budget_stopper, writer.scheduler = stopper, tune_plan.scheduler
         janitor = CheckpointJanitor(plan.study_dir / schema.TRAIN_RUNS_DIR, cfg.search.metric,
                                     cfg.search.mode, tune_plan.scheduler)
         callbacks.append(janitor)
@@ -381,7 +394,8 @@ def run(plan: Plan) -> dict[str, Any]:
             "note": footprint.get("cost_note") or "billed assumes every node is energy.vm_size"},
         **(held_out or {}))
     write_metadata(plan.study_dir, metadata)
-    ray.shutdown()
+    if not keep_ray:
+        ray.shutdown()
     best = writer.best()
     summary = {
         "study_dir": study_path, "trials": len(results), "errors": results.num_errors,
@@ -436,7 +450,8 @@ def evaluate_selected_model(plan: Plan, rows: list[dict[str, Any]], ctx) -> dict
         return {"selection": None, "test": {"evaluated": False, "why": why}}
     location = storage.join(ctx.train_runs_path, selected[schema.CHECKPOINT_PATH])
     r = cfg.resources
-    cpus = r.cpus_per_worker * r.workers_per_trial
+    # One trial's CPUs; a local study has finished its trials, so it takes the whole machine.
+    cpus = ray.cluster_resources().get("CPU", 1) if plan.address == "local" else r.cpus_per_worker * r.workers_per_trial
     task = ray.remote(num_cpus=cpus, num_gpus=1 if r.gpus_per_worker else 0, max_retries=1)(evaluate_checkpoint)
     print(f"scoring the selected model (trial {selected[schema.TRIAL_ID]}, report "
           f"{selected[schema.ITERATION]}, validation {cfg.search.metric} {selected[cfg.search.metric]:.4f}) "
@@ -556,8 +571,15 @@ def compare(plans: list[Plan], dry_run: bool) -> int:
         return 0
     out.mkdir(parents=True, exist_ok=True)
     (out / "compare.json").write_text(json.dumps({"runs": runs}, indent=2, default=str))
-    for plan in plans:
-        run(plan)
+    # One Ray instance for every study of the comparison (its start-up is paid once); each study
+    # still meters the whole cluster from its own start to its own end.
+    try:
+        for plan in plans:
+            run(plan, keep_ray=True)
+    finally:
+        import ray
+
+        ray.shutdown()
     from analysis.report import main as report_main
 
     return report_main([str(p.study_dir) for p in plans] + ["--out", str(out)])

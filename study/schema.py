@@ -22,6 +22,7 @@ REPORTS_FILE = "reports.parquet"
 TRIALS_FILE = "trials.parquet"
 TRAIN_RUNS_DIR = "train_runs"
 CLUSTER_ENERGY_FILE = "cluster_energy.json"
+PBT_DECISIONS_FILE = "pbt_decisions.parquet"  # every PBT exploit decision: who, whom, at which score
 TEST_SCORES_FILE = "test_scores.parquet"  # the selected model on the held-out split, per example
 TRIAL_TOTALS_DIR = "trial_totals"  # each trial's running totals over its segments (the driver's)
 
@@ -43,6 +44,7 @@ CHECKPOINT_PATH = "checkpoint_path"  # this report's Train checkpoint, relative 
 TRIAL_SEED = "trial_seed"  # the trial's own seed (model init, data order, dropout)
 EXECUTION_PATH = "execution_path"  # local (in the Tune trial's process) | train_worker_group
 WORKERS = "workers"  # Train workers whose reports this row combines
+PROCESS_ID = "process_id"  # the trial driver's process (local path: the one that trained)
 
 # Progress and time
 TIMESTAMP_S = "timestamp_s"  # unix time of the report

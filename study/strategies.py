@@ -158,7 +158,7 @@ def pbt_explore(space: SearchSpace, seed: int):
     return explore
 
 
-def variant_generator(seed: int, max_concurrent: int):
+def variant_generator(seed: int, max_concurrent: int, points_to_evaluate: tuple[dict[str, Any], ...] = ()):
     """Tune's grid/random variant generator, seeded, that a PBT exploit can hold open.
 
     Tune keeps a stopped or paused trial's process for the next trial (`reuse_actors`) only while
@@ -182,7 +182,8 @@ def variant_generator(seed: int, max_concurrent: int):
                 state.pop("hold_open", None)  # rebuilt with the scheduler, never saved
             return state
 
-    return StudyVariantGenerator(random_state=seed, max_concurrent=max_concurrent)
+    return StudyVariantGenerator(random_state=seed, max_concurrent=max_concurrent,
+                                 points_to_evaluate=[dict(p) for p in points_to_evaluate] or None)
 
 
 @dataclass
@@ -202,10 +203,11 @@ def build_tune_plan(strategy: str, space: SearchSpace, cfg: StudyConfig, max_con
     s = cfg.search
     # Seeded sampling so a study's trials are reproducible from its seed.
     random.seed(cfg.seed)
-    searcher = variant_generator(cfg.seed, max_concurrent)
     if strategy == "grid":
+        searcher = variant_generator(cfg.seed, max_concurrent)
         param_space = {p.name: tune.grid_search(list(p.grid)) for p in space.params}
         return TunePlan(numbers, param_space, numbers.grid_repeats or -1, FIFOScheduler(), searcher)
+    searcher = variant_generator(cfg.seed, max_concurrent, space.points_to_evaluate)
     param_space = {p.name: p.tune_domain() for p in space.params}
     if strategy == "random":
         return TunePlan(numbers, param_space, numbers.tune_num_samples, FIFOScheduler(), searcher)

@@ -14,8 +14,9 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 
 # The smallest study that still trains, evaluates and checkpoints (used by the Ray tests).
 TINY_STUDY = [
-    "--set", "data.n_train=64", "--set", "data.n_validation=8", "--set", "eval.max_new_tokens=16",
-    "--set", "train.epochs=2", "--set", "resources.cpus_per_worker=0.5",
+    "--set", "data.n_train=64", "--set", "data.n_validation=8", "--set", "data.n_test=16",
+    "--set", "eval.max_new_tokens=16", "--set", "train.epochs=2", "--set", "train.evals_per_epoch=1",
+    "--set", "resources.cpus_per_worker=0.5",
 ]
 
 # One parameter, two grid points: two trials (PBT may perturb lr within the domain).

@@ -25,6 +25,7 @@ optimizer, scheduler, RNG and data position, then applies the trial's own hyperp
 from __future__ import annotations
 
 import json
+import os
 import random
 import tempfile
 import threading
@@ -90,6 +91,7 @@ class Pointer:
     trial_id: str
     score: float | None  # the search metric at the report that saved it
     iteration: int  # that report's number in its trial
+    totals: dict[str, Any] | None = None  # the trial's TrialTotals at that report
 
     def location(self, ctx: StudyContext) -> str:
         return storage.join(ctx.train_runs_path, self.checkpoint)
@@ -200,6 +202,7 @@ def tune_metrics(report: WorkerReport, totals: TrialTotals, ctx: StudyContext, s
         schema.TRUNCATED_SOURCE_FRACTION: zero.truncated_source_fraction,
         schema.WORKERS: report.workers,
         schema.EXECUTION_PATH: ctx.execution_path,
+        schema.PROCESS_ID: os.getpid(),
         schema.EARLY_STOPPED: zero.early_stopped,
         schema.ENERGY_TOTAL_J: energy,
         schema.CO2_KG: totals.co2_kg,
@@ -219,8 +222,21 @@ class Segment:
     def __init__(self, ctx: StudyContext, trial_id: str, restored: Pointer | None):
         self.ctx, self.trial_id, self.restored = ctx, trial_id, restored
         self.totals_location = ctx.totals_location(trial_id)
-        self.totals = TrialTotals.load(self.totals_location)
+        on_file = TrialTotals.load(self.totals_location)
+        self.totals = on_file  # a PBT exploit: the trial's own accounting goes on
+        if restored is None:
+            # A fresh start, or a restart with no checkpoint yet: nothing of earlier attempts
+            # survives in the model, so nothing of them is this trial's (their energy stays in
+            # the whole-cluster figure; study.results drops their superseded reports).
+            self.totals = TrialTotals(segments=on_file.segments)
+        elif restored.trial_id == trial_id and restored.totals:
+            # A restart from the trial's own checkpoint (a crash, --resume) continues the totals
+            # saved with it: work done after that checkpoint was lost likewise.
+            self.totals = TrialTotals(**{**restored.totals, "segments": on_file.segments})
         self.totals.segments += 1
+        # a restart of this trial (not its first segment, not an exploit): from which report
+        self.restart_from = (0 if restored is None else restored.iteration) if (
+            self.totals.segments > 1 and (restored is None or restored.trial_id == trial_id)) else None
         self.run_name = f"{trial_id}-s{self.totals.segments}-{uuid.uuid4().hex[:6]}"
         self.launched = time.perf_counter()
         self.iteration = restored.iteration if restored else 0  # Tune continues a checkpoint's count
@@ -241,6 +257,9 @@ class Segment:
         self.totals.add(report, self.ctx.carbon, now_s)
         self.totals.save(self.totals_location)
         metrics = tune_metrics(report, self.totals, self.ctx, self.totals.segments, self.restored, now_s)
+        if self.restart_from is not None:  # the reports this restart supersedes (study.results)
+            metrics[schema.RESTORED_FROM] = self.trial_id
+            metrics[schema.RESTORED_FROM_ITERATION] = self.restart_from
         interval_j = report.energy.total_j
         publish(self.trial_id, self.ctx.strategy, energy_j=metrics[schema.ENERGY_TOTAL_J],
                 power_w=interval_j / (report.device_s / report.workers) if interval_j else None,
@@ -259,7 +278,7 @@ class Segment:
         score = metrics.get(self.ctx.config.search.metric)
         with tempfile.TemporaryDirectory() as tmp:
             if checkpoint is not None:
-                Pointer(checkpoint, self.trial_id, score, self.iteration).write(Path(tmp))
+                Pointer(checkpoint, self.trial_id, score, self.iteration, asdict(self.totals)).write(Path(tmp))
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp) if checkpoint else None)
 
 

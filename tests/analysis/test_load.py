@@ -7,7 +7,7 @@ import json
 import pytest
 from analysis_fixtures import report_row, write_study
 
-from analysis.load import StudyLoadError, load_studies, load_study
+from analysis.load import StudyLoadError, load_studies, load_study, mismatches
 from study.schema import METADATA_FILE, REPORTS_FILE, STATUS, STUDY_ELAPSED_S, TRIAL_ID, TRIALS_FILE
 
 pytestmark = pytest.mark.timeout(60)
@@ -88,15 +88,16 @@ def test_corrupt_parquet(tmp_path, name):
 def test_mixed_datasets_cannot_be_compared(tmp_path):
     a = write_study(tmp_path, "grid", 0, _rows(), dataset="xsum")
     b = write_study(tmp_path, "asha", 0, _rows(), dataset="samsum")
-    with pytest.raises(StudyLoadError, match="different datasets") as e:
+    with pytest.raises(StudyLoadError, match=r"studies differ in data.dataset \(") as e:
         load_studies([a, b])
-    assert str(a) in str(e.value) and str(b) in str(e.value)
+    assert "xsum" in str(e.value) and "samsum" in str(e.value) and "--allow-mismatch" in str(e.value)
+    assert [m.field for m in mismatches(load_studies([a, b], allow_mismatch=True))] == ["data.dataset"]
 
 
 def test_mixed_metrics_cannot_be_compared(tmp_path):
     a = write_study(tmp_path, "grid", 0, _rows(), metric="rougeL")
     b = write_study(tmp_path, "asha", 0, _rows(), metric="rouge2")
-    with pytest.raises(StudyLoadError, match="different search metrics"):
+    with pytest.raises(StudyLoadError, match="studies differ in search.metric"):
         load_studies([a, b])
 
 

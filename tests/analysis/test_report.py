@@ -13,8 +13,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from analysis_fixtures import (
+    ASHA_TOTAL_J,
+    GRID_CLUSTER,
     asha_rows,
+    cluster_energy,
     grid_rows,
+    held_out,
     report_row,
     write_realistic_studies,
     write_study,
@@ -67,10 +71,22 @@ def test_cli_writes_all_files(study_dirs, tmp_path, capsys):
 
 @pytest.mark.timeout(60)
 def test_benchmark_table_is_filled_from_the_results(tmp_path):
+    # Whole cluster (GPU counter, CPU and RAM estimated), by hand:
+    #   grid seed 0: 7200 J, 0.0008 kg, $0.50; grid seed 1: 21000 J, 0.00233 kg, $0.70
+    #   asha seed 0: one node 3000 + 1800 + 600 = 5400 J, 0.0006 kg, $0.30
+    asha_cluster = {**cluster_energy([{"gpu_j": 3000, "cpu_j": 1800, "ram_j": 600}], ASHA_TOTAL_J), "co2_kg": 0.0006}
+    grid_meta = [
+        {"cluster_energy": {**GRID_CLUSTER[0], "co2_kg": 0.0008}, "cost": {"billed_usd": 0.5},
+         "test": held_out(0.30, 0.29, 0.31)},
+        {"cluster_energy": {**GRID_CLUSTER[1], "co2_kg": 0.0023333}, "cost": {"billed_usd": 0.7},
+         "test": held_out(0.32, 0.31, 0.33)},
+    ]
     paths = [
-        write_study(tmp_path, "grid", 0, grid_rows(1.0), wall_s=400),
-        write_study(tmp_path, "grid", 1, grid_rows(3.0), wall_s=600),
-        write_study(tmp_path, "asha", 0, asha_rows(), {"c": "scheduler_stopped"}, wall_s=250),
+        write_study(tmp_path, "grid", 0, grid_rows(1.0), wall_s=400, metadata=grid_meta[0]),
+        write_study(tmp_path, "grid", 1, grid_rows(3.0), wall_s=600, metadata=grid_meta[1]),
+        write_study(tmp_path, "asha", 0, asha_rows(), {"c": "scheduler_stopped"}, wall_s=250,
+                    metadata={"cluster_energy": asha_cluster, "cost": {"billed_usd": 0.3},
+                              "test": held_out(0.335, 0.325, 0.345)}),
     ]
     table = benchmark_table(strategy_summary(load_studies(paths)))  # target: 0.35 - 0.01
     assert list(table.columns) == [
@@ -82,23 +98,31 @@ def test_benchmark_table_is_filled_from_the_results(tmp_path):
         "Cost ($)",
     ]
     grid, asha = table.iloc[0].to_dict(), table.iloc[1].to_dict()
-    # grid: energy (4375 + 13125 J) / 2 = 0.00243 kWh; device (35 + 105 s) / 2; 3 $/device-hour
+    # grid: whole cluster (7200 + 21000) / 2 = 14100 J = 0.00392 kWh; its own meters
+    # (4375 + 13125 J) / 2 = 0.00243 kWh; test ROUGE-L (0.30 + 0.32) / 2 with the bootstrap
+    # interval of the mean over its 2 seeds: [0.30, 0.32]; billed (0.5 + 0.7) / 2
     assert grid == {
         "Model": "tiny-bart · grid (2 seeds)",
-        "Performance": "ROUGE-L 0.3500 ± 0.0000 (R-1 0.4000, R-2 0.2500, R-Lsum 0.3600)",
+        "Performance": "test ROUGE-L 0.3100 [0.3000 – 0.3200] (R-1 0.3600, R-2 0.2100, R-Lsum 0.3200); "
+                       "validation best 0.3500",
         "Speed": "wall 0.139 h; target in 0.0833 h (2/2 seeds)",
-        "Resource Usage": "0.0194 device-h; 0.00243 kWh (80% measured); 4.00 trial-epochs",
-        "Carbon Emission": "0.000972 kg CO2e (0.00214 lb)",
-        "Cost ($)": "$0.06",
+        "Resource Usage": "whole cluster 0.00392 kWh (CPU, RAM estimated); trials' own 0.00243 kWh "
+                          "(80% measured); 0.0194 device-h; 4.00 trial-epochs",
+        "Carbon Emission": "whole cluster 0.00157 kg CO2e (0.00345 lb); trials' own 0.000972 kg",
+        "Cost ($)": "billed $0.60; trials' share $0.06",
     }
-    # asha: one seed (no ± spread); 2500 J = 0.29x grid's energy, target at 220 s = 0.73x grid's
+    # asha: one seed, so its interval is over the test examples; 5400 J = 0.38x grid's whole
+    # cluster, 2500 J = 0.29x its trials' own; CO2 0.0006 / 0.0015667 = 0.38x; billed 0.5x
     assert asha == {
         "Model": "tiny-bart · asha (1 seed)",
-        "Performance": "ROUGE-L 0.3450 (R-1 0.3950, R-2 0.2450, R-Lsum 0.3550)",
+        "Performance": "test ROUGE-L 0.3350 [0.3250 – 0.3450] (1.08× grid) (R-1 0.3850, R-2 0.2350, "
+                       "R-Lsum 0.3450); validation best 0.3450",
         "Speed": "wall 0.0694 h; target in 0.0611 h (1/1 seeds) (0.73× grid)",
-        "Resource Usage": "0.00556 device-h; 0.000694 kWh (0.29× grid) (80% measured); 3.00 trial-epochs",
-        "Carbon Emission": "0.000278 kg CO2e (0.000612 lb) (0.29× grid)",
-        "Cost ($)": "$0.02 (0.29× grid)",
+        "Resource Usage": "whole cluster 0.00150 kWh (CPU, RAM estimated) (0.38× grid); trials' own "
+                          "0.000694 kWh (0.29× grid) (80% measured); 0.00556 device-h; 3.00 trial-epochs",
+        "Carbon Emission": "whole cluster 0.000600 kg CO2e (0.00132 lb) (0.38× grid); trials' own "
+                           "0.000278 kg (0.29× grid)",
+        "Cost ($)": "billed $0.30 (0.50× grid); trials' share $0.02 (0.29× grid)",
     }
 
 
@@ -149,7 +173,7 @@ def test_cli_as_a_process_mixed_datasets_and_help(tmp_path):
         text=True,
     )
     assert run.returncode == 2
-    assert run.stderr.strip().count("\n") == 0 and "different datasets" in run.stderr
+    assert run.stderr.strip().count("\n") == 0 and "studies differ in data.dataset" in run.stderr
     help_ = subprocess.run(
         [sys.executable, "-m", "analysis.report", "--help"],
         cwd=REPO,
@@ -232,3 +256,23 @@ def test_html_opens_in_headless_chromium(study_dirs, tmp_path):
     assert _console_problems(shot.stderr) == []
     assert png.read_bytes().startswith(b"\x89PNG") and png.stat().st_size > 50_000
     print(f"screenshot: {png} (1280 x {height})")
+
+
+@pytest.mark.timeout(60)
+def test_mismatched_studies_are_refused_unless_allowed_and_then_flagged(tmp_path, capsys):
+    rows = [report_row("a", 1, 0.1, 1, 1, 1, iteration=1)]
+    small = write_study(tmp_path, "grid", 0, rows, metadata={"config": {
+        "model": {"name": "tiny-bart"}, "data": {"dataset": "builtin", "n_train": 256},
+        "search": {"metric": "rougeL", "mode": "max"}}})
+    large = write_study(tmp_path, "pbt", 0, rows, metadata={"config": {
+        "model": {"name": "tiny-bart"}, "data": {"dataset": "builtin", "n_train": 2000},
+        "search": {"metric": "rougeL", "mode": "max"}}})
+    assert main([str(small), str(large), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "data.n_train" in err and "256" in err and "2000" in err and "--allow-mismatch" in err
+    assert not (tmp_path / "r").exists()
+    assert main([str(small), str(large), "--out", str(tmp_path / "r"), "--allow-mismatch"]) == 0
+    md = (tmp_path / "r" / "report.md").read_text()
+    assert md.splitlines()[2].startswith("> **MISMATCHED COMPARISON (--allow-mismatch)")
+    assert "data.n_train" in md.splitlines()[2]
+    assert "## Verdict" in md

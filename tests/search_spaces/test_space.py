@@ -21,10 +21,10 @@ def test_default_space_grid_is_the_product_of_points():
     s = load_space("default")
     s.validate_for(TRAIN_FIELDS)
     grid = s.grid()
-    assert len(grid) == 4 * 1 * 1 * 1 * 1
-    assert {g["lr"] for g in grid} == {1e-4, 1e-3, 1e-2, 1e-1}
+    assert len(grid) == 4 * 2 * 1 * 1 * 1
+    assert {g["lr"] for g in grid} == {3e-4, 1e-3, 3e-3, 1e-2}
     assert {g["label_smoothing"] for g in grid} == {0.1}
-    assert all(g["batch_size"] == 16 for g in grid)
+    assert {g["batch_size"] for g in grid} == {8, 32}
 
 
 def test_sampling_stays_in_domain_and_is_seeded():
@@ -38,8 +38,8 @@ def test_sampling_stays_in_domain_and_is_seeded():
 
 def test_clip_keeps_mutations_inside_the_domain():
     s = load_space("default")
-    assert s.param("lr").clip(0.5) == pytest.approx(0.1)
-    assert s.param("lr").clip(1e-9) == pytest.approx(1e-5)
+    assert s.param("lr").clip(0.5) == pytest.approx(3e-2)
+    assert s.param("lr").clip(1e-9) == pytest.approx(1e-4)
     assert s.param("batch_size").clip(20) == 16
 
 
@@ -59,6 +59,15 @@ def test_invalid_spaces_are_rejected(change, needle):
         parse_space(space(**change), name="t")
     assert needle in str(err.value)
     assert "weight_decay" in str(err.value)  # names the parameter
+
+
+def test_points_to_evaluate_are_full_points_inside_the_domain():
+    ok = parse_space({**space(), "points_to_evaluate": [{"weight_decay": 0.2}]}, name="t")
+    assert ok.points_to_evaluate == ({"weight_decay": 0.2},)
+    with pytest.raises(ConfigError, match=r"points_to_evaluate\[0\]: weight_decay=3.0 lies outside"):
+        parse_space({**space(), "points_to_evaluate": [{"weight_decay": 3.0}]}, name="t")
+    with pytest.raises(ConfigError, match="give a value for each of weight_decay"):
+        parse_space({**space(), "points_to_evaluate": [{"lr": 0.1}]}, name="t")
 
 
 def test_unknown_parameter_and_missing_space():

@@ -21,8 +21,8 @@ def test_dry_run_prints_the_derived_plan(tmp_path, capsys):
     assert run.main(["asha", "--storage", str(tmp_path), "--dry-run"]) == 0
     out = capsys.readouterr().out
     # a sampler has no trial count: it starts trials until the budget is spent
-    assert "strategy asha, trials until the budget is spent" in out and '"asha_rungs": [1]' in out
-    assert "budget budget.trial_epochs=12" in out
+    assert "strategy asha, trials until the budget is spent" in out and '"asha_rungs": [1, 3]' in out
+    assert "budget budget.trial_epochs=16" in out
     assert str(tmp_path / "asha-tiny-bart-builtin-seed0") in out
 
 
@@ -37,7 +37,7 @@ def test_dry_run_prints_the_derived_plan(tmp_path, capsys):
     (["pbt", "--set", "data.dataset=/nonexistent.jsonl"], "data.dataset"),
     (["pbt", "--set", "search.space=nope"], "search.space='nope': no such space"),
     (["pbt", "--set", "resources.workers_per_trial=64"], "resources.workers_per_trial=64"),
-    (["grid", "--set", "budget.trial_epochs=5"], "budget.trial_epochs=5: smaller than one pass"),
+    (["grid", "--set", "budget.trial_epochs=1"], "budget.trial_epochs=1: less than one trial"),
 ])
 def test_bad_input_exits_2_with_one_clear_line_and_no_ray(args, needle, tmp_path, capsys):
     import ray
@@ -83,7 +83,7 @@ def test_compare_plans_every_strategy_and_seed_under_one_budget(tmp_path, capsys
     assert run.main(["compare", "--seeds", "2", "--strategies", "pbt,asha", "--storage", str(tmp_path),
                      "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert "compare: 4 studies under the same budget (budget.trial_epochs=12 each)" in out
+    assert "compare: 4 studies under the same budget (budget.trial_epochs=16 each)" in out
     for name in ("pbt-tiny-bart-builtin-seed0", "asha-tiny-bart-builtin-seed1"):
         assert name in out
     assert run.main(["compare", "--strategies", "pbt,bohb", "--storage", str(tmp_path)]) == 2

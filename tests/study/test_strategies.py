@@ -13,26 +13,28 @@ def numbers(strategy, *overrides):
 
 def test_default_budget_is_one_pass_over_the_grid():
     grid = numbers("grid")
-    assert (grid.grid_points, grid.num_trials, grid.budget_unit, grid.budget_amount) == (4, 4, "trial_epochs", 12)
-    assert grid.grid_repeats == 1  # one pass
+    # 4 learning rates x 2 batch sizes, 2 epochs each
+    assert (grid.grid_points, grid.num_trials, grid.budget_unit, grid.budget_amount) == (8, 8, "trial_epochs", 16)
+    assert grid.grid_repeats == 1 and grid.reports_per_trial == 4  # one pass; 2 reports per epoch
 
 
 def test_samplers_have_no_trial_count_they_spend_the_budget():
     random_search, asha = numbers("random"), numbers("asha")
     assert random_search.num_trials is None and random_search.tune_num_samples == -1
-    assert random_search.expected_trials == 4
-    assert numbers("pbt").pbt_population == 4
-    # grace 1, eta 3, max_t 3: rungs [1]; cost 1 + (3 - 1) / 3 = 5/3 reports per trial
-    assert asha.asha_rungs == (1,)
-    assert asha.asha_expected_reports_per_trial == pytest.approx(5 / 3)
-    assert asha.num_trials is None and asha.expected_trials == pytest.approx(12 / (5 / 3))
+    assert random_search.expected_trials == 8
+    assert numbers("pbt").pbt_population == 8
+    # grace 1, eta 3, max_t 4: rungs [1, 3]; cost 1 + (3 - 1) / 3 + (4 - 3) / 9 reports per trial
+    assert asha.asha_rungs == (1, 3)
+    per_trial = 1 + 2 / 3 + 1 / 9
+    assert asha.asha_expected_reports_per_trial == pytest.approx(per_trial)
+    assert asha.num_trials is None and asha.expected_trials == pytest.approx(16 * 2 / per_trial)
 
 
 def test_other_units_run_until_spent():
     grid = numbers("grid", "budget.energy_kwh=0.5")
     assert (grid.budget_unit, grid.budget_amount, grid.budget_scope) == ("energy_kwh", 0.5, "cluster")
     assert grid.num_trials is None and grid.tune_num_samples == -1  # passes until spent
-    assert numbers("pbt", "budget.device_hours=2").pbt_population == 4  # the grid's points
+    assert numbers("pbt", "budget.device_hours=2").pbt_population == 8  # the grid's points
     assert numbers("pbt", "budget.device_hours=2", "search.pbt_population=6").pbt_population == 6
 
 
@@ -43,17 +45,17 @@ def test_asha_cost_model():
 
 
 def test_bigger_budget_repeats_the_grid():
-    grid = numbers("grid", "budget.trial_epochs=30")
-    assert grid.grid_repeats == 2 and grid.num_trials == 8
+    grid = numbers("grid", "budget.trial_epochs=40")
+    assert grid.grid_repeats == 2 and grid.num_trials == 16
 
 
 @pytest.mark.parametrize("strategy, overrides, needle", [
     ("grid", ["budget.trial_epochs=10"], "smaller than one pass over the grid"),
-    ("pbt", ["budget.trial_epochs=5"], "PBT needs a population of at least 2"),
-    ("pbt", ["search.pbt_perturbation_interval=3"], "must be below the 3 reports"),
+    ("pbt", ["budget.trial_epochs=3"], "PBT needs a population of at least 2"),
+    ("pbt", ["search.pbt_perturbation_interval=4"], "must be below the 4 reports"),
     ("asha", ["budget.trial_epochs=1"], "less than one trial"),
     ("random", ["budget.cost_usd=5"], "a local machine has no price"),
-    ("pbt", ["search.pbt_population=5"], "exceed budget.trial_epochs=12"),
+    ("pbt", ["search.pbt_population=9"], "exceed budget.trial_epochs=16"),
     ("hyperopt", [], "strategy='hyperopt': unknown"),
 ])
 def test_impossible_budgets_are_rejected(strategy, overrides, needle):
@@ -66,5 +68,5 @@ def test_pbt_explore_clips_and_resamples():
     explore = pbt_explore(space, seed=0)
     out = explore({"lr": 5.0, "weight_decay": 0.07, "batch_size": 16, "label_smoothing": -1.0,
                    "warmup_ratio": 0.05})
-    assert out["lr"] == pytest.approx(0.1) and out["label_smoothing"] == 0.0
+    assert out["lr"] == pytest.approx(3e-2) and out["label_smoothing"] == 0.0
     assert out["weight_decay"] != 0.07 and 0.0 <= out["weight_decay"] <= 0.1  # resampled

@@ -1,10 +1,12 @@
 """Real studies on a real local Ray (each in its own process, as a user runs them).
 
 Each study is the smallest that still trains, evaluates, checkpoints and reports: 64 training
-dialogues, 2 epochs with 2 reports each, half a CPU per Train worker (4 trials at once).
+dialogues, 2 epochs with 2 reports each, half a CPU per trial (4 trials at once) unless a test
+says otherwise.
 """
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -48,43 +50,77 @@ def load(study_dir: Path):
 
 def test_grid_study_end_to_end(tmp_path, study_args):
     tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    proc = run_study("grid", "--name", "g", "--mlflow", tracking, *study_args, cwd=tmp_path)
+    reads = tmp_path / "data_reads.jsonl"  # the data loader notes every split it reads here
+    env = {**os.environ, "PYTHONPATH": str(REPO), "RAY_AUTH_MODE": "disabled", "GREENTUNE_DATA_READS": str(reads)}
+    # two passes over the 2-point grid, two trials at a time (one CPU each): 4 trials, the
+    # second pass in the processes the first pass used
+    proc = subprocess.run([sys.executable, "-m", "study.run", "grid", "--name", "g", "--mlflow", tracking,
+                           *study_args, "--set", "budget.trial_epochs=8", "--set", "resources.cpus_per_worker=1"],
+                          cwd=tmp_path, env=env, text=True, capture_output=True, timeout=800)
     assert proc.returncode == 0, proc.stderr[-3000:]
     study_dir = tmp_path / "results" / "g"
     reports, trials, meta = load(study_dir)
     # the closing summary
-    assert f"folder:     {study_dir}" in proc.stdout and "best rougeL:" in proc.stdout
-    assert "trials:     2 (0 errors)" in proc.stdout
+    assert f"folder:     {study_dir}" in proc.stdout and "selected:   validation rougeL" in proc.stdout
+    assert "trials:     4 (0 errors)" in proc.stdout and "test:       ROUGE-L" in proc.stdout
     # metadata: resolved config, derived numbers, versions, hardware, footprint inputs
-    assert meta["derived"]["num_trials"] == 2 and meta["derived"]["grid_points"] == 2
+    assert meta["derived"]["num_trials"] == 4 and meta["derived"]["grid_repeats"] == 2
     assert meta["config"]["data"]["n_train"] == 64 and meta["versions"]["ray"] == "2.60.0"
     assert meta["hardware"]["logical_cpus"] == os.cpu_count() and meta["finished_at"] > meta["started_at"]
-    assert meta["footprint"]["intensity_g_per_kwh"] > 0
+    assert meta["footprint"]["intensity_g_per_kwh"] > 0 and meta["execution_path"] == "local"
     assert meta["cost"]["billed_usd"] is None and meta["cost"]["nodes"] == 1  # no price on a local machine
     cluster = meta["cluster_energy"]  # the whole node, study start to end, is more than the trials
     assert cluster["energy_j"] > cluster["trials_energy_j"] > 0 and cluster["overhead_energy_j"] > 0
+    # the budget as spent: 4 trials x 2 epochs exactly
+    assert meta["budget"]["unit"] == "trial_epochs" and meta["budget"]["amount"] == 8
+    assert meta["budget"]["spent"] == pytest.approx(8.0)
     # one row per report, every trial its 4 reports once, units in the column names
-    assert len(reports) == 8 and reports[schema.REPORT_ID].is_unique
-    assert sorted(reports.groupby(schema.TRIAL_ID)[schema.ITERATION].apply(sorted).sum()) == [1, 1, 2, 2, 3, 3, 4, 4]
+    assert len(reports) == 16 and reports[schema.REPORT_ID].is_unique
+    assert all(sorted(its) == [1, 2, 3, 4] for its in reports.groupby(schema.TRIAL_ID)[schema.ITERATION].apply(list))
     for col in (*schema.ROUGE_COLUMNS, schema.VAL_LOSS, schema.TOKENS_PER_S, schema.ENERGY_TOTAL_J,
                 schema.ENERGY_CPU_SOURCE, schema.DEVICE_S, schema.CO2_KG, schema.TRAIN_FLOPS,
-                schema.PEAK_RSS_BYTES, schema.CHECKPOINT_BYTES, "config/lr"):
+                schema.PEAK_RSS_BYTES, schema.CHECKPOINT_BYTES, schema.CHECKPOINT_PATH, "config/lr"):
         assert col in reports.columns, col
-    assert set(reports["config/lr"]) == {1e-3, 1e-2}
+    assert set(reports["config/lr"]) == {1e-3, 1e-2} and set(reports[schema.EXECUTION_PATH]) == {"local"}
     assert (reports[schema.ENERGY_CPU_SOURCE] == "estimated").all() and reports[schema.ENERGY_GPU_J].isna().all()
     assert (reports.groupby(schema.TRIAL_ID)[schema.ENERGY_TOTAL_J].diff().dropna() > 0).all()
     assert reports[schema.COST_USD].isna().all()  # local machine: not applicable, not invented
-    assert len(trials) == 2 and set(trials[schema.STATUS]) == {"TERMINATED"}
+    # grid repeats are real repeats: their own seeds, so the same point trains differently
+    firsts = reports[reports[schema.ITERATION] == 1]
+    for lr, group in firsts.groupby("config/lr"):
+        assert group[schema.TRIAL_SEED].nunique() == 2, lr
+        assert group[schema.VAL_LOSS].nunique() == 2, lr
+    # the second pass ran in the trial processes of the first (reused, set up once)
+    assert reports[schema.PROCESS_ID].nunique() == 2
+    assert len(trials) == 4 and set(trials[schema.STATUS]) == {"TERMINATED"}
     assert set(trials[schema.STOP_REASON]) == {"completed"} and set(trials[schema.N_REPORTS]) == {4}
-    # checkpoints of finished trials are cleaned up, except the best trial's newest
-    runs = list((study_dir / schema.TRAIN_RUNS_DIR).glob("*/checkpoint_2*"))
-    assert len(runs) == 1, runs
+
+    # selected on validation, scored once on the held-out split
+    best = reports.loc[reports[schema.ROUGEL].idxmax()]
+    assert meta["selection"]["validation_score"] == pytest.approx(best[schema.ROUGEL])
+    assert meta["selection"]["checkpoint"] == best[schema.CHECKPOINT_PATH]
+    scores = pd.read_parquet(study_dir / schema.TEST_SCORES_FILE)
+    assert len(scores) == 16 == meta["test"]["n"] and meta["test"]["split"] == "test"
+    assert meta["test"]["rougeL"] == pytest.approx(scores[schema.ROUGEL].mean())
+    low, high = meta["test"]["rougeL_ci95"]
+    assert low <= meta["test"]["rougeL"] <= high
+    # the data loader never read the test split before the final evaluation: every read of it
+    # comes after the last report, and only the final evaluation's
+    logged = [json.loads(line) for line in reads.read_text().splitlines()]
+    test_reads = [r for r in logged if r["split"] == "test"]
+    assert len(test_reads) == 1 and test_reads[0]["n"] == 16
+    assert test_reads[0]["time_s"] > reports[schema.TIMESTAMP_S].max()
+    assert {r["split"] for r in logged} == {"train", "validation", "test"}
+    # checkpoints of finished trials are cleaned up, except the selected model's
+    left = [p.relative_to(study_dir / schema.TRAIN_RUNS_DIR).as_posix()
+            for p in (study_dir / schema.TRAIN_RUNS_DIR).glob("*/checkpoint_2*")]
+    assert left == [meta["selection"]["checkpoint"]]
     # MLflow got every trial with its parameters and metrics, energy included
     import mlflow
 
     mlflow.set_tracking_uri(tracking)
     logged = mlflow.search_runs(experiment_names=["g"])
-    assert len(logged) == 2
+    assert len(logged) == 4
     assert set(logged["params.lr"].astype(float)) == {1e-3, 1e-2}
     assert logged["metrics.energy_total_j"].notna().all() and logged["metrics.rougeL"].notna().all()
 
@@ -99,27 +135,31 @@ def test_pbt_really_exploits(tmp_path, study_args):
     study_dir = tmp_path / "results" / "p"
     reports, trials, meta = load(study_dir)
     assert meta["derived"]["pbt_population"] == 2 and len(trials) == 2
-    # PBT's own evidence on disk
+    # PBT's own evidence on disk, and ours: who cloned whom at which score
     assert (study_dir / "pbt_global.txt").read_text().strip()
     assert list(study_dir.glob("pbt_policy_*.txt"))
+    decisions = pd.read_parquet(study_dir / schema.PBT_DECISIONS_FILE)
+    exploits = decisions.dropna(subset=["donor"])
+    assert len(exploits)
+    # never a worse donor: a higher score, or the same with a lower validation loss
+    assert ((exploits["donor_score"] > exploits["score"])
+            | ((exploits["donor_score"] == exploits["score"])
+               & (exploits["donor_val_loss"] < exploits[schema.VAL_LOSS]))).all()
     # an exploited trial's first report after the exploit continues the donor's model
     cloned = reports[(reports[schema.RESTORED_FROM] != "") & (reports[schema.RESTORED_FROM] != reports[schema.TRIAL_ID])]
     assert len(cloned), "no report came from a cloned checkpoint"
     first = cloned.sort_values(schema.TIMESTAMP_S).groupby([schema.TRIAL_ID, schema.SEGMENT]).head(1)
-    checked = 0
     for _, row in first.iterrows():
         donor = reports[(reports[schema.TRIAL_ID] == row[schema.RESTORED_FROM])
-                        & (reports[schema.ITERATION] == row[schema.ITERATION] - 1)
-                        & (reports[schema.TIMESTAMP_S] < row[schema.TIMESTAMP_S])]
-        if donor.empty:
-            continue
+                        & (reports[schema.ITERATION] == row[schema.RESTORED_FROM_ITERATION])]
         donor_row = donor.sort_values(schema.TIMESTAMP_S).iloc[-1]
+        assert row[schema.RESTORED_FROM_SCORE] == pytest.approx(donor_row[schema.ROUGEL])
         # half an epoch (one report) past the donor's checkpoint, not past its own
         assert row[schema.EPOCH] == pytest.approx(donor_row[schema.EPOCH] + 0.5)
         assert row[schema.STEP] > donor_row[schema.STEP]
         assert row[schema.VAL_LOSS] != donor_row[schema.VAL_LOSS]  # it trained on from there
-        checked += 1
-    assert checked >= 1
+        # the segment restarted in a process already set up: no imports, no data preparation
+        assert row[schema.SEGMENT_SETUP_S] < row[schema.TRIAL_TRAIN_S]
     assert reports[schema.REPORT_ID].is_unique
     # energy and device time are the trial's own, summed over its segments: an exploited trial's
     # totals keep growing past the exploit (neither reset nor replaced by the donor's)
@@ -129,15 +169,76 @@ def test_pbt_really_exploits(tmp_path, study_args):
     assert reports[schema.SEGMENT].max() >= 2
 
 
-def test_asha_stops_trials_early(tmp_path, study_args):
-    proc = run_study("asha", "--name", "a", "--set", "budget.trial_epochs=6", "--set", "search.metric=val_loss",
+FINISH_FIRST_SPACE = """
+parameters:
+  lr:
+    domain: {type: loguniform, low: 1.0e-5, high: 1.0}
+    grid: [3.0e-3]
+    mutate: perturb
+  batch_size:
+    domain: {type: choice, values: [4, 32]}
+    grid: [32]
+    mutate: none
+# Two good, fast trials (batch 32) and two slow ones (batch 4) that learn nothing (a learning
+# rate far too low, or one that diverges): the good ones finish first.
+points_to_evaluate:
+  - {lr: 3.0e-3, batch_size: 32}
+  - {lr: 3.0e-3, batch_size: 32}
+  - {lr: 1.0, batch_size: 4}
+  - {lr: 1.0e-5, batch_size: 4}
+"""
+
+
+def test_pbt_learns_from_trials_that_finished(tmp_path):
+    # PBT decides at report 3 of 4 only: by then the fast trials have finished, so the slow ones
+    # can only clone a finished trial, which Ray's PBT would never rank.
+    space = tmp_path / "space.yaml"
+    space.write_text(FINISH_FIRST_SPACE)
+    proc = run_study("pbt", "--name", "f", *TINY_STUDY, "--set", f"search.space={space}", "--set", "data.n_train=256",
+                     "--set", "train.evals_per_epoch=2", "--set", "budget.trial_epochs=8",
+                     "--set", "search.pbt_perturbation_interval=3", "--set", "search.metric=val_loss",
+                     "--set", "search.mode=min", "--storage", str(tmp_path / "results"), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    study_dir = tmp_path / "results" / "f"
+    reports, trials, _ = load(study_dir)
+    decisions = pd.read_parquet(study_dir / schema.PBT_DECISIONS_FILE)
+    configs = reports.groupby(schema.TRIAL_ID)["config/batch_size"].first()
+    slow = set(configs[configs == 4].index)
+    # the slow trials exploited, and at least one cloned a trial that had already finished
+    exploits = decisions.dropna(subset=["donor"])
+    assert set(exploits[schema.TRIAL_ID]) <= slow and len(exploits) >= 1
+    assert exploits["donor_finished"].any(), decisions.to_string()
+    # a donor is never a slow (worse) trial, and always beats the cloner's validation loss
+    assert not set(exploits["donor"]) & slow
+    assert (exploits["donor_score"] < exploits["score"]).all()  # mode=min: lower is better
+    assert all(math.isfinite(v) for v in exploits["donor_score"])
+    assert set(trials[schema.STATUS]) == {"TERMINATED"}
+
+
+def spend_bound(meta) -> float:
+    """The stated overshoot bound in trial-epochs: one report interval per running slot."""
+    return meta["concurrent_trials"] / meta["config"]["train"]["evals_per_epoch"]
+
+
+@pytest.mark.parametrize("strategy", ["asha", "random"])
+def test_samplers_spend_the_budget_and_no_more(tmp_path, study_args, strategy):
+    # A budget of 6 trial-epochs: ASHA and random keep starting trials until it is spent, and
+    # stop the running ones when it runs out; the spend overshoots by at most one report
+    # interval (half an epoch here) per running slot.
+    proc = run_study(strategy, "--name", strategy, "--set", "budget.trial_epochs=6", "--set", "search.metric=val_loss",
                      "--set", "search.mode=min", *study_args, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    reports, trials, meta = load(tmp_path / "results" / "a")
-    assert meta["derived"]["num_trials"] == 6 and meta["derived"]["asha_rungs"] == [1, 3]
-    assert len(trials) == 6 and set(trials[schema.STATUS]) == {"TERMINATED"}  # stopped ones freed their CPUs
-    stopped = trials[trials[schema.STOP_REASON] == "scheduler_stopped"]
-    assert len(stopped) >= 1 and (stopped[schema.N_REPORTS] < 4).all()
+    reports, trials, meta = load(tmp_path / "results" / strategy)
+    spent = reports.groupby(schema.TRIAL_ID)[schema.TRIAL_EPOCHS].max().sum()
+    assert meta["budget"]["spent"] == pytest.approx(spent)
+    assert 6 <= spent <= 6 + spend_bound(meta)
+    assert meta["derived"].get("num_trials") is None  # no trial count: the budget decides
+    assert meta["stopped_on_budget"].startswith("budget.trial_epochs: spent")
+    assert set(trials[schema.STATUS]) == {"TERMINATED"}  # stopped ones freed their CPUs
+    if strategy == "asha":
+        assert meta["derived"]["asha_rungs"] == [1, 3]
+        stopped = trials[trials[schema.STOP_REASON] == "scheduler_stopped"]
+        assert len(stopped) >= 1 and (stopped[schema.N_REPORTS] < 4).all()
     assert (trials[trials[schema.STOP_REASON] == "completed"][schema.N_REPORTS] == 4).all()
 
 
@@ -173,13 +274,18 @@ def test_resume_after_the_study_process_is_killed(tmp_path, study_args):
     meta = json.loads((tmp_path / "results" / "r" / schema.METADATA_FILE).read_text())
     (killed_run,) = meta["cluster_energy"]["previous_runs"]
     assert killed_run["energy_j"] > 0 and killed_run["nodes"][0]["cpu_j"] > 0
+    assert meta["test"]["evaluated"] and meta["selection"]["trial_id"] in set(reports[schema.TRIAL_ID])
 
 
 def test_energy_budget_stops_the_study(tmp_path, study_args):
-    # 2e-6 kWh = 7.2 J: spent by the first reports (each trial's first interval is ~10 J here)
+    # 2e-6 kWh = 7.2 J of the whole machine x PUE: spent by the first reports
     proc = run_study("grid", "--name", "b", "--set", "budget.energy_kwh=2e-6", *study_args, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "stopped on budget: budget.energy_kwh: spent" in proc.stdout
+    assert "budget:     spent" in proc.stdout and "stopped on it" in proc.stdout
     reports, trials, meta = load(tmp_path / "results" / "b")
     assert meta["stopped_on_budget"].startswith("budget.energy_kwh")
+    assert meta["budget"]["scope"] == "cluster" and meta["budget"]["spent"] >= 2e-6
+    # the whole cluster's energy with PUE: what the meter read, times the study's PUE
+    cluster_kwh = meta["cluster_energy"]["energy_j"] / 3.6e6 * meta["footprint"]["pue"]
+    assert meta["budget"]["spent"] == pytest.approx(cluster_kwh, rel=0.05)
     assert len(reports) < 8 and "budget" in set(trials[schema.STOP_REASON])
