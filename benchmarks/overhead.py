@@ -5,8 +5,10 @@
 overhead = 1 - (time workers spent training and evaluating) / (wall time x worker slots)
 
 where worker slots = trials that may run at once x workers per trial. Useful time comes from the
-workers' own clocks (`trial_train_s`, `trial_eval_s`, summed over workers and segments). The rest
-is broken down from the study's own records:
+workers' own clocks (`trial_train_s`, `trial_eval_s`, summed over workers and segments), plus
+the final held-out evaluation of the selected model (metadata `test.seconds`; on a local study it
+runs alone on the whole machine, so it counts x slots). The rest is broken down from the study's
+own records:
 
 - ray_start: `ray.init` (metadata `ray_init_s`) x slots
 - launch: per segment, from the driver's start to the workers' first line (Train controller and
@@ -42,16 +44,18 @@ def overhead(study_dir: Path) -> dict[str, float]:
     evaluate = last[schema.TRIAL_EVAL_S].sum()
     device = last[schema.DEVICE_S].sum()
     capacity = wall * slots
+    held_out = (meta.get("test") or {}).get("seconds", 0.0) * slots
     parts = {
         "ray_start": meta.get("ray_init_s", 0.0) * slots,
         "launch": reports["segment_launch_s"].sum() * meta["config"]["resources"]["workers_per_trial"],
         "setup": reports["segment_setup_s"].sum() * meta["config"]["resources"]["workers_per_trial"],
         "report": device - train - evaluate,
     }
-    parts["idle"] = capacity - train - evaluate - sum(parts.values())
+    parts["idle"] = capacity - train - evaluate - held_out - sum(parts.values())
     return {"study": meta["study"], "wall_s": wall, "slots": slots, "trials": last[schema.TRIAL_ID].nunique(),
             "segments": int(reports.groupby(schema.TRIAL_ID)[schema.SEGMENT].max().sum()),
-            "train_s": train, "eval_s": evaluate, "overhead": 1 - (train + evaluate) / capacity,
+            "train_s": train, "eval_s": evaluate, "held_out_s": held_out / slots,
+            "overhead": 1 - (train + evaluate + held_out) / capacity,
             **{f"{k}_share": v / capacity for k, v in parts.items()}}
 
 

@@ -41,6 +41,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from study import schema  # noqa: E402
+from trainables.driver import Pointer  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -57,10 +58,12 @@ def short_trial(config, train_runs: str, reports: int) -> None:
         checkpoint = run / f"checkpoint_{i:06d}"
         checkpoint.mkdir(parents=True)
         (checkpoint / "model.pt").write_bytes(b"\0" * 4096)
+        relative = f"{run.name}/{checkpoint.name}"
         with tempfile.TemporaryDirectory() as tmp:
-            (Path(tmp) / "train_checkpoint.json").write_text(json.dumps({"path": str(checkpoint), "trial_id": trial_id}))
+            Pointer(relative, trial_id, config["x"] * i, i).write(Path(tmp))
             tune.report({schema.ROUGEL: config["x"] * i, schema.VAL_LOSS: 1.0 / i, schema.ENERGY_TOTAL_J: float(i),
-                         schema.EPOCH: float(i), "report_time_s": time.time()},
+                         schema.EPOCH: float(i), schema.REPORT_TIME_S: time.time(),
+                         schema.CHECKPOINT_PATH: relative},
                         checkpoint=tune.Checkpoint.from_directory(tmp))
 
 
@@ -68,9 +71,8 @@ def bookkeeping_run(trials: int, reports: int, with_callbacks: bool, root: Path)
     import ray
     from ray import tune
 
-    from study.budget import BudgetStopper
+    from study.budget import Budget, BudgetStopper
     from study.checkpoints import CheckpointJanitor
-    from study.config import BudgetConfig
     from study.results import ResultsWriter
 
     name = "with" if with_callbacks else "bare"
@@ -78,9 +80,9 @@ def bookkeeping_run(trials: int, reports: int, with_callbacks: bool, root: Path)
     train_runs.mkdir(parents=True)
     callbacks, stop = [], None
     if with_callbacks:
-        callbacks = [ResultsWriter(study_dir, name, "random", 0, time.time(), schema.ROUGEL, "max", reports),
-                     CheckpointJanitor(train_runs, schema.ROUGEL, "max")]
-        stop = BudgetStopper(BudgetConfig())
+        writer = ResultsWriter(study_dir, name, "random", 0, time.time(), schema.ROUGEL, "max", reports)
+        callbacks = [writer, CheckpointJanitor(train_runs, writer.selected)]
+        stop = BudgetStopper(Budget("trial_epochs", 10.0**9, "cluster"), pue=1.0)
     trainable = tune.with_resources(
         tune.with_parameters(short_trial, train_runs=str(train_runs), reports=reports), {"CPU": 0.5})
     tuner = tune.Tuner(trainable, param_space={"x": tune.uniform(0, 1)},

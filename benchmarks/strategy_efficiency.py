@@ -1,14 +1,16 @@
-"""Strategy efficiency: best ROUGE-L and the energy to reach grid's best minus one point, per seed.
+"""Strategy efficiency over paired seeds: test ROUGE-L, and whole-cluster energy to a target.
 
-    python -m study.run compare --seeds 3                       # 9 studies, about 45 min on 2 cores
+    python -m study.run compare --seeds 3                       # 9 studies on the default
     python benchmarks/strategy_efficiency.py greentune_results   # this table from their folders
 
-For each seed, the target is that seed's grid best ROUGE-L minus 0.01. For every strategy of the
-same seed: its best ROUGE-L (and the difference to grid's, in points), the study's cumulative
-trial energy when a report first reached the target (kWh; with no energy counter, as on a CPU
-machine, this energy is an estimate from CPU time, so its ratio is a ratio of CPU-seconds'
-estimates) and that energy as a ratio to grid's. Then the mean of each ratio over seeds.
-Targets (issue 7): asha <= 0.3x grid's energy; pbt best >= grid best + 1 point at <= 1.0x.
+For each seed, the target is that seed's grid best *validation* ROUGE-L minus 0.01 (one point).
+For every strategy of the same seed: the selected model's test ROUGE-L (and its difference to
+grid's, in points), the whole cluster's energy when a report first reached the target (kWh,
+interpolated from the cluster meter's polls; on a CPU machine CPU and RAM are estimates, so the
+ratio is a ratio of estimates of the same model) and the trials' own energy at that moment, each
+as a ratio to grid's. Then per strategy: the mean over seeds with a 95 % bootstrap interval of
+the paired difference (test ROUGE-L points) and of the ratio, and the targets of issue 11:
+ASHA <= 0.5x grid's energy to target; PBT's test best >= grid's + 1 point at <= 1.0x grid's energy.
 """
 
 from __future__ import annotations
@@ -22,19 +24,23 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from analysis.load import load_studies  # noqa: E402
+from analysis.load import CLUSTER_ENERGY_J, load_studies  # noqa: E402
 from analysis.summary import J_PER_KWH, study_cumulative  # noqa: E402
 from study import schema  # noqa: E402
+from study.stats import bootstrap_ci  # noqa: E402
 
 POINT = 0.01  # one ROUGE point
 
 
-def energy_to_reach(reports: pd.DataFrame, target: float) -> float:
-    """kWh the study's trials had spent when a report first reached `target` (NaN: never)."""
+def spent_at_target(reports: pd.DataFrame, target: float) -> tuple[float, float]:
+    """(whole-cluster kWh, trials' own kWh) when a report first reached `target` (NaN: never)."""
     r = reports.sort_values(schema.STUDY_ELAPSED_S).reset_index(drop=True)
-    spent = study_cumulative(r, schema.ENERGY_TOTAL_J).reset_index(drop=True) / J_PER_KWH
+    trials = study_cumulative(r, schema.ENERGY_TOTAL_J).reset_index(drop=True) / J_PER_KWH
     reached = r.index[r[schema.ROUGEL] >= target]
-    return float(spent[reached[0]]) if len(reached) else np.nan
+    if not len(reached):
+        return np.nan, np.nan
+    i = reached[0]
+    return float(r[CLUSTER_ENERGY_J].iloc[i]) / J_PER_KWH, float(trials[i])
 
 
 def main() -> None:
@@ -49,24 +55,36 @@ def main() -> None:
     rows = []
     for seed in seeds:
         grid = by_key[("grid", seed)]
-        grid_best = grid.reports[schema.ROUGEL].max()
-        target = grid_best - POINT
-        grid_kwh = energy_to_reach(grid.reports, target)
+        target = grid.reports[schema.ROUGEL].max() - POINT
+        grid_cluster, grid_trials = spent_at_target(grid.reports, target)
+        grid_test = grid.metadata["test"]["rougeL"]
         for (strategy, s_seed), study in sorted(by_key.items()):
             if s_seed != seed:
                 continue
-            best = study.reports[schema.ROUGEL].max()
-            kwh = energy_to_reach(study.reports, target)
-            rows.append({"seed": seed, "strategy": strategy, "best_rougeL": best,
-                         "points_vs_grid": (best - grid_best) / POINT, "target": target,
-                         "kwh_to_target": kwh, "energy_ratio_to_grid": kwh / grid_kwh})
+            cluster, trials = spent_at_target(study.reports, target)
+            test = study.metadata["test"]["rougeL"]
+            rows.append({"seed": seed, "strategy": strategy, "test_rougeL": test,
+                         "points_vs_grid": (test - grid_test) / POINT, "target_val": target,
+                         "cluster_kwh_to_target": cluster, "cluster_ratio": cluster / grid_cluster,
+                         "trials_ratio": trials / grid_trials,
+                         "wall_s": study.wall_s, "trials": len(study.trials)})
     table = pd.DataFrame(rows)
-    pd.set_option("display.width", 160)
+    pd.set_option("display.width", 200)
     print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
-    mean = table.groupby("strategy")[["best_rougeL", "points_vs_grid", "energy_ratio_to_grid"]].mean()
-    reached = table.groupby("strategy")["kwh_to_target"].apply(lambda s: f"{s.notna().sum()}/{len(s)}")
-    print("\nmean over seeds (energy ratio over the seeds that reached the target):")
-    print(mean.assign(reached_target=reached).to_string(float_format=lambda v: f"{v:.4g}"))
+    print("\nper strategy, mean over seeds [95 % bootstrap interval over seeds]:")
+    for strategy, g in table.groupby("strategy"):
+        def show(column: str, g: pd.DataFrame = g) -> str:
+            values = g[column].dropna().to_numpy(float)
+            if not len(values):
+                return "-"
+            low, high = bootstrap_ci(values)
+            interval = f" [{low:.3g}, {high:.3g}]" if np.isfinite(low) else ""
+            return f"{values.mean():.3g}{interval}"
+
+        reached = f"{g['cluster_kwh_to_target'].notna().sum()}/{len(g)}"
+        print(f"  {strategy:6s} test ROUGE-L {show('test_rougeL')}, points vs grid {show('points_vs_grid')}, "
+              f"whole-cluster energy to target / grid {show('cluster_ratio')} (reached {reached}), "
+              f"trials' own / grid {show('trials_ratio')}, wall {show('wall_s')} s, trials {show('trials')}")
 
 
 if __name__ == "__main__":

@@ -21,9 +21,9 @@ trial driver ever deletes a checkpoint another trial may clone.
 
 from __future__ import annotations
 
-import math
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -61,28 +61,20 @@ def pointer_target(tune_checkpoint: Any, train_runs_dir: Path) -> str | None:
 
 
 class CheckpointJanitor(Callback):
-    def __init__(self, train_runs_dir: Path, metric: str, mode: str, scheduler: Any = None):
+    def __init__(self, train_runs_dir: Path, selected: Callable[[], dict[str, Any] | None],
+                 scheduler: Any = None):
         self.train_runs_dir = Path(train_runs_dir)
-        self.metric, self.mode = metric, mode
+        # the selected model's report so far (study.results.ResultsWriter.selected): one rule,
+        # shared with the held-out evaluation that scores it
+        self.selected = selected
         self.scheduler = scheduler
-        self.best: tuple[float, str, str] | None = None  # (score, trial_id, checkpoint path)
         self.deleted_bytes = 0
 
-    def note(self, trial_id: str, result: dict[str, Any]) -> None:
-        """Keep the best report's checkpoint (the selected model) in view."""
-        score, checkpoint = result.get(self.metric), result.get(schema.CHECKPOINT_PATH)
-        if isinstance(score, (int, float)) and math.isfinite(score) and checkpoint:
-            better = self.best is None or (score > self.best[0] if self.mode == "max" else score < self.best[0])
-            if better:
-                self.best = (score, trial_id, str(self.train_runs_dir / checkpoint))
-
-    def restore_best(self, rows: list[dict[str, Any]]) -> None:
-        """On --resume: the best report so far, from the study's own records."""
-        for row in sorted(rows, key=lambda r: r[schema.TIMESTAMP_S]):
-            self.note(row[schema.TRIAL_ID], row)
+    def __getstate__(self) -> dict[str, Any]:
+        # Tune pickles callbacks at the first start; a resumed study builds a new janitor
+        return {**self.__dict__, "selected": lambda: None, "scheduler": None}
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
-        self.note(trial.trial_id, result)
         self.collect(trials)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
@@ -100,8 +92,9 @@ class CheckpointJanitor(Callback):
         live_ids = {t.trial_id for t in live}
         live_runs = set(newest_run_per_trial(runs, live_ids).values())
         protected = {pointer_target(t.checkpoint, self.train_runs_dir) for t in live}
-        if self.best:  # the selected model: evaluated on the test split when the study ends
-            protected.add(self.best[2])
+        selected = self.selected()
+        if selected:  # the selected model: evaluated on the test split when the study ends
+            protected.add(str(self.train_runs_dir / selected[schema.CHECKPOINT_PATH]))
         now = time.time()
         protected |= {path for run, paths in runs.items() if Path(run).name.split("-s")[0] in live_ids
                       for path in paths if now - Path(path).stat().st_mtime < RESTORE_WINDOW_S}

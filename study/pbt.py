@@ -123,31 +123,23 @@ def make_pbt(population_fits: bool, seed: int, max_t: int, **kwargs: Any):
             super().__init__(**kw)
             self._rng = random.Random(seed)
             self.decisions: list[dict[str, Any]] = []  # every exploit decision, for tests and logs
-            self.restarting: set[str] = set()  # exploited trials not yet running again
+            self.restarting: dict[str, Any] = {}  # exploited trials not yet running again
 
         def is_restarting(self) -> bool:
-            """True while an exploited trial waits to restart: the search must stay open, or Tune
-            would not keep the trial's process to reuse (study.strategies.variant_generator)."""
+            """True while an exploited trial waits (paused or pending) to restart: the search must
+            stay open then, or Tune would not keep the trial's process to reuse
+            (study.strategies.variant_generator). A trial that ended meanwhile (the study's budget
+            stopped it) holds nothing open, so the study can still finish."""
+            waiting = (Trial.PAUSED, Trial.PENDING)
+            self.restarting = {k: t for k, t in self.restarting.items() if t.status in waiting}
             return bool(self.restarting)
 
         def _exploit(self, tune_controller, trial, trial_to_clone):
-            self.restarting.add(trial.trial_id)  # before Ray pauses it: the pause caches the actor
+            self.restarting[trial.trial_id] = trial  # before Ray pauses it: the pause caches the actor
             super()._exploit(tune_controller, trial, trial_to_clone)
 
-        def on_trial_complete(self, tune_controller, trial, result):
-            self.restarting.discard(trial.trial_id)
-            super().on_trial_complete(tune_controller, trial, result)
-
-        def on_trial_error(self, tune_controller, trial):
-            self.restarting.discard(trial.trial_id)
-            super().on_trial_error(tune_controller, trial)
-
-        def on_trial_remove(self, tune_controller, trial):
-            self.restarting.discard(trial.trial_id)
-            super().on_trial_remove(tune_controller, trial)
-
         def on_trial_result(self, tune_controller, trial, result):
-            self.restarting.discard(trial.trial_id)
+            self.restarting.pop(trial.trial_id, None)
             decision = super().on_trial_result(tune_controller, trial, result)
             if decision == TrialScheduler.PAUSE and population_fits:
                 return TrialScheduler.CONTINUE

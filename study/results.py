@@ -43,6 +43,17 @@ def report_row(result: dict[str, Any], trial_id: str, study: str, strategy: str,
     return row
 
 
+def select_model(reports: list[dict[str, Any]], metric: str, mode: str) -> dict[str, Any] | None:
+    """The report whose checkpoint is the study's selected model: the best validation `metric`
+    over every report that saved a checkpoint; ties go to the earliest report."""
+    scored = [r for r in reports if isinstance(r.get(metric), (int, float)) and math.isfinite(r[metric])
+              and r.get(schema.CHECKPOINT_PATH)]
+    if not scored:
+        return None
+    sign = 1.0 if mode == "max" else -1.0
+    return min(scored, key=lambda r: (-sign * r[metric], r[schema.TIMESTAMP_S]))
+
+
 def supersedes(new: dict[str, Any], old: dict[str, Any]) -> bool:
     """Whether `new` replaces `old`: after a restart from its own checkpoint at iteration k (a
     crash, `--resume`), a trial trains iterations k+1, ... again; the reports it made of them
@@ -120,6 +131,7 @@ class ResultsWriter(Callback):
         self.statuses: dict[str, dict[str, Any]] = {}
         self._seen: set[str] = set()
         self._dirty, self._last_flush = False, 0.0
+        self._selected, self._selected_for = None, None
         existing = self.study_dir / schema.REPORTS_FILE
         if existing.exists():
             self._extend(pd.read_parquet(existing).to_dict("records"))
@@ -212,11 +224,10 @@ class ResultsWriter(Callback):
             latest[row[schema.TRIAL_ID]] = row
         return latest
 
-    def best(self) -> dict[str, Any] | None:
-        """The best report so far by the study's metric (for the closing summary)."""
-        scored = [r for r in self.rows if isinstance(r.get(self.metric), (int, float))
-                  and not math.isnan(r[self.metric])]
-        if not scored:
-            return None
-        key = (lambda r: r[self.metric]) if self.mode == "max" else (lambda r: -r[self.metric])
-        return max(scored, key=key)
+    def selected(self) -> dict[str, Any] | None:
+        """The report whose checkpoint is the study's selected model so far (`select_model`):
+        what the checkpoint janitor keeps and what the held-out evaluation scores."""
+        key = (len(self.rows), id(self.rows[-1]) if self.rows else None)
+        if self._selected_for != key:
+            self._selected, self._selected_for = select_model(self.rows, self.metric, self.mode), key
+        return self._selected

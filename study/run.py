@@ -317,9 +317,7 @@ def run(plan: Plan, keep_ray: bool = False) -> dict[str, Any]:
         stopper = BudgetStopper(plan.numbers.budget, carbon.pue)
         stopper.latest = writer.latest_per_trial()
         writer.budget_stopper, writer.scheduler = stopper, scheduler
-        janitor = CheckpointJanitor(plan.study_dir / schema.TRAIN_RUNS_DIR, cfg.search.metric,
-                                    cfg.search.mode, scheduler)
-        janitor.restore_best(writer.rows)
+        janitor = CheckpointJanitor(plan.study_dir / schema.TRAIN_RUNS_DIR, writer.selected, scheduler)
         replace_study_callbacks(tuner, [writer, janitor], stopper, owned=(ResultsWriter, CheckpointJanitor))
         print(f"resuming {plan.name}: {len(writer.rows)} reports on disk ({recovered} recovered from Tune's logs)")
     else:
@@ -348,8 +346,8 @@ def run(plan: Plan, keep_ray: bool = False) -> dict[str, Any]:
                                                   tags={"strategy": plan.strategy}, save_artifact=False))
         stopper = BudgetStopper(plan.numbers.budget, carbon.pue)
         writer.budget_stopper, writer.scheduler = stopper, tune_plan.scheduler
-        janitor = CheckpointJanitor(plan.study_dir / schema.TRAIN_RUNS_DIR, cfg.search.metric,
-                                    cfg.search.mode, tune_plan.scheduler)
+        janitor = CheckpointJanitor(plan.study_dir / schema.TRAIN_RUNS_DIR, writer.selected,
+                                    tune_plan.scheduler)
         callbacks.append(janitor)
         tuner = tune.Tuner(
             trainable, param_space=tune_plan.param_space,
@@ -373,7 +371,7 @@ def run(plan: Plan, keep_ray: bool = False) -> dict[str, Any]:
     stopper.cluster = meter.spend  # energy, CO2 and dollar budgets count the whole cluster
     results = tuner.fit()
     fit_finished = time.time()
-    held_out = evaluate_selected_model(plan, writer.rows, ctx)
+    held_out = evaluate_selected_model(plan, writer.selected(), ctx)
     finished = time.time()
     latest = writer.latest_per_trial()
     known = [e for r in latest.values() if (e := r.get(schema.ENERGY_TOTAL_J)) is not None]
@@ -396,7 +394,7 @@ def run(plan: Plan, keep_ray: bool = False) -> dict[str, Any]:
     write_metadata(plan.study_dir, metadata)
     if not keep_ray:
         ray.shutdown()
-    best = writer.best()
+    best = writer.selected()
     summary = {
         "study_dir": study_path, "trials": len(results), "errors": results.num_errors,
         "wall_s": finished - started, "stopped_on_budget": stopper.reason,
@@ -432,7 +430,7 @@ def budget_record(budget, spend, reason: str | None, slots: int) -> dict[str, An
                     "runs out; the overshoot is bounded by one report interval per running slot"}
 
 
-def evaluate_selected_model(plan: Plan, rows: list[dict[str, Any]], ctx) -> dict[str, Any] | None:
+def evaluate_selected_model(plan: Plan, selected: dict[str, Any] | None, ctx) -> dict[str, Any] | None:
     """Score the selected model (the best validation report's checkpoint) once on the test split,
     in a Ray task with one worker's resources; write the per-example scores to
     `test_scores.parquet` and return the `selection` and `test` entries of metadata.json."""
@@ -441,10 +439,9 @@ def evaluate_selected_model(plan: Plan, rows: list[dict[str, Any]], ctx) -> dict
     from study import storage
     from study.results import write_parquet_atomic
     from study.stats import bootstrap_ci
-    from trainables.held_out import evaluate_checkpoint, select_model
+    from trainables.held_out import evaluate_checkpoint
 
     cfg = plan.config
-    selected = select_model(rows, cfg.search.metric, cfg.search.mode)
     if selected is None or not cfg.data.n_test:
         why = "data.n_test=0" if selected is not None else "no report with a checkpoint and a finite metric"
         return {"selection": None, "test": {"evaluated": False, "why": why}}

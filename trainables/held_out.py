@@ -12,7 +12,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from study.config import StudyConfig
 from trainables.energy import Measurement
@@ -68,18 +67,3 @@ def evaluate_checkpoint(cfg: StudyConfig, checkpoint_location: str, split: str, 
     meter.close()
     return HeldOutEvaluation(split, predictions, list(encoded.target_texts), scores,
                              loss_sum / max(len(encoded), 1), time.perf_counter() - started, energy)
-
-
-def select_model(reports: list[dict[str, Any]], metric: str, mode: str) -> dict[str, Any] | None:
-    """The report whose checkpoint is the study's selected model: the best validation `metric`
-    over every report that saved a checkpoint; ties go to the earliest report."""
-    import math
-
-    from study import schema
-
-    scored = [r for r in reports if isinstance(r.get(metric), (int, float)) and math.isfinite(r[metric])
-              and r.get(schema.CHECKPOINT_PATH)]
-    if not scored:
-        return None
-    sign = 1.0 if mode == "max" else -1.0
-    return min(scored, key=lambda r: (-sign * r[metric], r[schema.TIMESTAMP_S]))
