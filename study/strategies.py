@@ -207,7 +207,12 @@ def build_tune_plan(strategy: str, space: SearchSpace, cfg: StudyConfig, max_con
         searcher = variant_generator(cfg.seed, max_concurrent)
         param_space = {p.name: tune.grid_search(list(p.grid)) for p in space.params}
         return TunePlan(numbers, param_space, numbers.grid_repeats or -1, FIFOScheduler(), searcher)
-    searcher = variant_generator(cfg.seed, max_concurrent, space.points_to_evaluate)
+    # PBT's whole population exists from the start (pending trials beyond the slots), so Ray's
+    # PBT shares the slots round-robin and the population progresses together; limited to the
+    # slots, later members would start only after the first ones finished, and could only clone
+    # them (a finished donor leaves nothing to train).
+    searcher = variant_generator(cfg.seed, 0 if strategy == "pbt" else max_concurrent,
+                                 space.points_to_evaluate)
     param_space = {p.name: p.tune_domain() for p in space.params}
     if strategy == "random":
         return TunePlan(numbers, param_space, numbers.tune_num_samples, FIFOScheduler(), searcher)
