@@ -34,29 +34,38 @@ from analysis.summary import (
     CLUSTER_ENERGY_BASIS,
     CLUSTER_ENERGY_CPU_KWH,
     CLUSTER_ENERGY_GPU_KWH,
+    CLUSTER_ENERGY_HIGH_KWH,
     CLUSTER_ENERGY_KWH,
+    CLUSTER_ENERGY_LOW_KWH,
     CLUSTER_ENERGY_RAM_KWH,
     CLUSTER_ENERGY_TO_TARGET_KWH,
     CLUSTER_FIGURES,
     CLUSTER_METERED_SEEDS,
     CO2_LB,
     COST_TO_TARGET_USD,
+    CPU_BASIS,
     DEVICE_H,
+    EMBODIED_KG,
     ENERGY_COMPONENTS,
     ENERGY_CPU_KWH,
     ENERGY_ESTIMATED_KWH,
     ENERGY_GPU_KWH,
+    ENERGY_HIGH_KWH,
     ENERGY_KWH,
+    ENERGY_LOW_KWH,
     ENERGY_MEASURED_KWH,
     ENERGY_MEASURED_SHARE,
     ENERGY_RAM_KWH,
     ENERGY_TO_TARGET_KWH,
+    MARKET_CO2_KG,
     MODEL,
     N_RUNNING,
     N_SEEDS,
     NOT_MEASURED,
     OVERHEAD_ENERGY_KWH,
     OVERHEAD_SHARE,
+    SCI_KG,
+    SCI_PER_1000_SUMMARIES_KG,
     STARTUP_S,
     TARGET_REACHED_SEEDS,
     TEST_ROUGE,
@@ -191,7 +200,11 @@ _FIGURES: dict[str, tuple[str, Callable[[float], str]]] = {
     ENERGY_MEASURED_KWH: ("energy measured: counter / power integral (kWh)", _sig4),
     ENERGY_ESTIMATED_KWH: ("energy estimated (kWh)", _sig4),
     ENERGY_MEASURED_SHARE: ("measured share of energy", _pct),
+    ENERGY_LOW_KWH: ("trials' energy, estimated parts at -50 % (kWh)", _sig4),
+    ENERGY_HIGH_KWH: ("trials' energy, estimated parts at +50 % (kWh)", _sig4),
     CLUSTER_ENERGY_KWH: ("whole-cluster energy, study start to end (kWh)", _sig4),
+    CLUSTER_ENERGY_LOW_KWH: ("whole-cluster energy, estimated parts at -50 % (kWh)", _sig4),
+    CLUSTER_ENERGY_HIGH_KWH: ("whole-cluster energy, estimated parts at +50 % (kWh)", _sig4),
     CLUSTER_ENERGY_GPU_KWH: ("whole-cluster energy, GPU (kWh)", _sig4),
     CLUSTER_ENERGY_CPU_KWH: ("whole-cluster energy, CPU (kWh)", _sig4),
     CLUSTER_ENERGY_RAM_KWH: ("whole-cluster energy, RAM (kWh)", _sig4),
@@ -202,6 +215,10 @@ _FIGURES: dict[str, tuple[str, Callable[[float], str]]] = {
     COST_USD: ("cost attributed to the trials (USD)", _usd),
     CLUSTER_CO2: ("whole-cluster CO2e (kg)", _sig4),
     CLUSTER_COST: ("whole-cluster cost, billed (USD)", _usd),
+    MARKET_CO2_KG: ("CO2e, market-based (kg; energy.market_intensity_g_per_kwh)", _sig4),
+    EMBODIED_KG: ("embodied CO2e of the VMs held (kg; Scope 3, not in the CO2e above)", _sig4),
+    SCI_KG: ("SCI per tuned model: whole-cluster CO2e + embodied (kg)", _sig4),
+    SCI_PER_1000_SUMMARIES_KG: ("SCI per 1,000 test summaries, operational (kg)", _sig4),
     TEST_PREFIX_R1: ("test ROUGE-1 (selected model, held-out split)", _rouge),
     TEST_PREFIX_R2: ("test ROUGE-2 (selected model, held-out split)", _rouge),
     TEST_ROUGEL: ("test ROUGE-L (selected model, held-out split)", _rouge),
@@ -296,6 +313,14 @@ def _interval(lo: float, hi: float, fmt: Callable[[float], str]) -> str:
     return f" [{fmt(lo)} – {fmt(hi)}]" if math.isfinite(lo) and math.isfinite(hi) else ""
 
 
+def _range(r: pd.Series, low_fig: str, high_fig: str) -> str:
+    """` (range a – b)` where estimated parts widen a figure (their stated band), else ''."""
+    low, high = r[f"{low_fig}_mean"], r[f"{high_fig}_mean"]
+    if not (math.isfinite(low) and math.isfinite(high)) or math.isclose(low, high):
+        return ""
+    return f" (range {_sig(low)} – {_sig(high)})"
+
+
 def benchmark_table(summary: pd.DataFrame) -> pd.DataFrame:
     """The headline table: Model | Performance | Speed | Resource Usage | Carbon Emission | Cost ($),
     one row per strategy, every cell a mean over seeds. Performance is the selected model's test
@@ -330,14 +355,14 @@ def benchmark_table(summary: pd.DataFrame) -> pd.DataFrame:
         speed = f"wall {_hours(mean[WALL_S])}; {to_target}"
         cluster = mean[CLUSTER_ENERGY_KWH]
         label = _cluster_label(r, CLUSTER_ENERGY_KWH)
-        whole = (f"whole cluster {_sig(cluster)} kWh{label}{vs(CLUSTER_ENERGY_KWH)}"
-                 if math.isfinite(cluster) else "whole cluster not measured")
+        whole = (f"whole cluster {_sig(cluster)} kWh{label}{_range(r, CLUSTER_ENERGY_LOW_KWH, CLUSTER_ENERGY_HIGH_KWH)}"
+                 f"{vs(CLUSTER_ENERGY_KWH)}" if math.isfinite(cluster) else "whole cluster not measured")
         budget = ""
         if math.isfinite(mean[BUDGET_SPENT]):
             budget = (f"; budget spent {_sig(mean[BUDGET_SPENT])} of {_sig(mean[BUDGET_AMOUNT])} "
                       f"{r[BUDGET_UNIT]}")
         resources = (
-            f"{whole}; trials' own {_sig(mean[ENERGY_KWH])} kWh{vs(ENERGY_KWH)} "
+            f"{whole}; trials' own {_sig(mean[ENERGY_KWH])} kWh{_range(r, ENERGY_LOW_KWH, ENERGY_HIGH_KWH)}{vs(ENERGY_KWH)} "
             f"({_pct(mean[ENERGY_MEASURED_SHARE])} measured); {_sig(mean[DEVICE_H])} device-h; "
             f"{_sig(mean[TRIAL_EPOCHS])} trial-epochs{budget}"
         )
@@ -502,6 +527,37 @@ def _test_cell(s: Study) -> str:
         return "not scored" + (f" ({t['why']})" if t.get("why") else "")
     low, high = t.get("rougeL_ci95") or (math.nan, math.nan)
     return f"{_rouge(t['rougeL'])} [{_rouge(low)} – {_rouge(high)}], n={t['n']}"
+
+
+def carbon_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """Per strategy: CO2 by scope and method, the SCI per functional unit, how the CPU was
+    estimated; `not available` where a figure has no source (a local machine, a size without a
+    dated embodied row, no market factor given)."""
+    rows = []
+    for _, r in summary.iterrows():
+        def cell(fig: str, r: pd.Series = r) -> str:
+            v = r[f"{fig}_mean"]
+            return _sig4(v) if math.isfinite(v) else "not available"
+
+        rows.append({"strategy": r[STRATEGY],
+                     "CO2e, location-based, whole cluster (kg)": cell(CLUSTER_CO2),
+                     "CO2e, market-based (kg)": cell(MARKET_CO2_KG),
+                     "embodied CO2e, Scope 3 (kg)": cell(EMBODIED_KG),
+                     "SCI per tuned model (kg)": cell(SCI_KG),
+                     "SCI per 1,000 summaries (kg)": cell(SCI_PER_1000_SUMMARIES_KG),
+                     "CPU estimate basis": r[CPU_BASIS] or "not recorded"})
+    return pd.DataFrame(rows)
+
+
+CARBON_NOTE = (
+    "Operational CO2e is location-based (the grid's average intensity, GHG Protocol Scope 2); a "
+    "market-based figure appears where energy.market_intensity_g_per_kwh was given. Embodied "
+    "emissions (the VMs' manufacturing share for the time held, Cloud Carbon Footprint's method) "
+    "are Scope 3 and shown beside, never added to the CO2e columns. SCI = (E x I + M) / R "
+    "(ISO/IEC 21031:2024), R one tuned model (the whole search) or 1,000 summaries of the held-out "
+    "split; without M it is operational only, a lower bound. Estimated energy parts carry +-50 %, "
+    "the order of the errors wall-meter comparisons report (Jay et al., CCGrid 2023)."
+)
 
 
 # The figures a reader of an HPO benchmark looks for, with their statistics over seeds
@@ -674,6 +730,9 @@ def _notes(
         + "."
     )
     notes.append(_cluster_note(studies, summary))
+    coverage = _coverage_note(studies)
+    if coverage:
+        notes.append(coverage)
     if not summary[COST_USD + "_mean"].notna().any():
         notes.append("Cost: not applicable (no VM price recorded).")
     if not (summary[STRATEGY] == "grid").any():
@@ -682,6 +741,22 @@ def _notes(
     if std_one:
         notes.append("One seed only (no spread): " + ", ".join(std_one) + ".")
     return notes
+
+
+def _coverage_note(studies: Sequence[Study]) -> str | None:
+    """Where some device reads failed: how much of each part was measured (a lower bound)."""
+    gaps = []
+    for s in studies:
+        for part in ("gpu", "cpu", "ram"):
+            col = f"energy_{part}_coverage"
+            if col in s.reports.columns:
+                last = s.reports.groupby("trial_id")[col].last().astype(float).dropna()
+                if len(last) and last.min() < 1:
+                    gaps.append(f"{s.name} {part.upper()} {last.min():.0%}")
+    if not gaps:
+        return None
+    return ("Partly measured (some device reads failed; the figure is a lower bound, source "
+            "'partial'), lowest trial coverage: " + ", ".join(gaps) + ".")
 
 
 def _cluster_note(studies: Sequence[Study], summary: pd.DataFrame) -> str:
@@ -699,8 +774,10 @@ def _cluster_note(studies: Sequence[Study], summary: pd.DataFrame) -> str:
     }
     text = (
         f"Whole-cluster energy ({metered} of {len(studies)} studies): every node's GPUs by NVML "
-        "counter, CPU estimated (package power × the machine's busy CPU time), RAM estimated "
-        "(3 W per 8 GiB in use), from study start to end, idle time, start-up, checkpoints and "
+        "counter (each GPU once, by UUID), CPU estimated (watts per busy thread: the node's VM "
+        "share of its host package, or CodeCarbon's 4 W per thread, x the machine's busy "
+        "CPU-seconds; one count per host), RAM estimated (3 W per 8 GiB in use), from study start "
+        "to end, idle time, start-up, checkpoints and "
         "the Tune driver included; overhead = whole cluster − the sum of the trials' own meters, "
         "its share = overhead / whole cluster"
     )
@@ -731,6 +808,7 @@ def render(
     bench = benchmark_table(summary)
     figs = figures_table(summary)
     stats = statistics_table(summary)
+    carbon = carbon_table(summary)
     has_grid = (summary[STRATEGY] == "grid").any()
     ratios = ratios_table(summary) if has_grid else None
     winners = pd.DataFrame(
@@ -799,6 +877,12 @@ def render(
         "",
         _md_table(energy),
         "",
+        "## Carbon accounting",
+        "",
+        CARBON_NOTE,
+        "",
+        _md_table(carbon),
+        "",
         "## Statistics over seeds",
         "",
         STATISTICS_NOTE,
@@ -850,6 +934,8 @@ def render(
                 _html_table(energy, "energy"),
             ]
     h += [
+        f"<h2>Carbon accounting</h2><p class='note'>{html.escape(CARBON_NOTE)}</p>",
+        _html_table(carbon, "carbon"),
         f"<h2>Statistics over seeds</h2><p class='note'>{html.escape(STATISTICS_NOTE)}</p>",
         _html_table(stats, "stats"),
         "<h2>Figures per strategy</h2><p class='note'>mean ± std [min – max] over seeds</p>",

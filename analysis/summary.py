@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.load import CLUSTER_BILLED_USD, CLUSTER_CO2_KG, CLUSTER_ENERGY_J
-from study.footprint import J_PER_KWH
+from study.footprint import ESTIMATE_BAND, J_PER_KWH, energy_band_j
 from study.footprint import LBS_PER_KG as LB_PER_KG
 from study.schema import (
     BEST_PREFIX,
@@ -63,7 +63,7 @@ from study.stats import bootstrap_ci, iqm
 if TYPE_CHECKING:
     from analysis.load import Study
 
-MEASURED_SOURCES = ("counter", "power_integral")
+MEASURED_SOURCES = ("counter", "power_integral", "shared_device", "partial")  # partial: a lower bound
 ESTIMATED_SOURCES = ("estimated",)
 EARLY_STOP_REASONS = ("scheduler_stopped", "early_stopping")
 DEFAULT_TARGET_MARGIN = 0.01  # ROUGE-L (F-measure in [0, 1]): 0.01 = one ROUGE point
@@ -77,6 +77,10 @@ X_COST_USD = "cost_usd"
 X_CO2_KG = "co2_kg"
 X_DEVICE_H = "device_h"
 X_CLUSTER_ENERGY_KWH = "cluster_energy_kwh"
+CLUSTER_ENERGY_LOW_KWH = "cluster_energy_low_kwh"  # with estimated parts at their band's low end
+CLUSTER_ENERGY_HIGH_KWH = "cluster_energy_high_kwh"
+ENERGY_LOW_KWH = "energy_low_kwh"  # the trials' own, likewise
+ENERGY_HIGH_KWH = "energy_high_kwh"
 X_CLUSTER_CO2_KG = "cluster_co2_kg"
 X_CLUSTER_COST_USD = "cluster_cost_usd"
 _X_AXES = {  # name -> (per-trial cumulative report column, or None for elapsed time; divisor)
@@ -125,6 +129,10 @@ COST_TO_TARGET_USD = "cost_to_target_usd"
 MODEL = "model"
 # Whole-cluster energy (metadata.json `cluster_energy`) and its gap to the trials' own meters
 CLUSTER_ENERGY_KWH = "cluster_energy_kwh"
+CLUSTER_ENERGY_LOW_KWH = "cluster_energy_low_kwh"  # with estimated parts at their band's low end
+CLUSTER_ENERGY_HIGH_KWH = "cluster_energy_high_kwh"
+ENERGY_LOW_KWH = "energy_low_kwh"  # the trials' own, likewise
+ENERGY_HIGH_KWH = "energy_high_kwh"
 CLUSTER_ENERGY_GPU_KWH = "cluster_energy_gpu_kwh"
 CLUSTER_ENERGY_CPU_KWH = "cluster_energy_cpu_kwh"
 CLUSTER_ENERGY_RAM_KWH = "cluster_energy_ram_kwh"
@@ -153,6 +161,12 @@ BUDGET_OVERSHOOT = "budget_overshoot"
 # Whole-cluster CO2 and billed dollars, and the whole cluster's spend until the target
 CLUSTER_CO2 = "cluster_co2_kg"
 CLUSTER_COST = "cluster_cost_usd"
+# Carbon accounting (metadata.json `carbon`): scopes kept apart, SCI per functional unit
+MARKET_CO2_KG = "market_based_co2_kg"
+EMBODIED_KG = "embodied_co2_kg"
+SCI_KG = "sci_kg_per_tuned_model"
+SCI_PER_1000_SUMMARIES_KG = "sci_kg_per_1000_summaries"
+CPU_BASIS = "cpu_estimate_basis"  # per node: how the CPU estimate's watts per thread were set
 CLUSTER_ENERGY_TO_TARGET_KWH = "cluster_energy_to_target_kwh"
 CLUSTER_CO2_TO_TARGET_KG = "cluster_co2_to_target_kg"
 CLUSTER_COST_TO_TARGET_USD = "cluster_cost_to_target_usd"
@@ -178,6 +192,8 @@ CLUSTER_COMPONENTS = {
 # Every whole-cluster figure: NaN together where a study holds no cluster reading
 CLUSTER_FIGURES = (
     CLUSTER_ENERGY_KWH,
+    CLUSTER_ENERGY_LOW_KWH,
+    CLUSTER_ENERGY_HIGH_KWH,
     *(kwh for _, _, _, kwh in CLUSTER_COMPONENTS.values()),
     OVERHEAD_ENERGY_KWH,
     OVERHEAD_SHARE,
@@ -201,7 +217,11 @@ NUMERIC_FIGURES = (
     ENERGY_MEASURED_KWH,
     ENERGY_ESTIMATED_KWH,
     ENERGY_MEASURED_SHARE,
+    ENERGY_LOW_KWH,
+    ENERGY_HIGH_KWH,
     CLUSTER_ENERGY_KWH,
+    CLUSTER_ENERGY_LOW_KWH,
+    CLUSTER_ENERGY_HIGH_KWH,
     CLUSTER_ENERGY_GPU_KWH,
     CLUSTER_ENERGY_CPU_KWH,
     CLUSTER_ENERGY_RAM_KWH,
@@ -211,6 +231,10 @@ NUMERIC_FIGURES = (
     CO2_LB,
     COST_USD,
     CLUSTER_CO2,
+    MARKET_CO2_KG,
+    EMBODIED_KG,
+    SCI_KG,
+    SCI_PER_1000_SUMMARIES_KG,
     CLUSTER_COST,
     *TEST_ROUGE,
     *BEST_ROUGE,
@@ -383,6 +407,13 @@ def cluster_energy_figures(metadata: dict[str, Any]) -> dict[str, Any]:
     else:
         overhead_j = None
     out[CLUSTER_ENERGY_KWH] = total_j / J_PER_KWH if total_j is not None else math.nan
+    # the range estimated parts span (ESTIMATE_BAND each way); measured parts as they are
+    low, high = energy_band_j({comp: (out[kwh] * J_PER_KWH if math.isfinite(out[kwh]) else None,
+                                      "estimated" if "estimated" in out[f"cluster_energy_{comp}_source"]
+                                      else "measured")
+                               for comp, (_, _, _, kwh) in CLUSTER_COMPONENTS.items()})
+    out[CLUSTER_ENERGY_LOW_KWH] = low / J_PER_KWH if low is not None else math.nan
+    out[CLUSTER_ENERGY_HIGH_KWH] = high / J_PER_KWH if high is not None else math.nan
     out[OVERHEAD_ENERGY_KWH] = overhead_j / J_PER_KWH if overhead_j is not None else math.nan
     out[OVERHEAD_SHARE] = (
         overhead_j / total_j
@@ -511,6 +542,7 @@ def study_summary(study: Study, target_rougeL: float | None = None) -> dict[str,
     out.update(cluster_energy_figures(study.metadata))
     out.update(held_out_figures(study.metadata))
     out.update(budget_figures(study.metadata))
+    out.update(carbon_figures(study.metadata))
     baseline = study_baseline(study.metadata) or {}
     out[BASELINE_LEAD_K] = baseline.get("lead_k", math.nan)
     for col in ROUGE_COLUMNS:
@@ -533,6 +565,8 @@ def study_summary(study: Study, target_rougeL: float | None = None) -> dict[str,
             "+".join(sorted(set(sources[has].dropna().astype(str)))) or "none"
         )
     out[ENERGY_MEASURED_KWH] = measured if any_energy else math.nan
+    out[ENERGY_LOW_KWH] = measured + estimated * (1 - ESTIMATE_BAND) if any_energy else math.nan
+    out[ENERGY_HIGH_KWH] = measured + estimated * (1 + ESTIMATE_BAND) if any_energy else math.nan
     out[ENERGY_ESTIMATED_KWH] = estimated if any_energy else math.nan
     out[ENERGY_MEASURED_SHARE] = measured / labelled_total if labelled_total > 0 else math.nan
 
@@ -590,6 +624,25 @@ def held_out_figures(metadata: dict[str, Any]) -> dict[str, Any]:
     selection = metadata.get("selection") if isinstance(metadata.get("selection"), dict) else {}
     out[SELECTED_VALIDATION] = float(selection.get("validation_score", math.nan)) if selection else math.nan
     return out
+
+
+def carbon_figures(metadata: dict[str, Any]) -> dict[str, Any]:
+    """Market-based CO2 (where the study had a factor), embodied emissions (where every node's
+    size has a dated row), the SCI per tuned model and per 1,000 summaries, and each node's CPU
+    estimate basis; NaN where not available."""
+    c = metadata.get("carbon") if isinstance(metadata.get("carbon"), dict) else {}
+    sci = c.get("sci") or {}
+    per_1000 = sci.get("per_1000_summaries") or {}
+
+    def number(v: Any) -> float:
+        return float(v) if _finite(v) else math.nan
+
+    ce = metadata.get("cluster_energy") if isinstance(metadata.get("cluster_energy"), dict) else {}
+    bases = sorted({(n.get("cpu_model") or {}).get("description", "") if isinstance(n.get("cpu_model"), dict)
+                    else str(n.get("cpu_model", "")) for n in ce.get("nodes") or []} - {""})
+    return {MARKET_CO2_KG: number(c.get("market_based_kg")), EMBODIED_KG: number(c.get("embodied_kg")),
+            SCI_KG: number(sci.get("kg")), SCI_PER_1000_SUMMARIES_KG: number(per_1000.get("operational_kg")),
+            CPU_BASIS: "; ".join(bases)}
 
 
 def budget_figures(metadata: dict[str, Any]) -> dict[str, Any]:
@@ -671,6 +724,7 @@ def strategy_summary(studies: Sequence[Study], target: float | None = None) -> p
         else:
             row[TEST_ROUGEL_LOW], row[TEST_ROUGEL_HIGH] = row[f"{TEST_ROUGEL}_ci_low"], row[f"{TEST_ROUGEL}_ci_high"]
         row[BUDGET_UNIT] = ",".join(sorted({str(u) for u in group[BUDGET_UNIT] if u})) or ""
+        row[CPU_BASIS] = "; ".join(sorted({b for v in group[CPU_BASIS] for b in str(v).split("; ") if b}))
         for col in (
             *(f"energy_{comp}_source" for comp in ENERGY_COMPONENTS),
             *(f"cluster_energy_{comp}_source" for comp in CLUSTER_COMPONENTS),

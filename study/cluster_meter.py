@@ -4,23 +4,25 @@ Trial meters see only their own workers' devices while they train. The cluster m
 node's devices for the whole study, so its total includes idle GPUs, worker start-up,
 checkpoints, evaluation and the Tune driver; `cluster - sum of trials` is reported as overhead.
 
-Per node: GPUs by NVML's cumulative counters (all devices of the node; missing = None); CPU by
-the estimate of `trainables.energy` applied to the whole machine's busy CPU time (package power x
-busy CPU-seconds / logical CPUs); RAM by 3 W per 8 GiB of memory in use.
+Per node it uses the same device layer as the trials' meter (`trainables.energy`): every GPU of
+the node by NVML (its cumulative counter, or integrated power where the counter is missing;
+each GPU keyed by its UUID), the CPU by the estimate of `cpu_power_model` for the node's own VM
+size (watts per busy thread x the machine's busy CPU-seconds), RAM by 3 W per 8 GiB in use.
 
 The study polls every node every `POLL_S` seconds and keeps each node's latest reading, so:
 a node that joins mid-study (autoscaling) is metered from the first poll after it joins; a node
-that is lost (a spot eviction) keeps the energy read up to its last poll, marked `lost`; and each
-poll's new energy is converted to CO2 at the grid intensity of that moment.
-
-On one machine with several Ray nodes (a loopback test cluster) every node reads the same CPU and
-RAM, so the cluster total counts them once per node; on a real cluster each node is its own VM.
+that does not answer a poll keeps its last good reading, flagged `stale`, and is marked `lost`
+only when Ray says it is dead (a spot eviction), its energy counted up to its last reading; a
+GPU read that fails keeps that GPU's last good figure (flagged stale too); each poll's new energy
+is converted to CO2 at the grid intensity of that moment. Several Ray nodes on one host (a
+loopback test cluster) are counted once: CPU and RAM once per host, each GPU once per UUID.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -31,31 +33,40 @@ import psutil
 
 from study.budget import ClusterSpend
 from study.footprint import J_PER_KWH, CarbonIntensity
-from trainables.energy import ENERGY_PARTS, RAM_W_PER_GIB, _machine_busy_cpu_s, cpu_package_power_w
+from trainables.energy import (
+    ENERGY_PARTS,
+    RAM_W_PER_GIB,
+    GpuReader,
+    cpu_power_model,
+    machine_busy_cpu_s,
+)
 
 GIB = 1024**3
 POLL_S = 10.0
+READ_TIMEOUT_S = 30.0
+
+
+def host_id() -> str:
+    """This machine, across Ray nodes: its hostname and boot id (two Ray nodes on one host share it)."""
+    boot = ""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        pass
+    return f"{socket.gethostname()}/{boot}"
 
 
 class NodeMeter:
-    """Runs as a zero-CPU Ray actor pinned to one node."""
+    """Runs as a zero-CPU Ray actor pinned to one node; every reading is cumulative since start."""
 
-    def __init__(self, node_id: str = "", cpu_tdp_w: float = 0.0):
-        self.node_id = node_id
-        self.package_w, self.package_source = cpu_package_power_w(cpu_tdp_w)
+    def __init__(self, node_id: str = "", cpu_tdp_w: float = 0.0, vm_size: str = "", nvml: Any = None):
+        self.node_id, self.vm_size = node_id, vm_size
+        self.cpu_model = cpu_power_model(cpu_tdp_w, vm_size)
         self.start_s = time.monotonic()
-        self.start_busy_s = _machine_busy_cpu_s()
+        self.start_busy_s = machine_busy_cpu_s()
         self.ram_samples = [psutil.virtual_memory().used]
-        self.nvml, self.start_mj = None, None
-        try:
-            import pynvml
-
-            pynvml.nvmlInit()
-            handles = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(pynvml.nvmlDeviceGetCount())]
-            self.nvml, self.handles = pynvml, handles
-            self.start_mj = [pynvml.nvmlDeviceGetTotalEnergyConsumption(h) for h in handles]
-        except Exception:  # noqa: BLE001 - no NVML, no GPU, or no counter: GPU energy unknown
-            self.nvml = None
+        self.gpus = GpuReader.all_devices(nvml)  # every GPU of this node (none: empty)
+        self.last_gpu_j: dict[str, float] = {}  # the last good cumulative figure per GPU UUID
 
     def sample(self) -> None:
         self.ram_samples.append(psutil.virtual_memory().used)
@@ -63,21 +74,21 @@ class NodeMeter:
     def read(self) -> dict[str, Any]:
         duration_s = time.monotonic() - self.start_s
         self.sample()
-        busy_s = _machine_busy_cpu_s() - self.start_busy_s
-        gpu_j = None
-        if self.nvml is not None and self.start_mj:
-            try:
-                now = [self.nvml.nvmlDeviceGetTotalEnergyConsumption(h) for h in self.handles]
-                gpu_j = sum(b - a for a, b in zip(self.start_mj, now)) / 1000
-            except Exception:  # noqa: BLE001
-                gpu_j = None
+        busy_s = machine_busy_cpu_s() - self.start_busy_s
+        fresh = self.gpus.cumulative_j()
+        stale = [u for u, j in fresh.items() if j is None and u in self.last_gpu_j]
+        self.last_gpu_j.update({u: j for u, j in fresh.items() if j is not None})
+        gpu_by_uuid = {u: self.last_gpu_j[u] for u in fresh if u in self.last_gpu_j}
         ram_gib = sum(self.ram_samples) / len(self.ram_samples) / GIB
         return {
-            "node_id": self.node_id, "node": os.uname().nodename, "duration_s": duration_s,
-            "gpus": len(self.start_mj or []),
-            "gpu_j": gpu_j, "gpu_source": "counter" if gpu_j is not None else None,
-            "cpu_j": self.package_w * busy_s / (os.cpu_count() or 1), "cpu_source": "estimated",
-            "cpu_model": self.package_source,
+            "node_id": self.node_id, "node": os.uname().nodename, "host": host_id(),
+            "vm_size": self.vm_size or None, "duration_s": duration_s, "gpus": len(fresh),
+            "gpu_by_uuid": gpu_by_uuid,
+            "gpu_j": sum(gpu_by_uuid.values()) if gpu_by_uuid else None,
+            "gpu_source": self.gpus.source if gpu_by_uuid else None,
+            "gpu_stale": stale,
+            "cpu_j": self.cpu_model.w_per_thread * busy_s, "cpu_source": "estimated",
+            "cpu_model": self.cpu_model.to_dict(),
             "ram_j": RAM_W_PER_GIB * ram_gib * duration_s, "ram_source": "estimated",
         }
 
@@ -87,10 +98,15 @@ class ClusterMeter:
 
     def __init__(self, carbon: CarbonIntensity, started_s: float, cpu_tdp_w: float = 0.0, poll_s: float = POLL_S,
                  snapshot: Path | None = None, previous_runs: list[dict[str, Any]] | None = None,
-                 billing: Callable[[list[tuple[str, float]]], float | None] | None = None):
+                 billing: Callable[[list[tuple[str, float]]], float | None] | None = None,
+                 vm_size: str = "", head_vm_size: str = "", meter_cls: type = NodeMeter,
+                 read_timeout_s: float = READ_TIMEOUT_S):
         self.carbon, self.cpu_tdp_w, self.poll_s = carbon, cpu_tdp_w, poll_s
-        # billing([(node_id, held_s), ...]) -> dollars billed for those nodes (None: no price)
+        # billing([(vm_size, held_s), ...]) -> dollars billed for those nodes (None: no price)
         self.billing = billing
+        self.vm_size, self.head_vm_size = vm_size, head_vm_size or vm_size  # each node priced as its own
+        self.sizes: dict[str, str] = {}  # node id -> its VM size
+        self.meter_cls, self.read_timeout_s = meter_cls, read_timeout_s
         self._last_poll = 0.0  # time.monotonic() of the last poll
         # After every poll the reading so far goes to `snapshot` (atomically), so a study process
         # killed mid-study keeps its cluster energy: `--resume` adds it as a previous run.
@@ -113,7 +129,7 @@ class ClusterMeter:
     def start(self) -> ClusterMeter:
         import ray
 
-        self._actor = ray.remote(num_cpus=0, max_restarts=0)(NodeMeter)
+        self._actor = ray.remote(num_cpus=0, max_restarts=0)(self.meter_cls)
         self.poll()
         self._thread = threading.Thread(target=self._run, name="cluster-meter", daemon=True)
         self._thread.start()
@@ -135,27 +151,35 @@ class ClusterMeter:
         with self._lock:
             self._last_poll = time.monotonic()
             joined_s = self.started_s if not self.meters else time.time()
-            for node in ray.nodes():
+            nodes = ray.nodes()
+            alive = {n["NodeID"] for n in nodes if n["Alive"]}
+            for node in nodes:
                 node_id = node["NodeID"]
                 if node["Alive"] and node_id not in self.meters:
+                    head = "node:__internal_head__" in (node.get("Resources") or {})
+                    self.sizes[node_id] = self.head_vm_size if head else self.vm_size
                     self.joined[node_id] = joined_s
                     self.meters[node_id] = self._actor.options(
                         scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False)
-                    ).remote(node_id, self.cpu_tdp_w)
+                    ).remote(node_id, self.cpu_tdp_w, self.sizes[node_id])
             live = {n: m for n, m in self.meters.items() if n not in self.lost}
             pending = {n: m.read.remote() for n, m in live.items()}
             for node_id, ref in pending.items():
                 try:
-                    self.readings[node_id] = ray.get(ref, timeout=30)
+                    self.readings[node_id] = {**ray.get(ref, timeout=self.read_timeout_s), "stale": False}
                 except (RayActorError, GetTimeoutError):
-                    # The node (or its meter) is gone: keep what it read up to its last poll.
-                    self.lost[node_id] = time.time()
+                    if node_id in alive and node_id in self.readings:
+                        # a slow answer is not a lost node: keep its last reading, flagged
+                        self.readings[node_id] = {**self.readings[node_id], "stale": True}
+                    elif node_id not in alive:
+                        # Ray says the node is dead: keep what it read up to its last poll.
+                        self.lost[node_id] = time.time()
             total = cluster_total(list(self.readings.values()))["energy_j"]
             if total is not None and total > self._converted_j:
                 self.co2_kg = (self.co2_kg or 0.0) + self.carbon.co2_kg(total - self._converted_j, time.time())
                 self._converted_j = total
             now = time.time()
-            held = [(n, self.lost.get(n, now) - self.joined[n]) for n in self.readings]
+            held = [(self.sizes.get(n, self.vm_size), self.lost.get(n, now) - self.joined[n]) for n in self.readings]
             self.series.append((now, total, self.co2_kg,
                                 self.billing(held) if self.billing is not None and held else None))
             if self.snapshot is not None:
@@ -183,7 +207,7 @@ class ClusterMeter:
         """What the VMs cost for the time this run held them (None without prices)."""
         if self.billing is None or not nodes:
             return None
-        return self.billing([(n["node_id"], n["held_s"]) for n in nodes])
+        return self.billing([(self.sizes.get(n["node_id"], self.vm_size), n["held_s"]) for n in nodes])
 
     def finish(self, trial_energy_j: float | None) -> dict[str, Any]:
         """Stop polling and read every node a last time."""
@@ -214,11 +238,25 @@ class ClusterMeter:
 
 
 def cluster_total(nodes: list[dict[str, Any]]) -> dict[str, Any]:
-    """Sums per part; a part no node measured stays None."""
+    """Sums per part; a part no node measured stays None. Several Ray nodes on one host count
+    once: the host's CPU and RAM from one of its nodes, each GPU once by its UUID."""
+    by_host: dict[str, dict[str, Any]] = {}
+    for n in nodes:
+        by_host.setdefault(n.get("host") or n.get("node_id") or id(n), n)
+    gpus: dict[str, float] = {}
+    unkeyed = []
+    for n in nodes:
+        if n.get("gpu_by_uuid"):
+            gpus.update({u: max(j, gpus.get(u, 0.0)) for u, j in n["gpu_by_uuid"].items()})
+        elif n.get("gpu_j") is not None:
+            unkeyed.append(n["gpu_j"])  # an older reading without UUIDs
     out: dict[str, Any] = {}
-    for part in ENERGY_PARTS:
-        values = [n[f"{part}_j"] for n in nodes if n[f"{part}_j"] is not None]
+    gpu_values = [*gpus.values(), *unkeyed]
+    out["energy_gpu_j"] = sum(gpu_values) if gpu_values else None
+    for part in ("cpu", "ram"):
+        values = [n[f"{part}_j"] for n in by_host.values() if n.get(f"{part}_j") is not None]
         out[f"energy_{part}_j"] = sum(values) if values else None
-    parts = [v for v in out.values() if v is not None]
+    parts = [out[f"energy_{p}_j"] for p in ENERGY_PARTS if out[f"energy_{p}_j"] is not None]
     out["energy_j"] = sum(parts) if parts else None
+    out["hosts"] = len(by_host)
     return out

@@ -162,7 +162,11 @@ class ResourcesConfig:
     def validate(self) -> None:
         _require(self.workers_per_trial >= 1, "resources.workers_per_trial", self.workers_per_trial, "must be >= 1")
         _require(self.cpus_per_worker > 0, "resources.cpus_per_worker", self.cpus_per_worker, "must be > 0")
-        _require(self.gpus_per_worker >= 0, "resources.gpus_per_worker", self.gpus_per_worker, "must be >= 0")
+        _require(self.gpus_per_worker >= 0 and float(self.gpus_per_worker).is_integer(),
+                 "resources.gpus_per_worker", self.gpus_per_worker,
+                 "must be 0 or a whole number of GPUs: NVML counts energy per physical GPU, so "
+                 "workers sharing one would each read its whole counter (counted twice); give "
+                 "each worker whole GPUs, or a MIG slice through CUDA_VISIBLE_DEVICES")
         _require(self.max_concurrent_trials >= 0, "resources.max_concurrent_trials",
                  self.max_concurrent_trials, "must be >= 0 (0 = as many as fit)")
         _require(self.torch_threads >= 0, "resources.torch_threads", self.torch_threads, "must be >= 0")
@@ -252,11 +256,26 @@ class EnergyConfig:
     pue: float = 0
     # CPU package power used by the estimate when RAPL is unreadable; 0 = CodeCarbon's table/guess.
     cpu_tdp_w: float = 0
-    # VM size of the nodes (for cost); empty = not applicable (a local machine has no price).
+    # VM size of the worker nodes (cost, and the CPU estimate's host share); empty = a local
+    # machine (no price: cost not applicable).
     vm_size: str = ""
+    # VM size of the head node (it runs the trial drivers and the study); empty = energy.vm_size.
+    head_vm_size: str = ""
+    # USD per hour of one energy.vm_size VM, overriding the price table (0 = the table's price).
+    price_usd_per_hour: float = 0
     spot: bool = False
+    # A market-based factor (gCO2e/kWh: your supplier's or certificates' figure) for a second,
+    # market-based CO2 figure beside the location-based one; 0 = location-based only.
+    market_intensity_g_per_kwh: float = -1
 
     def validate(self) -> None:
+        _require(self.price_usd_per_hour >= 0, "energy.price_usd_per_hour", self.price_usd_per_hour,
+                 "must be >= 0 (0 = the price table's)")
+        _require(self.market_intensity_g_per_kwh == -1 or self.market_intensity_g_per_kwh >= 0,
+                 "energy.market_intensity_g_per_kwh", self.market_intensity_g_per_kwh,
+                 "must be >= 0 gCO2e/kWh (a market-based factor), or unset")
+        _require(not (self.price_usd_per_hour and not self.vm_size), "energy.price_usd_per_hour",
+                 self.price_usd_per_hour, "needs energy.vm_size (the VM size it prices)")
         _require(self.intensity_g_per_kwh >= 0, "energy.intensity_g_per_kwh", self.intensity_g_per_kwh,
                  "must be >= 0 (0 = from the region)")
         _require(self.intensity_basis in ("lca", "direct"), "energy.intensity_basis", self.intensity_basis,

@@ -34,10 +34,38 @@ from study.config import EnergyConfig
 DATA_DIR = Path(__file__).parent / "data"
 GRID_FILE = "grid_intensity.csv"
 PRICE_FILE = "azure_vm_prices.csv"
+VM_CPU_FILE = "azure_vm_cpu.csv"  # each size's host CPU: TDP and threads (the CPU estimate's share)
+EMBODIED_FILE = "azure_embodied.csv"  # each size's host manufacturing emissions (Scope 3)
+HOURS_PER_YEAR = 24 * 365
 DEFAULT_PUE = 1.185
 DEFAULT_PUE_SOURCE = "Azure PUE, Cloud Carbon Footprint coefficients, June 2022"
 J_PER_KWH = 3.6e6
 LBS_PER_KG = 2.20462
+
+
+# What an estimate's band is: the relative error a TDP-share CPU model and a per-GiB RAM model
+# carry. Comparisons of software power models with wall-plug meters (Jay et al., "An experimental
+# comparison of software-based power meters: focus on CPU and GPU", CCGrid 2023; FIELD_NOTES)
+# report errors of tens of percent; greentune states +-50 % on every estimated part.
+ESTIMATE_BAND = 0.5
+ESTIMATE_BAND_SOURCE = ("+-50 % on estimated parts (TDP-share CPU and per-GiB RAM models), the order "
+                        "of the errors wall-meter comparisons report (Jay et al., CCGrid 2023)")
+
+
+def energy_band_j(parts: dict[str, tuple[float | None, str | None]]) -> tuple[float | None, float | None]:
+    """(low, high) joules of a sum whose estimated parts carry `ESTIMATE_BAND`; measured parts
+    (counter, power integral) are taken as they are, partial ones as lower bounds."""
+    low = high = 0.0
+    seen = False
+    for value, source in parts.values():
+        if value is None:
+            continue
+        seen = True
+        if source == "estimated":
+            low, high = low + value * (1 - ESTIMATE_BAND), high + value * (1 + ESTIMATE_BAND)
+        else:
+            low, high = low + value, high + value
+    return (low, high) if seen else (None, None)
 
 
 class FootprintError(ValueError):
@@ -61,11 +89,24 @@ def kg_to_lbs(kg: float | None) -> float | None:
     return None if kg is None else kg * LBS_PER_KG
 
 
-def vm_price(vm_size: str, spot: bool = False) -> float | None:
-    """USD/hour of one VM (eastus); None for a local machine (`vm_size` empty)."""
+def vm_price(vm_size: str, spot: bool = False, region: str | None = None,
+             override_usd_per_hour: float = 0.0) -> float | None:
+    """USD/hour of one VM of `vm_size` in `region` (the table's region when None); None for a
+    local machine (`vm_size` empty). `override_usd_per_hour` > 0 is the user's own price.
+
+    Prices are keyed by (size, region): a size the table prices only elsewhere raises, naming
+    the fix, rather than passing one region's price for another's."""
     row = _vm_row(vm_size)
     if row is None:
         return None
+    if override_usd_per_hour > 0:
+        return float(override_usd_per_hour)
+    if region is not None and row["region"] != region.strip().lower():
+        raise FootprintError(
+            f"energy.vm_size={vm_size!r} in energy.region={region!r}: {PRICE_FILE} prices it only in "
+            f"{row['region']}; add a row for {region} with its source and date, or set "
+            "energy.price_usd_per_hour"
+        )
     price = row["spot_usd_per_hour" if spot else "price_usd_per_hour"]
     if not price:
         raise FootprintError(
@@ -80,40 +121,52 @@ def gpus_per_vm(vm_size: str) -> int | None:
     return None if row is None else int(row["gpus_per_vm"])
 
 
-def billed_cost_usd(node_hours: dict[str, float], spot: bool = False) -> float | None:
-    """What Azure bills: hours each VM size was up x its price; None if any node is local ("")."""
-    prices = [vm_price(size, spot) for size in node_hours]
-    if any(p is None for p in prices):
-        return None
-    return sum(h * p for h, p in zip(node_hours.values(), prices, strict=True))
+def retired_note(vm_size: str) -> str | None:
+    """The table's note when a size is retired (it still prices it, with this warning)."""
+    row = _vm_row(vm_size)
+    return row["note"] if row is not None and "retired" in (row.get("note") or "") else None
 
 
-def billed_cost_for_nodes(held: list[tuple[str, float]], spot: bool) -> float | None:
+def billed_cost_for_nodes(held: list[tuple[str, float]], spot: bool, region: str | None = None,
+                          overrides: dict[str, float] | None = None) -> float | None:
     """What Azure bills for a study: every node's VM for the seconds the study held it, idle included.
 
-    `held` is one `(vm_size, seconds)` per node, so a size may repeat; a node lost mid-study (a
-    spot eviction) counts until it was lost. ``sum(vm_price(size) * seconds) / 3600``. None if any
-    node is a local machine (size ""): a local machine has no price, and a partial sum would
-    understate the bill. A size missing from the price table, or a spot price the table lacks,
-    raises FootprintError (as `vm_price` does), even beside a local node: a typo must not pass as
-    "no price". No nodes at all, or a negative time, raise too.
+    `held` is one `(vm_size, seconds)` per node, so a size may repeat (the head's own size among
+    the workers'); a node lost mid-study (a spot eviction) counts until it was lost.
+    ``sum(vm_price(size) * seconds) / 3600``. None if any node is a local machine (size ""): a
+    local machine has no price, and a partial sum would understate the bill. A size missing from
+    the price table, a spot price the table lacks, or a size it prices only in another region,
+    raises FootprintError (as `vm_price` does), even beside a local node: a typo must not pass
+    as "no price". No nodes at all, or a negative time, raise too. `overrides`: size -> the
+    user's USD/hour. The time held is a lower bound of what Azure bills (see `BILLED_NOTE`).
     """
     if not held:
         raise FootprintError("billed cost needs at least one node's vm_size; got none")
     if any(seconds < 0 for _, seconds in held):
         raise FootprintError(f"held={held!r}: a node's time cannot be negative")
-    prices = [vm_price(size, spot) for size, _ in held]  # every size checked before any None
+    overrides = {_bare_size(k).lower(): v for k, v in (overrides or {}).items()}
+    prices = [vm_price(size, spot, region, overrides.get(_bare_size(size).lower(), 0.0))
+              for size, _ in held]  # every size checked before any None
     if any(p is None for p in prices):
         return None
-    return sum(p * seconds for p, (_, seconds) in zip(prices, held)) / 3600.0
+    return sum(p * seconds for p, (_, seconds) in zip(prices, held, strict=True)) / 3600.0
 
 
-def attributed_cost_usd(device_s: float, vm_size: str, spot: bool = False) -> float | None:
-    """A trial's share: device-hours x the VM's price per GPU; None on a local machine."""
-    price = vm_price(vm_size, spot)
-    if price is None:
+BILLED_NOTE = ("billed = each node's VM price x the time this study held it (from the study's "
+               "start or the node joining, to the study's end or the node's loss): a lower bound "
+               "of Azure's bill, which also counts provisioning and setup before the study and "
+               "idle_timeout_minutes after it")
+
+
+def price_per_worker_hour(vm_size: str, gpus_per_worker: float, spot: bool = False,
+                          region: str | None = None, override_usd_per_hour: float = 0.0) -> float | None:
+    """A trial worker's attributed price per hour: the VM's price per GPU x the GPUs the worker
+    holds (one GPU's share for a CPU-only worker on a GPU VM); None on a local machine."""
+    price = vm_price(vm_size, spot, region, override_usd_per_hour)
+    gpus = gpus_per_vm(vm_size)
+    if price is None or not gpus:
         return None
-    return device_s / 3600.0 * price / gpus_per_vm(vm_size)
+    return price / gpus * max(1, int(gpus_per_worker))
 
 
 def footprint_inputs(cfg: EnergyConfig, now_s: float | None = None) -> dict[str, Any]:
@@ -147,13 +200,65 @@ def footprint_inputs(cfg: EnergyConfig, now_s: float | None = None) -> dict[str,
         "pue_source": "energy.pue" if cfg.pue else DEFAULT_PUE_SOURCE,
         "vm_size": row["vm_size"] if row else None,
         "spot": cfg.spot,
-        "price_usd_per_hour": vm_price(cfg.vm_size, cfg.spot),
+        "price_usd_per_hour": vm_price(cfg.vm_size, cfg.spot, cfg.region, cfg.price_usd_per_hour),
+        "price_basis": "energy.price_usd_per_hour" if cfg.price_usd_per_hour else ("table" if row else None),
+        "head_vm_size": (cfg.head_vm_size or cfg.vm_size) or None,
+        "head_price_usd_per_hour": vm_price(cfg.head_vm_size or cfg.vm_size, cfg.spot, cfg.region,
+                                            0.0 if cfg.head_vm_size else cfg.price_usd_per_hour),
+        "retired": retired_note(cfg.vm_size) if cfg.vm_size else None,
+        "billed_note": BILLED_NOTE,
+        "co2_method": "location-based (grid average of the region or hour; GHG Protocol Scope 2)",
+        "market_intensity_g_per_kwh": (cfg.market_intensity_g_per_kwh
+                                       if cfg.market_intensity_g_per_kwh >= 0 else None),
         "gpus_per_vm": int(row["gpus_per_vm"]) if row else None,
         "price_region": row["region"] if row else None,
         "price_source": _price_source(row) if row else None,
         "cost_note": None if row else "local machine: cost not applicable",
-        "tables": {name: _table_version(name) for name in (GRID_FILE, PRICE_FILE)},
+        "tables": {name: _table_version(name) for name in (GRID_FILE, PRICE_FILE, VM_CPU_FILE, EMBODIED_FILE)},
         "overrides": overrides,
+    }
+
+
+SCI_FORMULA = "SCI = (E x I + M) / R (ISO/IEC 21031:2024, Software Carbon Intensity)"
+
+
+def carbon_accounting(operational_kg: float | None, energy_j: float | None, pue: float,
+                      market_g_per_kwh: float | None, held: list[tuple[str, float]],
+                      held_out_j: float | None, held_out_n: int, held_out_g_per_kwh: float) -> dict[str, Any]:
+    """A study's carbon as the standards ask: operational CO2 labelled location-based (GHG
+    Protocol Scope 2), a market-based figure where the user gave a factor, embodied emissions of
+    the VMs for the time held (Scope 3, reported beside, never silently summed), and the SCI
+    score per functional unit: the tuned model (the whole study), and 1,000 summaries of the
+    held-out split (its evaluation's energy). `held`: (vm_size, seconds) per node."""
+    parts = [embodied_kg(size, seconds) for size, seconds in held]
+    known = [kg for kg, _ in parts if kg is not None]
+    embodied = sum(known) if known and len(known) == len(parts) else None
+    bases = sorted({basis for _, basis in parts})
+    market = (energy_j / J_PER_KWH * pue * market_g_per_kwh / 1000.0
+              if energy_j is not None and market_g_per_kwh is not None else None)
+    held_total_s = sum(seconds for _, seconds in held) or 1.0
+    per_summary_m = (embodied / held_total_s) if embodied is not None else None  # kg per node-second
+    summaries = None
+    if held_out_j is not None and held_out_n:
+        op = co2_kg(held_out_j, held_out_g_per_kwh, pue)
+        summaries = {"operational_kg": op * 1000 / held_out_n, "functional_unit": "1,000 summaries of the "
+                     "held-out split (its final evaluation's energy, the selected model)",
+                     "embodied_included": per_summary_m is not None}
+    sci_model = None
+    if operational_kg is not None:
+        sci_model = operational_kg + (embodied or 0.0)
+    return {
+        "scope2_method": "location-based (the grid's average intensity; GHG Protocol Scope 2)",
+        "operational_kg": operational_kg,
+        "market_based_kg": market,
+        "market_based_factor_g_per_kwh": market_g_per_kwh,
+        "embodied_kg": embodied,
+        "embodied_basis": bases,
+        "sci": {"formula": SCI_FORMULA, "functional_unit": "one tuned model (this study's whole search)",
+                "kg": sci_model, "embodied_included": embodied is not None,
+                "note": None if embodied is not None else "M (embodied) not available for every node: "
+                        "operational only, a lower bound",
+                "per_1000_summaries": summaries},
     }
 
 
@@ -211,6 +316,13 @@ class HourlyIntensity:
             "first_hour_s": first,
             "last_hour_s": last,
         }
+
+    def filled_hours(self, start_s: float, end_s: float) -> int:
+        """Hours the study spanned that the export lacks: each took the latest hour before it
+        (or the first), a filled value, not a measured one."""
+        covered = set(self.starts_s)
+        first = int(start_s // 3600) * 3600
+        return sum(1 for hour in range(first, int(end_s) + 1, 3600) if float(hour) not in covered)
 
     def at(self, timestamp_s: float, nearest: bool = False) -> float:
         """gCO2e/kWh of the hour holding unix time `timestamp_s`.
@@ -300,11 +412,9 @@ def _grid_row(region: str) -> dict[str, str]:
 
 
 def _vm_row(vm_size: str) -> dict[str, str] | None:
-    size = vm_size.strip()
+    size = _bare_size(vm_size)
     if not size:
         return None
-    if size.lower().startswith("standard_"):
-        size = size[len("standard_") :]
     rows = {row["vm_size"].lower(): row for row in _table(PRICE_FILE)}
     row = rows.get(size.lower())
     if row is None:
@@ -314,6 +424,35 @@ def _vm_row(vm_size: str) -> dict[str, str] | None:
             "(or leave energy.vm_size empty on a local machine)"
         )
     return row
+
+
+def vm_cpu_row(vm_size: str) -> dict[str, str] | None:
+    """The host CPU of an Azure VM size (`azure_vm_cpu.csv`), or None where the table lacks it."""
+    size = _bare_size(vm_size)
+    return {r["vm_size"].lower(): r for r in _table(VM_CPU_FILE)}.get(size.lower()) if size else None
+
+
+def embodied_kg(vm_size: str, held_s: float) -> tuple[float | None, str]:
+    """(kg CO2e, basis) of the manufacturing emissions a VM of `vm_size` accounts for over
+    `held_s` seconds: the host server's embodied total x the VM's share of its vCPUs, amortised
+    linearly over the host's lifespan (Cloud Carbon Footprint's method). (None, why) where the
+    table has no dated row for the size: never a guess."""
+    size = _bare_size(vm_size)
+    if not size:
+        return None, "local machine: not applicable"
+    row = {r["vm_size"].lower(): r for r in _table(EMBODIED_FILE)}.get(size.lower())
+    if row is None:
+        return None, f"no dated row for {size} in {EMBODIED_FILE}: not reported"
+    share = int(row["vcpus"]) / int(row["host_vcpus"])
+    hours = held_s / 3600.0
+    kg = float(row["host_kgco2e"]) * share * hours / (float(row["lifespan_years"]) * HOURS_PER_YEAR)
+    return kg, (f"{row['host_kgco2e']} kg per host x {row['vcpus']}/{row['host_vcpus']} vCPUs over "
+                f"{row['lifespan_years']} years ({row['source']}, {row['source_date']})")
+
+
+def _bare_size(vm_size: str) -> str:
+    size = vm_size.strip()
+    return size[len("standard_"):] if size.lower().startswith("standard_") else size
 
 
 @functools.cache

@@ -107,6 +107,9 @@ def plan_study(args: argparse.Namespace) -> Plan:
     name = args.name or cfg.name or default_name(args.strategy, cfg)
     if not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
         raise ConfigError(f"--name {name!r}: use letters, digits, '-', '_' and '.' only")
+    if footprint.get("retired"):
+        print(f"note: energy.vm_size={cfg.energy.vm_size!r} is {footprint['retired']}: priced from the "
+              "table, but Azure may no longer offer it", file=sys.stderr)
     storage, study_dir = resolve_storage(args.storage, name, args.resume)
     if args.address != "local" and "://" not in storage:
         print(f"note: storage {storage} is a local path; a multi-node study needs it shared (NFS) "
@@ -284,7 +287,7 @@ def run(plan: Plan, keep_ray: bool = False) -> dict[str, Any]:
     from study.budget import BudgetStopper, spend_of_trials
     from study.checkpoints import CheckpointJanitor
     from study.cluster_meter import ClusterMeter
-    from study.footprint import billed_cost_for_nodes, carbon_intensity
+    from study.footprint import BILLED_NOTE, carbon_intensity, price_per_worker_hour
     from study.metadata import read_metadata, write_metadata
     from study.results import ResultsWriter
     from study.strategies import build_tune_plan
@@ -299,9 +302,11 @@ def run(plan: Plan, keep_ray: bool = False) -> dict[str, Any]:
     footprint = plan.footprint
     carbon = carbon_intensity(cfg.energy, started)
     study_path = f"{plan.storage}/{plan.name}"
+    e = cfg.energy
     ctx = StudyContext(
         config=cfg, strategy=plan.strategy, study_name=plan.name, study_path=study_path,
-        carbon=carbon, price_usd_per_device_hour=price_per_device_hour(footprint))
+        carbon=carbon, price_usd_per_device_hour=price_per_worker_hour(
+            e.vm_size, cfg.resources.gpus_per_worker, e.spot, e.region, e.price_usd_per_hour))
     trainable = tune.with_resources(tune.with_parameters(trial_driver, ctx=ctx), trial_resources(cfg))
 
     if plan.resume:
@@ -367,7 +372,8 @@ def run(plan: Plan, keep_ray: bool = False) -> dict[str, Any]:
     print_plan(plan, slots, study_path)
     meter = ClusterMeter(carbon, run_started, cfg.energy.cpu_tdp_w, snapshot=plan.study_dir / schema.CLUSTER_ENERGY_FILE,
                          previous_runs=previous_cluster_runs(plan.study_dir) if plan.resume else [],
-                         billing=node_billing(cfg)).start()
+                         billing=node_billing(cfg), vm_size=cfg.energy.vm_size,
+                         head_vm_size=cfg.energy.head_vm_size).start()
     stopper.cluster = meter.spend  # energy, CO2 and dollar budgets count the whole cluster
     results = tuner.fit()
     fit_finished = time.time()
@@ -384,13 +390,14 @@ def run(plan: Plan, keep_ray: bool = False) -> dict[str, Any]:
         stopped_on_budget=stopper.reason, cluster_energy=cluster,
         budget=budget_record(budget, spend, stopper.reason, slots),
         cost={
-            # billed: every node's VM for the whole study, idle included (this run)
-            "billed_usd": billed_cost_for_nodes(
-                [(cfg.energy.vm_size, node["held_s"]) for node in cluster["nodes"]], cfg.energy.spot),
+            # billed: every node's VM at its own size, for the time this run held it, idle included
+            "billed_usd": cluster["billed_usd"],
             "attributed_usd": sum(attributed) if all(a is not None for a in attributed) and attributed else None,
-            "vm_size": cfg.energy.vm_size or None, "nodes": len(cluster["nodes"]),
-            "note": footprint.get("cost_note") or "billed assumes every node is energy.vm_size"},
+            "vm_size": cfg.energy.vm_size or None, "head_vm_size": (cfg.energy.head_vm_size or cfg.energy.vm_size) or None,
+            "nodes": len(cluster["nodes"]),
+            "note": footprint.get("cost_note") or BILLED_NOTE},
         **(held_out or {}))
+    metadata["carbon"] = study_carbon(cfg, carbon, cluster, metadata.get("test"), run_started, finished)
     write_metadata(plan.study_dir, metadata)
     if not keep_ray:
         ray.shutdown()
@@ -409,13 +416,35 @@ def run(plan: Plan, keep_ray: bool = False) -> dict[str, Any]:
     return summary
 
 
+def study_carbon(cfg: StudyConfig, carbon, cluster: dict[str, Any], test: dict[str, Any] | None,
+                 started: float, finished: float) -> dict[str, Any]:
+    """metadata.json `carbon`: location- and market-based CO2, embodied, SCI, filled hours."""
+    from study.footprint import carbon_accounting
+
+    runs = [cluster, *(cluster.get("previous_runs") or [])]
+    co2 = [r["co2_kg"] for r in runs if r.get("co2_kg") is not None]
+    energy = [r["energy_j"] for r in runs if r.get("energy_j") is not None]
+    held = [(n.get("vm_size") or "", n["held_s"]) for n in cluster["nodes"]]
+    held_out_j = ((test or {}).get("energy") or {}).get("total_j") if (test or {}).get("evaluated") else None
+    e = cfg.energy
+    out = carbon_accounting(sum(co2) if co2 else None, sum(energy) if energy else None, carbon.pue,
+                            e.market_intensity_g_per_kwh if e.market_intensity_g_per_kwh >= 0 else None,
+                            held, held_out_j, (test or {}).get("n", 0), carbon.at(finished))
+    if carbon.hourly is not None:
+        out["filled_hours"] = carbon.hourly.filled_hours(started, finished)
+    return out
+
+
 def node_billing(cfg: StudyConfig):
-    """Dollars billed for [(node id, seconds held), ...]: every node at energy.vm_size."""
+    """Dollars billed for [(vm_size, seconds held), ...], each node at its own size's price in the
+    study's region (energy.price_usd_per_hour overriding energy.vm_size's); None locally."""
     from study.footprint import billed_cost_for_nodes
 
-    if not cfg.energy.vm_size:
+    e = cfg.energy
+    if not e.vm_size and not e.head_vm_size:
         return None
-    return lambda held: billed_cost_for_nodes([(cfg.energy.vm_size, s) for _, s in held], cfg.energy.spot)
+    overrides = {e.vm_size: e.price_usd_per_hour} if e.price_usd_per_hour else {}
+    return lambda held: billed_cost_for_nodes(held, e.spot, e.region, overrides)
 
 
 def budget_record(budget, spend, reason: str | None, slots: int) -> dict[str, Any]:
@@ -489,12 +518,6 @@ def previous_cluster_runs(study_dir: Path) -> list[dict[str, Any]]:
         return []
     last = json.loads(path.read_text())
     return [*last.pop("previous_runs", []), last]
-
-
-def price_per_device_hour(footprint: dict[str, Any]) -> float | None:
-    """Attributed price of one worker-hour: the VM's price shared among its GPUs (None: local)."""
-    price, gpus = footprint.get("price_usd_per_hour"), footprint.get("gpus_per_vm")
-    return price / gpus if price is not None and gpus else None
 
 
 def describe_trials(n: StrategyNumbers) -> str:

@@ -95,6 +95,11 @@ ENERGY_TOTAL_J = "energy_total_j"
 ENERGY_GPU_SOURCE = "energy_gpu_source"
 ENERGY_CPU_SOURCE = "energy_cpu_source"
 ENERGY_RAM_SOURCE = "energy_ram_source"
+# measured share of the device-windows behind each part (1 = every read succeeded; None: none
+# attempted, e.g. no GPU); below 1 the part's source is `partial`, a lower bound
+ENERGY_GPU_COVERAGE = "energy_gpu_coverage"
+ENERGY_CPU_COVERAGE = "energy_cpu_coverage"
+ENERGY_RAM_COVERAGE = "energy_ram_coverage"
 DEVICE_S = "device_s"  # worker-seconds (GPU-seconds on a GPU cluster)
 CO2_KG = "co2_kg"  # each report interval's energy x PUE x the grid intensity of its moment, summed
 INTENSITY_G_PER_KWH = "intensity_g_per_kwh"  # the grid intensity applied to this report's interval
@@ -112,4 +117,9 @@ N_REPORTS = "n_reports"
 BEST_PREFIX = "best_"  # best_rougeL, ...
 FINAL_PREFIX = "final_"  # final_rougeL, ...
 
-ENERGY_SOURCES = ("counter", "power_integral", "estimated")
+# How an energy figure was obtained, strongest first: a sum is as good as its weakest part.
+# counter: NVML's cumulative energy / RAPL; power_integral: sampled power, integrated;
+# shared_device: a counter of a device other work shares too (a MIG slice reads its whole GPU);
+# estimated: a stated model (TDP share, per-GiB RAM); partial: some attempted reads failed, so
+# the sum is a lower bound (its `*_coverage` says how much was measured).
+ENERGY_SOURCES = ("counter", "power_integral", "shared_device", "estimated", "partial")

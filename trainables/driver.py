@@ -130,6 +130,8 @@ class TrialTotals:
     flops: float = 0.0
     energy_j: dict[str, float | None] = field(default_factory=lambda: dict.fromkeys(ENERGY_PARTS))
     energy_source: dict[str, str | None] = field(default_factory=lambda: dict.fromkeys(ENERGY_PARTS))
+    # (measured, attempted) device-windows per part: how much of each figure was measured
+    energy_coverage: dict[str, list[int]] = field(default_factory=lambda: {p: [0, 0] for p in ENERGY_PARTS})
     co2_kg: float | None = None  # each interval's energy at the intensity of its moment, summed
 
     def add(self, report: WorkerReport, carbon: CarbonIntensity, now_s: float) -> None:
@@ -142,10 +144,15 @@ class TrialTotals:
         self.flops += report.flops
         for part in ENERGY_PARTS:
             value = getattr(report.energy, f"{part}_j")
+            measured, attempted = getattr(report.energy, f"{part}_coverage")
+            covered = self.energy_coverage.setdefault(part, [0, 0])
+            covered[0], covered[1] = covered[0] + measured, covered[1] + attempted
             if value is not None:
                 self.energy_j[part] = (self.energy_j[part] or 0.0) + value
                 self.energy_source[part] = weakest(self.energy_source[part],
                                                    getattr(report.energy, f"{part}_source"))
+            if covered[0] < covered[1] and self.energy_source[part] is not None:
+                self.energy_source[part] = "partial"  # some reads failed: a lower bound
         if report.energy.total_j is not None:
             self.co2_kg = (self.co2_kg or 0.0) + carbon.co2_kg(report.energy.total_j, now_s)
 
@@ -213,6 +220,8 @@ def tune_metrics(report: WorkerReport, totals: TrialTotals, ctx: StudyContext, s
     for part in ENERGY_PARTS:
         metrics[f"energy_{part}_j"] = totals.energy_j[part]
         metrics[f"energy_{part}_source"] = totals.energy_source[part]
+        measured, attempted = totals.energy_coverage.get(part, (0, 0))
+        metrics[f"energy_{part}_coverage"] = measured / attempted if attempted else None
     return metrics
 
 

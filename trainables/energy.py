@@ -40,7 +40,7 @@ import re
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import ModuleType
@@ -48,6 +48,7 @@ from typing import Any
 
 import psutil
 
+from study.footprint import ESTIMATE_BAND, ESTIMATE_BAND_SOURCE, energy_band_j  # noqa: F401 (re-exported)
 from study.schema import ENERGY_SOURCES
 
 # Weakest last: the source of a sum is the weakest source among its parts.
@@ -62,15 +63,23 @@ ENERGY_PARTS = ("gpu", "cpu", "ram")  # what every meter reports, each in joules
 
 @dataclass(frozen=True)
 class Measurement:
-    """Energy of one window (or a sum of windows), in joules; None where nothing was measured."""
+    """Energy of one window (or a sum of windows), in joules; None where nothing was measured.
+
+    `<part>_coverage` is (measured, attempted) device-windows: how many of the device reads this
+    figure needed succeeded. A sum whose part was only partly measured (some attempted reads
+    failed) carries the source `partial` and its coverage below 1; it is a lower bound.
+    """
 
     duration_s: float
     gpu_j: float | None = None
     cpu_j: float | None = None
     ram_j: float | None = None
-    gpu_source: str | None = None  # counter | power_integral | estimated | None
+    gpu_source: str | None = None  # counter | power_integral | shared_device | estimated | partial
     cpu_source: str | None = None
     ram_source: str | None = None
+    gpu_coverage: tuple[int, int] = (0, 0)
+    cpu_coverage: tuple[int, int] = (0, 0)
+    ram_coverage: tuple[int, int] = (0, 0)
 
     def __post_init__(self) -> None:
         for part in ENERGY_PARTS:
@@ -80,12 +89,18 @@ class Measurement:
                     f"{part}_j={value!r} with {part}_source={source!r}: a value needs "
                     f"one of {ENERGY_SOURCES}, and None needs None"
                 )
+            object.__setattr__(self, f"{part}_coverage", tuple(getattr(self, f"{part}_coverage")))
 
     @property
     def total_j(self) -> float | None:
         """Sum of the parts that were measured; None if none was."""
         parts = [p for p in (self.gpu_j, self.cpu_j, self.ram_j) if p is not None]
         return sum(parts) if parts else None
+
+    def coverage(self, part: str) -> float | None:
+        """Measured share of the attempted device-windows of `part` (None: none attempted)."""
+        measured, attempted = getattr(self, f"{part}_coverage")
+        return measured / attempted if attempted else None
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "total_j": self.total_j}
@@ -95,19 +110,21 @@ def sum_measurements(items: Iterable[Measurement]) -> Measurement:
     """Add measurements of several workers and segments part by part.
 
     `duration_s` adds up to worker-seconds. A part's source is the weakest among the inputs that
-    have the part (counter < power_integral < estimated). A part missing in some inputs is the sum
-    of those that have it (a CPU-only worker adds no GPU energy; a window whose NVML read failed was
-    warned about when it ended); a part missing in every input stays None.
+    have the part (counter < power_integral < shared_device < estimated < partial); a part whose
+    attempted reads did not all succeed becomes `partial` (a lower bound, with its coverage). A
+    part nobody attempted (a CPU-only worker adds no GPU energy) is simply absent; a part missing
+    in every input stays None.
     """
     items = list(items)
     fields: dict[str, Any] = {"duration_s": sum(m.duration_s for m in items)}
     for part in ENERGY_PARTS:
+        coverage = tuple(sum(getattr(m, f"{part}_coverage")[i] for m in items) for i in (0, 1))
+        fields[f"{part}_coverage"] = coverage
         have = [m for m in items if getattr(m, f"{part}_j") is not None]
         if have:
             fields[f"{part}_j"] = sum(getattr(m, f"{part}_j") for m in have)
-            fields[f"{part}_source"] = max(
-                (getattr(m, f"{part}_source") for m in have), key=SOURCE_RANK.__getitem__
-            )
+            source = max((getattr(m, f"{part}_source") for m in have), key=SOURCE_RANK.__getitem__)
+            fields[f"{part}_source"] = "partial" if coverage[0] < coverage[1] else source
     return Measurement(**fields)
 
 
@@ -136,26 +153,29 @@ class _Start:
     t_s: float
     cpu_s: float
     rss_bytes: int
-    gpu: Any
+    gpu: list[Any]  # one start reading per GPU backend
     rapl: tuple[tuple[int, ...], float] | None
 
 
 class EnergyMeter:
-    """Meters this worker's GPU (by NVML UUID), its CPU-time share and its RAM, per named window.
+    """Meters this worker's GPUs (by NVML UUID), its CPU-time share and its RAM, per named window.
 
-    >>> meter = EnergyMeter(gpu_uuid=cuda_device_uuid(torch.cuda.current_device()),
+    >>> meter = EnergyMeter(gpu_uuids=[cuda_device_uuid(i) for i in range(torch.cuda.device_count())],
     ...                     sync=torch.cuda.synchronize)
     >>> with meter.measure("segment") as window:
     ...     train()
     >>> window.measurement.gpu_j
 
-    `gpu_uuid=None` meters no GPU (gpu_j None). A UUID that NVML does not know raises ValueError;
-    NVML being absent or failing to start gives gpu_j None with a warning. `cpu_tdp_w` (W) is the
-    package power of the CPUs this OS sees, for the estimate (0 = table or default). `sync` runs at
-    both ends of every window (pass `torch.cuda.synchronize` so queued kernels land in the window).
-    `clock`, `cpu_time` (process CPU seconds), `rss_bytes` and `nvml` (the `pynvml` module) are
-    replaceable for tests. `sample_interval_s` is the power-sampling period of pre-Volta GPUs, in
-    [0.01, 0.1] s, or 0 for no thread (samples only at window ends and on `sample_gpu_power()`).
+    `gpu_uuids` names every GPU this worker holds (empty: meters no GPU, gpu_j None); `gpu_uuid`
+    is the one-GPU shorthand. A UUID that NVML does not know raises ValueError; NVML being absent
+    or failing to start gives gpu_j None with a warning. A MIG slice (`MIG-...`) is metered by its
+    parent GPU's counter, labelled `shared_device`: NVML has no counter per slice, so the figure
+    is the whole GPU's, other slices' work included. The CPU estimate (no RAPL) follows
+    `cpu_power_model(cpu_tdp_w, vm_size)`. `sync` runs at both ends of every window (pass
+    `torch.cuda.synchronize` so queued kernels land in the window). `clock`, `cpu_time` (process
+    CPU seconds), `rss_bytes` and `nvml` (the `pynvml` module) are replaceable for tests.
+    `sample_interval_s` is the power-sampling period of pre-Volta GPUs, in [0.01, 0.1] s, or 0
+    for no thread (samples only at window ends and on `sample_gpu_power()`).
     """
 
     def __init__(
@@ -164,6 +184,8 @@ class EnergyMeter:
         cpu_tdp_w: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
         *,
+        gpu_uuids: Sequence[str] = (),
+        vm_size: str = "",
         cpu_time: Callable[[], float] = time.process_time,
         rss_bytes: Callable[[], int] | None = None,
         sync: Callable[[], None] | None = None,
@@ -172,18 +194,18 @@ class EnergyMeter:
     ) -> None:
         if not (sample_interval_s == 0 or 0.01 <= sample_interval_s <= 0.1):
             raise ValueError(f"sample_interval_s={sample_interval_s!r}: use 0.01 to 0.1 s (or 0)")
-        self.gpu_uuid = gpu_uuid
+        self.gpu_uuids = list(gpu_uuids) or ([gpu_uuid] if gpu_uuid else [])
         self._clock, self._cpu_time, self._sync = clock, cpu_time, sync
         self._rss = rss_bytes or _process_rss_bytes(psutil.Process())
-        self._gpu = _open_gpu(gpu_uuid, nvml, clock, sample_interval_s)
+        self._gpus = _open_gpus(self.gpu_uuids, nvml, clock, sample_interval_s)
         self._rapl = _Rapl.open(POWERCAP_DIR)
-        self.cpu_package_w, self.cpu_power_model = cpu_package_power_w(cpu_tdp_w)
-        self._logical_cpus = os.cpu_count() or 1
+        self.cpu_model = cpu_power_model(cpu_tdp_w, vm_size)
         self._open: dict[str, _Start] = {}
 
     @property
     def gpu_source(self) -> str | None:
-        return self._gpu.source if self._gpu else None
+        sources = [g.source for g in self._gpus if g is not None]
+        return max(sources, key=SOURCE_RANK.__getitem__) if sources else None
 
     @property
     def cpu_source(self) -> str:
@@ -192,12 +214,10 @@ class EnergyMeter:
     def describe(self) -> dict[str, Any]:
         """The meter's methods and constants, for a study's metadata."""
         return {
-            "gpu_uuid": self.gpu_uuid,
+            "gpu_uuids": self.gpu_uuids,
             "gpu_source": self.gpu_source,
             "cpu_source": self.cpu_source,
-            "cpu_package_w": self.cpu_package_w,
-            "cpu_power_model": self.cpu_power_model,
-            "logical_cpus": self._logical_cpus,
+            "cpu_model": self.cpu_model.to_dict(),
             "ram_source": "estimated",
             "ram_w_per_gib": RAM_W_PER_GIB,
         }
@@ -208,10 +228,11 @@ class EnergyMeter:
             raise ValueError(f"window {name!r} is already open; end it first or use another name")
         if self._sync:
             self._sync()
-        # The GPU backend reads the clock itself, so its samples and the window share timestamps.
-        t_s, gpu = self._gpu.begin() if self._gpu else (self._clock(), None)
+        # GPU backends read the clock themselves, so samples and the window share timestamps.
+        starts = [g.begin() if g else (self._clock(), None) for g in self._gpus]
+        t_s = starts[0][0] if starts else self._clock()
         rapl = self._rapl.read() if self._rapl else None
-        self._open[name] = _Start(t_s, self._cpu_time(), self._rss(), gpu, rapl)
+        self._open[name] = _Start(t_s, self._cpu_time(), self._rss(), [b for _, b in starts], rapl)
 
     def end_window(self, name: str) -> Measurement:
         """Close window `name` and return what it used, in joules."""
@@ -220,22 +241,28 @@ class EnergyMeter:
         if self._sync:
             self._sync()
         start = self._open.pop(name)
-        t_s, gpu_j = self._gpu.end(start.gpu) if self._gpu else (self._clock(), None)
+        ends = [g.end(b) if g else (self._clock(), None) for g, b in zip(self._gpus, start.gpu, strict=True)]
+        t_s = ends[0][0] if ends else self._clock()
         cpu_s, rss = self._cpu_time(), self._rss()
         duration_s, used_cpu_s = t_s - start.t_s, max(0.0, cpu_s - start.cpu_s)
         fields: dict[str, Any] = {"duration_s": duration_s}
-        if self._gpu:
-            if gpu_j is None:
+        if self._gpus:
+            measured = [(j, g.source) for (_, j), g in zip(ends, self._gpus, strict=True)
+                        if g is not None and j is not None]
+            fields["gpu_coverage"] = (len(measured), len(self._gpus))
+            if len(measured) < len(self._gpus):
+                errors = "; ".join(g.error for g in self._gpus if g is not None and g.error) or "NVML unavailable"
                 warnings.warn(
-                    f"energy window {name!r}: GPU energy unknown ({self._gpu.error}); "
-                    "reported as None, not 0",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
-            else:
-                fields.update(gpu_j=gpu_j, gpu_source=self._gpu.source)
+                    f"energy window {name!r}: GPU energy of {len(self._gpus) - len(measured)} of "
+                    f"{len(self._gpus)} devices unknown ({errors}); reported as None or partial, not 0",
+                    RuntimeWarning, stacklevel=2)
+            if measured:
+                source = max((src for _, src in measured), key=SOURCE_RANK.__getitem__)
+                fields.update(gpu_j=sum(j for j, _ in measured),
+                              gpu_source=source if len(measured) == len(self._gpus) else "partial")
         if self._rapl:
             cpu_j = self._rapl.attributed_j(start.rapl, used_cpu_s)
+            fields["cpu_coverage"] = (int(cpu_j is not None), 1)
             if cpu_j is None:
                 warnings.warn(
                     f"energy window {name!r}: RAPL read failed ({self._rapl.error}); "
@@ -246,13 +273,15 @@ class EnergyMeter:
             else:
                 fields.update(cpu_j=cpu_j, cpu_source="counter")
         else:
-            fields.update(
-                cpu_j=self.cpu_package_w * used_cpu_s / self._logical_cpus, cpu_source="estimated"
-            )
+            fields.update(cpu_j=self.cpu_model.w_per_thread * used_cpu_s, cpu_source="estimated",
+                          cpu_coverage=(1, 1))
         mean_rss_gib = (start.rss_bytes + rss) / 2 / GIB
-        fields.update(ram_j=RAM_W_PER_GIB * mean_rss_gib * duration_s, ram_source="estimated")
-        if self._gpu and not self._open:
-            self._gpu.idle()
+        fields.update(ram_j=RAM_W_PER_GIB * mean_rss_gib * duration_s, ram_source="estimated",
+                      ram_coverage=(1, 1))
+        if not self._open:
+            for g in self._gpus:
+                if g is not None:
+                    g.idle()
         return Measurement(**fields)
 
     @contextlib.contextmanager
@@ -267,14 +296,19 @@ class EnergyMeter:
 
     def sample_gpu_power(self) -> None:
         """Take one power sample now (power_integral only; the thread calls this by itself)."""
-        if isinstance(self._gpu, _PowerIntegral):
-            self._gpu.sample()
+        for g in self._gpus:
+            if isinstance(g, _PowerIntegral):
+                g.sample()
 
     def close(self) -> None:
-        """Stop the sampling thread, if any, and release NVML."""
-        if self._gpu:
-            self._gpu.close()
-            self._gpu = None
+        """Stop the sampling threads, if any, and release NVML."""
+        opened = [g for g in self._gpus if g is not None]
+        for g in opened:
+            g.close()
+        if opened:
+            with contextlib.suppress(Exception):
+                opened[0]._nvml.nvmlShutdown()
+        self._gpus = [None] * len(self._gpus)
 
 
 def _process_rss_bytes(process: psutil.Process) -> Callable[[], int]:
@@ -285,11 +319,47 @@ def _process_rss_bytes(process: psutil.Process) -> Callable[[], int]:
 # GPU: NVML counter, or integrated power on GPUs without the counter
 
 
-def _open_gpu(
-    uuid: str | None, nvml: ModuleType | None, clock: Callable[[], float], interval_s: float
-) -> _Counter | _PowerIntegral | None:
-    if uuid is None:
-        return None
+class GpuReader:
+    """Cumulative energy of every GPU of a machine since the reader was made, per NVML UUID: the
+    whole-node view of the cluster meter (the same backends as `EnergyMeter`: counter, or
+    integrated power sampled by a thread while the reader lives)."""
+
+    def __init__(self, uuids: Sequence[str], backends: Sequence[Any], clock: Callable[[], float]):
+        self.uuids, self._backends = list(uuids), list(backends)
+        self._starts = [b.begin()[1] if b is not None else None for b in self._backends]
+
+    @classmethod
+    def all_devices(cls, nvml: ModuleType | None = None, clock: Callable[[], float] = time.monotonic,
+                    sample_interval_s: float = 0.05) -> GpuReader:
+        """Every GPU NVML lists here (none, or no NVML: a reader of nothing)."""
+        try:
+            nvml = nvml or importlib.import_module("pynvml")
+            nvml.nvmlInit()
+            uuids = [nvml.nvmlDeviceGetUUID(nvml.nvmlDeviceGetHandleByIndex(i))
+                     for i in range(nvml.nvmlDeviceGetCount())]
+        except Exception:  # noqa: BLE001 - no NVML, no driver, no GPU: nothing to read
+            return cls([], [], clock)
+        uuids = [u.decode() if isinstance(u, bytes) else u for u in uuids]
+        return cls(uuids, [_open_gpu(u, nvml, clock, sample_interval_s) for u in uuids], clock)
+
+    @property
+    def source(self) -> str | None:
+        sources = [b.source for b in self._backends if b is not None]
+        return max(sources, key=SOURCE_RANK.__getitem__) if sources else None
+
+    def cumulative_j(self) -> dict[str, float | None]:
+        """Joules per GPU since the reader was made; None for a GPU whose read failed now."""
+        out: dict[str, float | None] = {}
+        for uuid, backend, start in zip(self.uuids, self._backends, self._starts, strict=True):
+            out[uuid] = backend.end(start)[1] if backend is not None and start is not None else None
+        return out
+
+
+def _open_gpus(uuids: Sequence[str], nvml: ModuleType | None, clock: Callable[[], float],
+               interval_s: float) -> list[_Counter | _PowerIntegral | None]:
+    """One backend per GPU (None where NVML cannot read it); empty without GPUs."""
+    if not uuids:
+        return []
     if nvml is None:
         try:
             nvml = importlib.import_module("pynvml")
@@ -299,14 +369,19 @@ def _open_gpu(
                 RuntimeWarning,
                 stacklevel=3,
             )
-            return None
+            return [None] * len(uuids)
     try:
         nvml.nvmlInit()
     except nvml.NVMLError as e:
         warnings.warn(
             f"NVML did not start ({e}); GPU energy will be None", RuntimeWarning, stacklevel=3
         )
-        return None
+        return [None] * len(uuids)
+    return [_open_gpu(uuid, nvml, clock, interval_s) for uuid in uuids]
+
+
+def _open_gpu(uuid: str, nvml: ModuleType, clock: Callable[[], float],
+              interval_s: float) -> _Counter | _PowerIntegral | None:
     try:
         handle = nvml.nvmlDeviceGetHandleByUUID(uuid)
     except nvml.NVMLError as e:
@@ -322,20 +397,28 @@ def _open_gpu(
             f"{known}. Pass cuda_device_uuid(torch.cuda.current_device()) from "
             "inside the worker, or None to meter no GPU"
         ) from e
+    shared = uuid.startswith("MIG-")
+    if shared:  # a MIG slice has no counter of its own: its parent GPU's is the only one
+        handle = nvml.nvmlDeviceGetDeviceHandleFromMigDeviceHandle(handle)
     try:
         nvml.nvmlDeviceGetTotalEnergyConsumption(handle)
-        return _Counter(nvml, handle, clock)
+        counter = _Counter(nvml, handle, clock)
+        if shared:
+            counter.source = "shared_device"
+        return counter
     except nvml.NVMLError_NotSupported:
         pass  # pre-Volta: integrate power instead
     except nvml.NVMLError as e:
-        nvml.nvmlShutdown()
         warnings.warn(
-            f"NVML energy counter unreadable ({e}); GPU energy will be None",
+            f"NVML energy counter of {uuid} unreadable ({e}); its GPU energy will be None",
             RuntimeWarning,
             stacklevel=3,
         )
         return None
-    return _PowerIntegral(nvml, handle, clock, interval_s)
+    integral = _PowerIntegral(nvml, handle, clock, interval_s)
+    if shared:
+        integral.source = "shared_device"
+    return integral
 
 
 class _Counter:
@@ -367,7 +450,7 @@ class _Counter:
         pass
 
     def close(self) -> None:
-        self._nvml.nvmlShutdown()
+        pass  # the meter shuts NVML down once for all its devices
 
 
 class _PowerIntegral:
@@ -426,7 +509,6 @@ class _PowerIntegral:
 
     def close(self) -> None:
         self.idle()
-        self._nvml.nvmlShutdown()
 
     def _run(self) -> None:
         while not self._stop.wait(self._interval_s):
@@ -463,7 +545,7 @@ class _Rapl:
 
     def read(self) -> tuple[tuple[int, ...], float] | None:
         try:
-            return tuple(int(path.read_text()) for path, _ in self._zones), _machine_busy_cpu_s()
+            return tuple(int(path.read_text()) for path, _ in self._zones), machine_busy_cpu_s()
         except (OSError, ValueError) as e:
             self.error = str(e)
             return None
@@ -482,26 +564,64 @@ class _Rapl:
         return package_uj / 1e6 * share
 
 
-def _machine_busy_cpu_s() -> float:
+def machine_busy_cpu_s() -> float:
     """CPU seconds the whole machine spent busy (all logical CPUs), from /proc/stat via psutil."""
     t = psutil.cpu_times()
     return sum(getattr(t, f, 0.0) for f in ("user", "nice", "system", "irq", "softirq"))
 
 
-def cpu_package_power_w(cpu_tdp_w: float = 0.0) -> tuple[float, str]:
-    """(package power in W, where it came from) for the CPU estimate; see the module docstring."""
+@dataclass(frozen=True)
+class CpuPowerModel:
+    """Watts per busy logical CPU for the CPU estimate (no RAPL), and where the figure comes from.
+
+    estimated cpu_j = w_per_thread x CPU-seconds (a CPU-second is one logical CPU busy for 1 s).
+    """
+
+    w_per_thread: float
+    basis: str  # vm_share | energy.cpu_tdp_w | package_share | per_thread_fallback
+    description: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "band": ESTIMATE_BAND}
+
+
+def cpu_power_model(cpu_tdp_w: float = 0.0, vm_size: str = "") -> CpuPowerModel:
+    """The CPU estimate's watts per busy thread, best first:
+
+    1. `energy.cpu_tdp_w`: the user's package power for the CPUs this OS sees, / its logical CPUs;
+    2. a cloud VM of a known size (`study/data/azure_vm_cpu.csv`): the host package's TDP / the
+       host's threads; a VM owns only its vCPUs' share of the package (TDP / the VM's own
+       vCPUs would charge it for the whole package, 5-8x too much on Azure's sizes);
+    3. bare metal (no hypervisor) whose CPU model is in CodeCarbon's table: TDP / logical CPUs;
+    4. CodeCarbon's per-thread fallback, 4 W per logical CPU (any other VM or unknown CPU).
+    """
+    from study.footprint import vm_cpu_row
+
+    threads = os.cpu_count() or 1
     if cpu_tdp_w > 0:
-        return float(cpu_tdp_w), "energy.cpu_tdp_w"
+        return CpuPowerModel(cpu_tdp_w / threads, "energy.cpu_tdp_w",
+                             f"energy.cpu_tdp_w={cpu_tdp_w:g} W / {threads} logical CPUs")
+    row = vm_cpu_row(vm_size) if vm_size else None
+    if row is not None:
+        tdp, host_threads = float(row["host_tdp_w"]), int(row["host_threads"])
+        return CpuPowerModel(tdp / host_threads, "vm_share",
+                             f"{row['vm_size']}: {row['host_cpu']} {tdp:g} W / {host_threads} host threads "
+                             f"({row['source']}, {row['source_date']})")
     model = cpu_model_name()
-    tdp_w = codecarbon_tdp_w(model) if model else None
+    tdp_w = codecarbon_tdp_w(model) if model and not running_on_hypervisor() else None
     if tdp_w:
-        return tdp_w, f"CodeCarbon cpu_power.csv TDP for {model!r}"
-    n = os.cpu_count() or 1
-    return (
-        DEFAULT_W_PER_LOGICAL_CPU * n,
-        f"default {DEFAULT_W_PER_LOGICAL_CPU:g} W per logical CPU x {n} (CodeCarbon's fallback)"
-        f"; {model or 'this CPU'!r} is not in its table",
-    )
+        return CpuPowerModel(tdp_w / threads, "package_share",
+                             f"CodeCarbon cpu_power.csv TDP for {model!r}: {tdp_w:g} W / {threads} logical CPUs")
+    why = "a VM of a size without a host row" if running_on_hypervisor() else f"{model or 'this CPU'!r} not in its table"
+    return CpuPowerModel(DEFAULT_W_PER_LOGICAL_CPU, "per_thread_fallback",
+                         f"CodeCarbon's fallback, {DEFAULT_W_PER_LOGICAL_CPU:g} W per logical CPU ({why})")
+
+
+def running_on_hypervisor() -> bool:
+    """Whether this OS runs in a VM (the `hypervisor` CPU flag), where TDP / visible CPUs is wrong."""
+    with contextlib.suppress(OSError):
+        return " hypervisor" in Path("/proc/cpuinfo").read_text()
+    return False
 
 
 def cpu_model_name() -> str:

@@ -48,8 +48,8 @@ def evaluate_checkpoint(cfg: StudyConfig, checkpoint_location: str, split: str, 
 
     torch.set_num_threads(max(1, threads))
     device = torch.device("cuda", 0) if torch.cuda.is_available() else torch.device("cpu")
-    meter = EnergyMeter(gpu_uuid=cuda_device_uuid(0) if device.type == "cuda" else None,
-                        cpu_tdp_w=cfg.energy.cpu_tdp_w,
+    meter = EnergyMeter(gpu_uuids=[cuda_device_uuid(0)] if device.type == "cuda" else (),
+                        cpu_tdp_w=cfg.energy.cpu_tdp_w, vm_size=cfg.energy.vm_size,
                         sync=torch.cuda.synchronize if device.type == "cuda" else None)
     started = time.perf_counter()
     meter.begin_window("held_out")

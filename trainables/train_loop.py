@@ -165,8 +165,10 @@ def run_worker(cfg: StudyConfig, params: dict[str, Any], trial_seed: int, sessio
     max_reports = train_cfg.epochs * train_cfg.evals_per_epoch
     batches_per_report = max(1, batches_per_epoch // train_cfg.evals_per_epoch)
     sync = torch.cuda.synchronize if device.type == "cuda" else None
-    meter = EnergyMeter(gpu_uuid=cuda_device_uuid(device.index) if device.type == "cuda" else None,
-                        cpu_tdp_w=cfg.energy.cpu_tdp_w, sync=sync)
+    # every GPU this worker holds, each once (workers hold whole GPUs: resources.gpus_per_worker)
+    gpu_uuids = [u for d in session.devices if d.type == "cuda" and (u := cuda_device_uuid(d.index))]
+    meter = EnergyMeter(gpu_uuids=gpu_uuids,
+                        cpu_tdp_w=cfg.energy.cpu_tdp_w, vm_size=cfg.energy.vm_size, sync=sync)
     pad_id = tokenizer.pad_token_id
     padding = batching.padding_fraction(source_lengths, epoch_batches(0, train_cfg.batch_size))
     metric, mode = cfg.search.metric, cfg.search.mode

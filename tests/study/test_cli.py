@@ -37,6 +37,11 @@ def test_dry_run_prints_the_derived_plan(tmp_path, capsys):
     (["pbt", "--set", "data.dataset=/nonexistent.jsonl"], "data.dataset"),
     (["pbt", "--set", "search.space=nope"], "search.space='nope': no such space"),
     (["pbt", "--set", "resources.workers_per_trial=64"], "resources.workers_per_trial=64"),
+    (["pbt", "--set", "resources.gpus_per_worker=0.5"], "resources.gpus_per_worker=0.5: must be 0 or a whole number"),
+    (["random", "--set", "budget.cost_usd=5"], "budget.cost_usd=5: a local machine has no price"),
+    (["grid", "--set", "budget.trial_epochs=8", "--set", "budget.energy_kwh=1"], "set one budget, not 2"),
+    (["grid", "--set", "energy.vm_size=NC24ads_A100_v4", "--set", "energy.region=westeurope"],
+     "prices it only in eastus"),
     (["grid", "--set", "budget.trial_epochs=1"], "budget.trial_epochs=1: less than one trial"),
 ])
 def test_bad_input_exits_2_with_one_clear_line_and_no_ray(args, needle, tmp_path, capsys):

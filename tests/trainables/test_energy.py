@@ -167,7 +167,7 @@ def test_counter_failing_mid_run_reports_none_then_recovers():
     meter.begin_window("a")
     gpu.energy_mj, gpu.failing = 40_000, True
     clock.t += 1.0
-    with pytest.warns(RuntimeWarning, match="GPU energy unknown.*GPU is lost"):
+    with pytest.warns(RuntimeWarning, match="GPU energy of 1 of 1 devices unknown.*GPU is lost"):
         m = meter.end_window("a")
     assert m.gpu_j is None and m.gpu_source is None
     assert m.total_j == m.cpu_j + m.ram_j  # the other parts still count
@@ -217,7 +217,7 @@ def test_cpu_estimate_on_this_machine_is_proportional_to_cpu_time():
     """The real CPU estimate here (no RAPL on this machine): burn CPU, no sleeping."""
     meter = EnergyMeter(cpu_tdp_w=0.0)
     assert meter.cpu_source == "estimated"
-    per_cpu_s = meter.cpu_package_w / os.cpu_count()
+    per_cpu_s = meter.cpu_model.w_per_thread
     results = []
     for burn_s in (0.1, 0.3):
         cpu0 = time.process_time()
@@ -239,16 +239,16 @@ def _burn_cpu(seconds: float) -> None:
 
 
 def test_cpu_and_ram_estimate_models():
-    """Fake clocks: cpu_j = tdp x cpu_s / logical CPUs; ram_j = 3/8 W per GiB x mean RSS x s."""
+    """Fake clocks: cpu_j = tdp / logical CPUs x cpu_s; ram_j = 3/8 W per GiB x mean RSS x s."""
     clock, cpu = FakeClock(), FakeClock()
     rss = iter([6 * GIB, 10 * GIB])
     meter = EnergyMeter(cpu_tdp_w=64.0, clock=clock, cpu_time=cpu, rss_bytes=lambda: next(rss))
-    assert meter.cpu_power_model == "energy.cpu_tdp_w"
+    assert meter.cpu_model.basis == "energy.cpu_tdp_w"
     meter.begin_window("w")
     clock.t += 10.0
     cpu.t += 4.0
     m = meter.end_window("w")
-    assert m.cpu_j == 64.0 * 4.0 / os.cpu_count()
+    assert m.cpu_j == pytest.approx(64.0 / os.cpu_count() * 4.0)
     assert m.ram_j == 0.375 * 8 * 10.0  # 30 J
     assert m.gpu_j is None and m.total_j == m.cpu_j + m.ram_j
 
@@ -263,7 +263,7 @@ def test_rapl_counter_with_wraparound_attributed_by_cpu_share(tmp_path, monkeypa
     (tmp_path / "intel-rapl:0:0").mkdir()  # a sub-zone: ignored
     busy = iter([1000.0, 1008.0])
     monkeypatch.setattr(energy, "POWERCAP_DIR", tmp_path)
-    monkeypatch.setattr(energy, "_machine_busy_cpu_s", lambda: next(busy))
+    monkeypatch.setattr(energy, "machine_busy_cpu_s", lambda: next(busy))
     clock, cpu = FakeClock(), FakeClock()
     meter = EnergyMeter(clock=clock, cpu_time=cpu, rss_bytes=lambda: 0)
     assert meter.cpu_source == "counter"
@@ -310,11 +310,88 @@ def test_measurement_rejects_values_without_sources():
         Measurement(1.0, cpu_j=1.0, cpu_source="guess")
 
 
-def test_cpu_package_power_falls_back_to_codecarbon_table_or_default(monkeypatch):
+def test_cpu_estimate_takes_the_vms_share_of_its_host_package(monkeypatch):
+    """The two Azure sizes of issue 13, by hand: watts per busy thread = host TDP / host threads
+    (not TDP / the VM's own vCPUs, which charged a D8s_v5 the whole package)."""
+    d8 = energy.cpu_power_model(vm_size="Standard_D8s_v5")  # Xeon Platinum 8370C, 270 W, 64 threads
+    assert d8.basis == "vm_share" and d8.w_per_thread == pytest.approx(4.21875)
+    assert "8370C" in d8.description and "Green Software Foundation" in d8.description
+    a100 = energy.cpu_power_model(vm_size="NC24ads_A100_v4")  # EPYC 7V13, 240 W, 128 threads
+    assert a100.w_per_thread == pytest.approx(1.875)
+    # one CPU-hour on the NC24ads_A100_v4: 1.875 Wh, not 240 W / 24 vCPUs = 10 Wh
+    clock, cpu = FakeClock(), FakeClock()
+    meter = EnergyMeter(vm_size="NC24ads_A100_v4", clock=clock, cpu_time=cpu, rss_bytes=lambda: 0)
+    meter.begin_window("w")
+    cpu.t += 3600.0
+    assert meter.end_window("w").cpu_j == pytest.approx(1.875 * 3600)
+
+
+def test_cpu_estimate_without_a_size_row(monkeypatch):
     assert energy.codecarbon_tdp_w("Intel(R) Xeon(R) Platinum 8272CL CPU @ 2.60GHz") == 195.0
     assert energy.codecarbon_tdp_w("AMD EPYC 7763 64-Core Processor") == 280.0
     assert energy.codecarbon_tdp_w("AMD EPYC") is None  # not one model: no guess from the table
-    monkeypatch.setattr(energy, "cpu_model_name", lambda: "AMD EPYC")
     monkeypatch.setattr(os, "cpu_count", lambda: 16)
-    watts, how = energy.cpu_package_power_w(0.0)
-    assert watts == 64.0 and "4 W per logical CPU" in how
+    # a VM of a size the table lacks: TDP / visible CPUs would be wrong, so the per-thread fallback
+    monkeypatch.setattr(energy, "running_on_hypervisor", lambda: True)
+    monkeypatch.setattr(energy, "cpu_model_name", lambda: "AMD EPYC 7763 64-Core Processor")
+    vm = energy.cpu_power_model(vm_size="NC40ads_H100_v5")
+    assert vm.basis == "per_thread_fallback" and vm.w_per_thread == 4.0
+    # bare metal with a known CPU: its package over the threads this OS sees
+    monkeypatch.setattr(energy, "running_on_hypervisor", lambda: False)
+    metal = energy.cpu_power_model()
+    assert metal.basis == "package_share" and metal.w_per_thread == pytest.approx(280.0 / 16)
+    assert energy.cpu_power_model(cpu_tdp_w=64.0).w_per_thread == pytest.approx(4.0)
+
+
+def test_a_worker_with_two_gpus_meters_both():
+    """NVML mocked (no GPU here): one worker holds two GPUs; a third belongs to someone else."""
+    g0, g1, other = FakeGpu("GPU-0"), FakeGpu("GPU-1"), FakeGpu("GPU-2")
+    clock = FakeClock()
+    meter = EnergyMeter(gpu_uuids=["GPU-0", "GPU-1"], clock=clock, nvml=fake_nvml(g0, g1, other),
+                        cpu_time=lambda: 0.0, rss_bytes=lambda: 0)
+    meter.begin_window("w")
+    g0.energy_mj, g1.energy_mj, other.energy_mj = 40_000, 60_000, 999_000
+    clock.t += 1.0
+    m = meter.end_window("w")
+    assert m.gpu_j == 100.0 and m.gpu_source == "counter" and m.gpu_coverage == (2, 2)
+
+
+def test_one_of_two_gpu_reads_failing_is_a_partial_lower_bound():
+    """NVML mocked (no GPU here): coverage says how much of the figure was measured."""
+    g0, g1 = FakeGpu("GPU-0"), FakeGpu("GPU-1")
+    clock = FakeClock()
+    meter = EnergyMeter(gpu_uuids=["GPU-0", "GPU-1"], clock=clock, nvml=fake_nvml(g0, g1),
+                        cpu_time=lambda: 0.0, rss_bytes=lambda: 0)
+    meter.begin_window("w")
+    g0.energy_mj, g1.failing = 30_000, True
+    with pytest.warns(RuntimeWarning, match="1 of 2 devices unknown"):
+        m = meter.end_window("w")
+    assert m.gpu_j == 30.0 and m.gpu_source == "partial" and m.coverage("gpu") == 0.5
+    # two windows of two workers: 3 of 4 device-windows measured
+    whole = Measurement(1.0, gpu_j=50.0, gpu_source="counter", gpu_coverage=(2, 2))
+    total = sum_measurements([m, whole])
+    assert total.gpu_j == 80.0 and total.gpu_source == "partial" and total.coverage("gpu") == 0.75
+    assert sum_measurements([whole, whole]).gpu_source == "counter"
+
+
+def test_a_mig_slice_reads_its_parent_gpu_labelled_shared():
+    """NVML mocked (no GPU here): NVML has no energy counter per MIG slice."""
+    parent = FakeGpu("GPU-parent")
+    nvml = fake_nvml(parent)
+    mig = FakeGpu("MIG-slice-1")
+    lookup = nvml.nvmlDeviceGetHandleByUUID
+    nvml.nvmlDeviceGetHandleByUUID = lambda uuid: mig if uuid == mig.uuid else lookup(uuid)
+    nvml.nvmlDeviceGetDeviceHandleFromMigDeviceHandle = lambda handle: parent
+    clock = FakeClock()
+    meter = meter_for(nvml, mig.uuid, clock)
+    meter.begin_window("w")
+    parent.energy_mj += 12_000
+    m = meter.end_window("w")
+    assert m.gpu_j == 12.0 and m.gpu_source == "shared_device"
+
+
+def test_estimated_parts_carry_a_band():
+    low, high = energy.energy_band_j({"gpu": (100.0, "counter"), "cpu": (20.0, "estimated"),
+                                      "ram": (None, None)})
+    assert (low, high) == (110.0, 130.0)  # 100 measured + 20 x (1 -/+ 0.5)
+    assert energy.energy_band_j({"cpu": (None, None)}) == (None, None)
