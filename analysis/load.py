@@ -159,10 +159,23 @@ def load_study(path: str | Path) -> Study:
 
 # What must be equal for studies to be compared: (field, where it lives in metadata.json)
 COMPARISON_FIELDS = (
-    "model.name", "data.dataset", "data.n_train", "data.n_validation", "data.n_test",
-    "data.max_source_tokens", "data.max_target_tokens", "data.train_split",
-    "data.validation_split", "data.test_split", "data.seed", "train.epochs",
-    "train.evals_per_epoch", "search.metric", "search.mode", "search_space", "budget",
+    "model.name",
+    "data.dataset",
+    "data.n_train",
+    "data.n_validation",
+    "data.n_test",
+    "data.max_source_tokens",
+    "data.max_target_tokens",
+    "data.train_split",
+    "data.validation_split",
+    "data.test_split",
+    "data.seed",
+    "train.epochs",
+    "train.evals_per_epoch",
+    "search.metric",
+    "search.mode",
+    "search_space",
+    "budget",
 )
 
 
@@ -176,7 +189,11 @@ def comparison_value(study: Study, field: str) -> Any:
         derived = meta.get("derived") or {}
         unit = derived.get("budget_unit", "trial_epochs")
         amount = derived.get("budget_amount", derived.get("budget_trial_epochs"))
-        return f"{unit}={amount:g} ({derived.get('budget_scope', 'cluster')})" if amount is not None else None
+        return (
+            f"{unit}={amount:g} ({derived.get('budget_scope', 'cluster')})"
+            if amount is not None
+            else None
+        )
     section, _, key = field.partition(".")
     return (study.config.get(section) or {}).get(key)
 
@@ -191,7 +208,9 @@ class Mismatch:
             text = str(v)
             return text if len(text) <= 60 else text[:57] + "..."
 
-        return f"{self.field} (" + "; ".join(f"{k}: {short(v)}" for k, v in self.values.items()) + ")"
+        return (
+            f"{self.field} (" + "; ".join(f"{k}: {short(v)}" for k, v in self.values.items()) + ")"
+        )
 
 
 def mismatches(studies: list[Study]) -> list[Mismatch]:

@@ -234,8 +234,11 @@ def plot_best_so_far(
             )
         ax.set_xlabel(xlabel)
         ax.set_ylabel(f"best {metric} so far (F-measure)")
-        band_text = {"minmax": "min-max over seeds", "std": "mean ± 1 std over seeds",
-                     "ci95": "95 % bootstrap interval of the mean over seeds"}[band]
+        band_text = {
+            "minmax": "min-max over seeds",
+            "std": "mean ± 1 std over seeds",
+            "ci95": "95 % bootstrap interval of the mean over seeds",
+        }[band]
         ax.set_title(f"{title}\n(line: mean; band: {band_text})")
         ax.set_xlim(left=0)
         # outside the axes: diverged trials sit at the bottom right, where a legend would hide them

@@ -56,9 +56,14 @@ def meter_check(torch, pynvml) -> dict:
     thread.join()
     window = [(t, w) for t, w in samples if t0 <= t]
     integral = sum((t2 - t1) * (w1 + w2) / 2 for (t1, w1), (t2, w2) in zip(window, window[1:]))
-    return {"idle_power_w": idle_w, "busy_power_w": measured.gpu_j / measured.duration_s,
-            "counter_j": measured.gpu_j, "power_integral_10ms_j": integral,
-            "counter_vs_integral": measured.gpu_j / integral, "source": measured.gpu_source}
+    return {
+        "idle_power_w": idle_w,
+        "busy_power_w": measured.gpu_j / measured.duration_s,
+        "counter_j": measured.gpu_j,
+        "power_integral_10ms_j": integral,
+        "counter_vs_integral": measured.gpu_j / integral,
+        "source": measured.gpu_source,
+    }
 
 
 def train_check(torch, precision: str, zero_stage: int, steps: int) -> dict:
@@ -67,18 +72,28 @@ def train_check(torch, precision: str, zero_stage: int, steps: int) -> dict:
     from study.config import TrainConfig
     from trainables.engine import make_engine
 
-    config = BartConfig(vocab_size=50265, d_model=768, encoder_layers=6, decoder_layers=6,
-                        encoder_attention_heads=12, decoder_attention_heads=12, encoder_ffn_dim=3072,
-                        decoder_ffn_dim=3072, max_position_embeddings=1024)
+    config = BartConfig(
+        vocab_size=50265,
+        d_model=768,
+        encoder_layers=6,
+        decoder_layers=6,
+        encoder_attention_heads=12,
+        decoder_attention_heads=12,
+        encoder_ffn_dim=3072,
+        decoder_ffn_dim=3072,
+        max_position_embeddings=1024,
+    )
     model = BartForConditionalGeneration(config)
     params = sum(p.numel() for p in model.parameters())
     cfg = TrainConfig(batch_size=16, precision=precision, zero_stage=zero_stage, lr=1e-4)
     torch.cuda.reset_peak_memory_stats()
     engine = make_engine(model, cfg, torch.device("cuda", 0), 1)
     src, tgt = 512, 128
-    batch = {"input_ids": torch.randint(5, 50000, (16, src), device="cuda"),
-             "attention_mask": torch.ones(16, src, dtype=torch.long, device="cuda"),
-             "labels": torch.randint(5, 50000, (16, tgt), device="cuda")}
+    batch = {
+        "input_ids": torch.randint(5, 50000, (16, src), device="cuda"),
+        "attention_mask": torch.ones(16, src, dtype=torch.long, device="cuda"),
+        "labels": torch.randint(5, 50000, (16, tgt), device="cuda"),
+    }
     for _ in range(3):  # warm-up
         engine.set_lr(0.5)
         engine.train_step(batch)
@@ -92,11 +107,16 @@ def train_check(torch, precision: str, zero_stage: int, steps: int) -> dict:
     tokens = steps * 16 * (src + tgt)
     name = torch.cuda.get_device_name(0)
     peak = next((v for k, v in PEAK_BF16_FLOPS.items() if k in name), None)
-    result = {"precision": precision, "zero_stage": zero_stage, "params": params,
-              "tokens_per_s": tokens / elapsed, "step_s": elapsed / steps,
-              "peak_allocated_gib": torch.cuda.max_memory_allocated() / 2**30,
-              "peak_reserved_gib": torch.cuda.max_memory_reserved() / 2**30,
-              "mfu": 6 * params * tokens / elapsed / peak if peak else None}
+    result = {
+        "precision": precision,
+        "zero_stage": zero_stage,
+        "params": params,
+        "tokens_per_s": tokens / elapsed,
+        "step_s": elapsed / steps,
+        "peak_allocated_gib": torch.cuda.max_memory_allocated() / 2**30,
+        "peak_reserved_gib": torch.cuda.max_memory_reserved() / 2**30,
+        "mfu": 6 * params * tokens / elapsed / peak if peak else None,
+    }
     del engine, model
     torch.cuda.empty_cache()
     return result
@@ -112,11 +132,24 @@ def main() -> None:
     parser.add_argument("--out", default=os.path.join(os.environ.get("OUT", "."), "gpu_check.json"))
     args = parser.parse_args()
     pynvml.nvmlInit()
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT="29533", LOCAL_RANK="0", RANK="0", WORLD_SIZE="1")
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1", MASTER_PORT="29533", LOCAL_RANK="0", RANK="0", WORLD_SIZE="1"
+    )
     dist.init_process_group("nccl", rank=0, world_size=1)
-    report = {"device": torch.cuda.get_device_name(0), "meter": meter_check(torch, pynvml), "training": []}
+    report = {
+        "device": torch.cuda.get_device_name(0),
+        "meter": meter_check(torch, pynvml),
+        "training": [],
+    }
     print(json.dumps(report["meter"], indent=1), flush=True)
-    for precision, stage in [("fp32", 0), ("fp16", 0), ("bf16", 0), ("bf16", 1), ("bf16", 2), ("bf16", 3)]:
+    for precision, stage in [
+        ("fp32", 0),
+        ("fp16", 0),
+        ("bf16", 0),
+        ("bf16", 1),
+        ("bf16", 2),
+        ("bf16", 3),
+    ]:
         row = train_check(torch, precision, stage, args.steps)
         report["training"].append(row)
         print(json.dumps(row), flush=True)

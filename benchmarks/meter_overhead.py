@@ -30,14 +30,18 @@ def main() -> None:
     from trainables.models import build_model, train_tokenizer
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", type=int, default=60, help="steps per round (one report interval)")
+    parser.add_argument(
+        "--steps", type=int, default=60, help="steps per round (one report interval)"
+    )
     parser.add_argument("--rounds", type=int, default=5, help="rounds of each placement")
     args = parser.parse_args()
     torch.set_num_threads(1)
     pairs = load_split(DataConfig(), "train", 16 * args.steps, seed=0)
     tok = train_tokenizer([t for p in pairs for t in p], 1024)
     data = batching.encode_pairs(pairs, tok, 160, 48)
-    batches = [batching.collate(data, list(range(i, i + 16)), 0) for i in range(0, 16 * args.steps, 16)]
+    batches = [
+        batching.collate(data, list(range(i, i + 16)), 0) for i in range(0, 16 * args.steps, 16)
+    ]
     engine = make_engine(build_model(ModelConfig(), tok), TrainConfig(), torch.device("cpu"), 1)
     meter = EnergyMeter()
 
@@ -62,11 +66,15 @@ def main() -> None:
         for placement in times:  # interleaved, so drift hits every placement alike
             times[placement].append(run(placement))
     off = statistics.median(times["off"])
-    print(f"command: python benchmarks/meter_overhead.py --steps {args.steps} --rounds {args.rounds}")
+    print(
+        f"command: python benchmarks/meter_overhead.py --steps {args.steps} --rounds {args.rounds}"
+    )
     print(f"meter: {meter.describe()}")
     for placement in ("per_report", "per_step"):
         on = statistics.median(times[placement])
-        print(f"{placement:>10}: step {on * 1e3:.2f} ms vs off {off * 1e3:.2f} ms -> ratio {on / off:.4f}")
+        print(
+            f"{placement:>10}: step {on * 1e3:.2f} ms vs off {off * 1e3:.2f} ms -> ratio {on / off:.4f}"
+        )
     spread = (max(times["off"]) - min(times["off"])) / off
     print(f"run-to-run spread of the 'off' rounds: {spread:.2%} (a ratio inside it is noise)")
 
@@ -78,9 +86,11 @@ def main() -> None:
         meter.end_window("probe")
     window_s = (time.perf_counter() - start) / pairs
     interval_s = args.steps * off
-    print(f"one meter window (begin + end): {window_s * 1e6:.1f} us; over one report interval of "
-          f"{args.steps} steps ({interval_s:.1f} s) -> ratio {1 + window_s / interval_s:.6f}; "
-          f"around every step -> ratio {1 + window_s / off:.5f}")
+    print(
+        f"one meter window (begin + end): {window_s * 1e6:.1f} us; over one report interval of "
+        f"{args.steps} steps ({interval_s:.1f} s) -> ratio {1 + window_s / interval_s:.6f}; "
+        f"around every step -> ratio {1 + window_s / off:.5f}"
+    )
 
 
 if __name__ == "__main__":

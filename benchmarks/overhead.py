@@ -47,16 +47,25 @@ def overhead(study_dir: Path) -> dict[str, float]:
     held_out = (meta.get("test") or {}).get("seconds", 0.0) * slots
     parts = {
         "ray_start": meta.get("ray_init_s", 0.0) * slots,
-        "launch": reports["segment_launch_s"].sum() * meta["config"]["resources"]["workers_per_trial"],
-        "setup": reports["segment_setup_s"].sum() * meta["config"]["resources"]["workers_per_trial"],
+        "launch": reports["segment_launch_s"].sum()
+        * meta["config"]["resources"]["workers_per_trial"],
+        "setup": reports["segment_setup_s"].sum()
+        * meta["config"]["resources"]["workers_per_trial"],
         "report": device - train - evaluate,
     }
     parts["idle"] = capacity - train - evaluate - held_out - sum(parts.values())
-    return {"study": meta["study"], "wall_s": wall, "slots": slots, "trials": last[schema.TRIAL_ID].nunique(),
-            "segments": int(reports.groupby(schema.TRIAL_ID)[schema.SEGMENT].max().sum()),
-            "train_s": train, "eval_s": evaluate, "held_out_s": held_out / slots,
-            "overhead": 1 - (train + evaluate + held_out) / capacity,
-            **{f"{k}_share": v / capacity for k, v in parts.items()}}
+    return {
+        "study": meta["study"],
+        "wall_s": wall,
+        "slots": slots,
+        "trials": last[schema.TRIAL_ID].nunique(),
+        "segments": int(reports.groupby(schema.TRIAL_ID)[schema.SEGMENT].max().sum()),
+        "train_s": train,
+        "eval_s": evaluate,
+        "held_out_s": held_out / slots,
+        "overhead": 1 - (train + evaluate + held_out) / capacity,
+        **{f"{k}_share": v / capacity for k, v in parts.items()},
+    }
 
 
 def main() -> None:

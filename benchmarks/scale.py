@@ -61,10 +61,17 @@ def short_trial(config, train_runs: str, reports: int) -> None:
         relative = f"{run.name}/{checkpoint.name}"
         with tempfile.TemporaryDirectory() as tmp:
             Pointer(relative, trial_id, config["x"] * i, i).write(Path(tmp))
-            tune.report({schema.ROUGEL: config["x"] * i, schema.VAL_LOSS: 1.0 / i, schema.ENERGY_TOTAL_J: float(i),
-                         schema.EPOCH: float(i), schema.REPORT_TIME_S: time.time(),
-                         schema.CHECKPOINT_PATH: relative},
-                        checkpoint=tune.Checkpoint.from_directory(tmp))
+            tune.report(
+                {
+                    schema.ROUGEL: config["x"] * i,
+                    schema.VAL_LOSS: 1.0 / i,
+                    schema.ENERGY_TOTAL_J: float(i),
+                    schema.EPOCH: float(i),
+                    schema.REPORT_TIME_S: time.time(),
+                    schema.CHECKPOINT_PATH: relative,
+                },
+                checkpoint=tune.Checkpoint.from_directory(tmp),
+            )
 
 
 def bookkeeping_run(trials: int, reports: int, with_callbacks: bool, root: Path) -> float:
@@ -80,22 +87,37 @@ def bookkeeping_run(trials: int, reports: int, with_callbacks: bool, root: Path)
     train_runs.mkdir(parents=True)
     callbacks, stop = [], None
     if with_callbacks:
-        writer = ResultsWriter(study_dir, name, "random", 0, time.time(), schema.ROUGEL, "max", reports)
+        writer = ResultsWriter(
+            study_dir, name, "random", 0, time.time(), schema.ROUGEL, "max", reports
+        )
         callbacks = [writer, CheckpointJanitor(train_runs, writer.selected)]
         stop = BudgetStopper(Budget("trial_epochs", 10.0**9, "cluster"), pue=1.0)
     trainable = tune.with_resources(
-        tune.with_parameters(short_trial, train_runs=str(train_runs), reports=reports), {"CPU": 0.5})
-    tuner = tune.Tuner(trainable, param_space={"x": tune.uniform(0, 1)},
-                       tune_config=tune.TuneConfig(num_samples=trials, metric=schema.ROUGEL, mode="max",
-                                                   reuse_actors=False),
-                       run_config=tune.RunConfig(name=name, storage_path=str(root), callbacks=callbacks, stop=stop,
-                                                 verbose=0, checkpoint_config=tune.CheckpointConfig(num_to_keep=None)))
+        tune.with_parameters(short_trial, train_runs=str(train_runs), reports=reports), {"CPU": 0.5}
+    )
+    tuner = tune.Tuner(
+        trainable,
+        param_space={"x": tune.uniform(0, 1)},
+        tune_config=tune.TuneConfig(
+            num_samples=trials, metric=schema.ROUGEL, mode="max", reuse_actors=False
+        ),
+        run_config=tune.RunConfig(
+            name=name,
+            storage_path=str(root),
+            callbacks=callbacks,
+            stop=stop,
+            verbose=0,
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
+        ),
+    )
     start = time.perf_counter()
     results = tuner.fit()
     wall = time.perf_counter() - start
     assert results.num_errors == 0, results.errors
     left = sum(1 for _ in train_runs.glob("*/checkpoint_*"))
-    print(f"  {name:>5}: {wall:7.1f} s for {trials} trials x {reports} reports; Train-style checkpoints left: {left}")
+    print(
+        f"  {name:>5}: {wall:7.1f} s for {trials} trials x {reports} reports; Train-style checkpoints left: {left}"
+    )
     ray.shutdown()
     return wall
 
@@ -104,16 +126,22 @@ def bookkeeping(args) -> None:
     import ray
 
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    print(f"bookkeeping: {args.trials} trials x {args.reports} reports, local Ray, {os.cpu_count()} CPUs, "
-          "4 trials at once")
+    print(
+        f"bookkeeping: {args.trials} trials x {args.reports} reports, local Ray, {os.cpu_count()} CPUs, "
+        "4 trials at once"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         walls = {}
         for with_callbacks in (False, True):
             ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR")
-            walls[with_callbacks] = bookkeeping_run(args.trials, args.reports, with_callbacks, Path(tmp))
+            walls[with_callbacks] = bookkeeping_run(
+                args.trials, args.reports, with_callbacks, Path(tmp)
+            )
     extra = walls[True] - walls[False]
-    print(f"  greentune callbacks: {extra:+.1f} s in all, {extra / args.trials * 1000:+.0f} ms per trial, "
-          f"{extra / (args.trials * args.reports) * 1000:+.0f} ms per report (measured, one run each)")
+    print(
+        f"  greentune callbacks: {extra:+.1f} s in all, {extra / args.trials * 1000:+.0f} ms per trial, "
+        f"{extra / (args.trials * args.reports) * 1000:+.0f} ms per report (measured, one run each)"
+    )
 
 
 def writer(args) -> None:
@@ -124,8 +152,16 @@ def writer(args) -> None:
         for n in (100, 400, 800, 1600, 3200):
             w = ResultsWriter(Path(tmp), "s", "pbt", 0, 0.0, schema.ROUGEL, "max", 8)
             trials = max(1, n // 8)
-            w.rows = [{**_wide_row(), schema.TRIAL_ID: f"t{i % trials:05d}", schema.REPORT_ID: f"r{i}",
-                       schema.TIMESTAMP_S: float(i), schema.ROUGEL: (i % 97) / 97} for i in range(n)]
+            w.rows = [
+                {
+                    **_wide_row(),
+                    schema.TRIAL_ID: f"t{i % trials:05d}",
+                    schema.REPORT_ID: f"r{i}",
+                    schema.TIMESTAMP_S: float(i),
+                    schema.ROUGEL: (i % 97) / 97,
+                }
+                for i in range(n)
+            ]
             times = []
             for _ in range(5):
                 w._dirty = True
@@ -133,25 +169,52 @@ def writer(args) -> None:
                 w.flush()
                 times.append(time.perf_counter() - start)
             size = (Path(tmp) / schema.REPORTS_FILE).stat().st_size
-            print(f"  {n:5d} rows ({trials:4d} trials, {len(w.rows[0])} columns): flush "
-                  f"{sorted(times)[2] * 1000:6.1f} ms (median of 5), reports.parquet {size / 1024:.0f} KiB")
+            print(
+                f"  {n:5d} rows ({trials:4d} trials, {len(w.rows[0])} columns): flush "
+                f"{sorted(times)[2] * 1000:6.1f} ms (median of 5), reports.parquet {size / 1024:.0f} KiB"
+            )
 
 
 def _wide_row() -> dict:
     """A row as wide as a real study's (about 60 columns of numbers and a few strings)."""
     row = {f"metric_{i}": float(i) for i in range(50)}
-    row.update({schema.STUDY: "s", schema.STRATEGY: "pbt", schema.SEED: 0, schema.ITERATION: 1,
-                schema.ENERGY_CPU_SOURCE: "estimated", "config/lr": 1e-3, "config/batch_size": 8})
+    row.update(
+        {
+            schema.STUDY: "s",
+            schema.STRATEGY: "pbt",
+            schema.SEED: 0,
+            schema.ITERATION: 1,
+            schema.ENERGY_CPU_SOURCE: "estimated",
+            "config/lr": 1e-3,
+            "config/batch_size": 8,
+        }
+    )
     return row
 
 
 def pbt_disk(args) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "study.run", "pbt", "--name", "disk", "--storage", tmp,
-               "--set", "train.epochs=6", "--set", "train.evals_per_epoch=4", "--set", "budget.trial_epochs=24"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "study.run",
+            "pbt",
+            "--name",
+            "disk",
+            "--storage",
+            tmp,
+            "--set",
+            "train.epochs=6",
+            "--set",
+            "train.evals_per_epoch=4",
+            "--set",
+            "budget.trial_epochs=24",
+        ]
         print("pbt-disk:", " ".join(cmd[1:]))
         env = {**os.environ, "PYTHONPATH": str(REPO)}
-        proc = subprocess.Popen(cmd, cwd=tmp, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            cmd, cwd=tmp, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         runs = Path(tmp) / "disk" / schema.TRAIN_RUNS_DIR
         peak, peak_checkpoints, samples = 0, 0, 0
         while proc.poll() is None:
@@ -166,12 +229,18 @@ def pbt_disk(args) -> None:
         meta = json.loads((Path(tmp) / "disk" / schema.METADATA_FILE).read_text())
         final, final_checkpoints = _disk(runs)
         each = reports[schema.CHECKPOINT_BYTES].median()
-        print(f"  exit {proc.returncode}; population {meta['derived']['pbt_population']}, {len(reports)} reports "
-              f"({reports[schema.RESTORED_FROM].ne('').sum()} after an exploit), {samples} samples")
-        print(f"  one checkpoint: {each / 1e6:.2f} MB; without the janitor: {len(reports)} checkpoints = "
-              f"{len(reports) * each / 1e6:.1f} MB")
-        print(f"  peak train_runs/: {peak / 1e6:.1f} MB ({peak_checkpoints} checkpoints); "
-              f"final: {final / 1e6:.1f} MB ({final_checkpoints} checkpoint(s))")
+        print(
+            f"  exit {proc.returncode}; population {meta['derived']['pbt_population']}, {len(reports)} reports "
+            f"({reports[schema.RESTORED_FROM].ne('').sum()} after an exploit), {samples} samples"
+        )
+        print(
+            f"  one checkpoint: {each / 1e6:.2f} MB; without the janitor: {len(reports)} checkpoints = "
+            f"{len(reports) * each / 1e6:.1f} MB"
+        )
+        print(
+            f"  peak train_runs/: {peak / 1e6:.1f} MB ({peak_checkpoints} checkpoints); "
+            f"final: {final / 1e6:.1f} MB ({final_checkpoints} checkpoint(s))"
+        )
 
 
 def report_cost(args) -> None:
@@ -182,20 +251,47 @@ def report_cost(args) -> None:
         (Path(tmp) / "space.yaml").write_text(space)
         for workers in (1, 2):
             name = f"w{workers}"
-            cmd = [sys.executable, "-m", "study.run", "grid", "--name", name, "--storage", tmp,
-                   "--set", f"search.space={Path(tmp) / 'space.yaml'}", "--set", "data.n_train=256",
-                   "--set", "train.epochs=2", "--set", "train.evals_per_epoch=4", "--set", "budget.trial_epochs=2",
-                   "--set", "resources.cpus_per_worker=1", "--set", f"resources.workers_per_trial={workers}",
-                   "--set", "eval.max_new_tokens=16", "--set", "data.n_validation=8"]
+            cmd = [
+                sys.executable,
+                "-m",
+                "study.run",
+                "grid",
+                "--name",
+                name,
+                "--storage",
+                tmp,
+                "--set",
+                f"search.space={Path(tmp) / 'space.yaml'}",
+                "--set",
+                "data.n_train=256",
+                "--set",
+                "train.epochs=2",
+                "--set",
+                "train.evals_per_epoch=4",
+                "--set",
+                "budget.trial_epochs=2",
+                "--set",
+                "resources.cpus_per_worker=1",
+                "--set",
+                f"resources.workers_per_trial={workers}",
+                "--set",
+                "eval.max_new_tokens=16",
+                "--set",
+                "data.n_validation=8",
+            ]
             env = {**os.environ, "PYTHONPATH": str(REPO)}
             proc = subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True)
             if proc.returncode:
                 print(proc.stderr[-2000:])
                 raise SystemExit(proc.returncode)
-            r = pd.read_parquet(Path(tmp) / name / schema.REPORTS_FILE).sort_values(schema.TIMESTAMP_S)
-            print(f"  {workers} worker(s), {len(r)} reports: checkpoint save {r[schema.CHECKPOINT_SAVE_S].median() * 1000:.0f} ms, "
-                  f"report latency {r[schema.REPORT_LATENCY_S].median() * 1000:.0f} ms (median; max "
-                  f"{r[schema.REPORT_LATENCY_S].max() * 1000:.0f} ms)")
+            r = pd.read_parquet(Path(tmp) / name / schema.REPORTS_FILE).sort_values(
+                schema.TIMESTAMP_S
+            )
+            print(
+                f"  {workers} worker(s), {len(r)} reports: checkpoint save {r[schema.CHECKPOINT_SAVE_S].median() * 1000:.0f} ms, "
+                f"report latency {r[schema.REPORT_LATENCY_S].median() * 1000:.0f} ms (median; max "
+                f"{r[schema.REPORT_LATENCY_S].max() * 1000:.0f} ms)"
+            )
 
 
 def _disk(runs: Path) -> tuple[int, int]:
@@ -212,13 +308,21 @@ def _disk(runs: Path) -> tuple[int, int]:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__,
+    )
     p.add_argument("what", choices=("bookkeeping", "writer", "pbt-disk", "report-cost"))
     p.add_argument("--trials", type=int, default=200)
     p.add_argument("--reports", type=int, default=2)
     args = p.parse_args()
-    {"bookkeeping": bookkeeping, "writer": writer, "pbt-disk": pbt_disk, "report-cost": report_cost}[args.what](args)
+    {
+        "bookkeeping": bookkeeping,
+        "writer": writer,
+        "pbt-disk": pbt_disk,
+        "report-cost": report_cost,
+    }[args.what](args)
 
 
 if __name__ == "__main__":

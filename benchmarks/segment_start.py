@@ -27,16 +27,30 @@ def segment_starts(study_dir: Path) -> pd.DataFrame:
     reports = pd.read_parquet(study_dir / schema.REPORTS_FILE).sort_values(schema.TIMESTAMP_S)
     firsts = reports.groupby([schema.TRIAL_ID, schema.SEGMENT], sort=False).head(1).copy()
     firsts["start_s"] = firsts[schema.SEGMENT_LAUNCH_S] + firsts[schema.SEGMENT_SETUP_S]
-    firsts["process"] = ["fresh" if first else "reused"
-                         for first in ~firsts[schema.PROCESS_ID].duplicated()]
+    firsts["process"] = [
+        "fresh" if first else "reused" for first in ~firsts[schema.PROCESS_ID].duplicated()
+    ]
     firsts["study"] = study_dir.name
-    return firsts[["study", schema.TRIAL_ID, schema.SEGMENT, "process", schema.SEGMENT_LAUNCH_S,
-                   schema.SEGMENT_SETUP_S, "start_s", schema.EXECUTION_PATH]]
+    return firsts[
+        [
+            "study",
+            schema.TRIAL_ID,
+            schema.SEGMENT,
+            "process",
+            schema.SEGMENT_LAUNCH_S,
+            schema.SEGMENT_SETUP_S,
+            "start_s",
+            schema.EXECUTION_PATH,
+        ]
+    ]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("studies", nargs="+", type=Path)
     table = pd.concat([segment_starts(p) for p in parser.parse_args().studies], ignore_index=True)
     stats = table.groupby(["study", "process"])["start_s"].agg(["count", "median", "max"])

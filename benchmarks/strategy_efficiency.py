@@ -44,11 +44,16 @@ def spent_at_target(reports: pd.DataFrame, target: float) -> tuple[float, float]
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("storage", help="folder holding the compare's study folders")
     args = p.parse_args()
-    folders = [d for d in sorted(Path(args.storage).iterdir()) if (d / schema.REPORTS_FILE).exists()]
+    folders = [
+        d for d in sorted(Path(args.storage).iterdir()) if (d / schema.REPORTS_FILE).exists()
+    ]
     studies = load_studies(folders)
     by_key = {(s.strategy, s.seed): s for s in studies}
     seeds = sorted({seed for strategy, seed in by_key if strategy == "grid"})
@@ -63,16 +68,26 @@ def main() -> None:
                 continue
             cluster, trials = spent_at_target(study.reports, target)
             test = study.metadata["test"]["rougeL"]
-            rows.append({"seed": seed, "strategy": strategy, "test_rougeL": test,
-                         "points_vs_grid": (test - grid_test) / POINT, "target_val": target,
-                         "cluster_kwh_to_target": cluster, "cluster_ratio": cluster / grid_cluster,
-                         "trials_ratio": trials / grid_trials,
-                         "wall_s": study.wall_s, "trials": len(study.trials)})
+            rows.append(
+                {
+                    "seed": seed,
+                    "strategy": strategy,
+                    "test_rougeL": test,
+                    "points_vs_grid": (test - grid_test) / POINT,
+                    "target_val": target,
+                    "cluster_kwh_to_target": cluster,
+                    "cluster_ratio": cluster / grid_cluster,
+                    "trials_ratio": trials / grid_trials,
+                    "wall_s": study.wall_s,
+                    "trials": len(study.trials),
+                }
+            )
     table = pd.DataFrame(rows)
     pd.set_option("display.width", 200)
     print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     print("\nper strategy, mean over seeds [95 % bootstrap interval over seeds]:")
     for strategy, g in table.groupby("strategy"):
+
         def show(column: str, g: pd.DataFrame = g) -> str:
             values = g[column].dropna().to_numpy(float)
             if not len(values):
@@ -82,9 +97,11 @@ def main() -> None:
             return f"{values.mean():.3g}{interval}"
 
         reached = f"{g['cluster_kwh_to_target'].notna().sum()}/{len(g)}"
-        print(f"  {strategy:6s} test ROUGE-L {show('test_rougeL')}, points vs grid {show('points_vs_grid')}, "
-              f"whole-cluster energy to target / grid {show('cluster_ratio')} (reached {reached}), "
-              f"trials' own / grid {show('trials_ratio')}, wall {show('wall_s')} s, trials {show('trials')}")
+        print(
+            f"  {strategy:6s} test ROUGE-L {show('test_rougeL')}, points vs grid {show('points_vs_grid')}, "
+            f"whole-cluster energy to target / grid {show('cluster_ratio')} (reached {reached}), "
+            f"trials' own / grid {show('trials_ratio')}, wall {show('wall_s')} s, trials {show('trials')}"
+        )
 
 
 if __name__ == "__main__":

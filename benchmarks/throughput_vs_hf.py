@@ -42,7 +42,9 @@ def main() -> None:
     tokens = args.epochs * sum(len(s) + len(t) for s, t in zip(data.sources, data.targets))
 
     # ours
-    engine = make_engine(build_model(ModelConfig(), tok, seed=0), TrainConfig(), torch.device("cpu"), 1)
+    engine = make_engine(
+        build_model(ModelConfig(), tok, seed=0), TrainConfig(), torch.device("cpu"), 1
+    )
     lengths = [len(s) for s in data.sources]
     start = time.perf_counter()
     for epoch in range(args.epochs):
@@ -58,9 +60,13 @@ def main() -> None:
 
     has_grouping = "group_by_length" in inspect.signature(Seq2SeqTrainingArguments).parameters
     for group in (False, True) if has_grouping else (False,):
-        results[f"hf_seq2seqtrainer{'_group_by_length' if group else ''}"] = hf(data, tok, args, tokens, group)
-    print(f"command: python benchmarks/throughput_vs_hf.py --n-train {args.n_train} "
-          f"--batch-size {args.batch_size} --epochs {args.epochs}")
+        results[f"hf_seq2seqtrainer{'_group_by_length' if group else ''}"] = hf(
+            data, tok, args, tokens, group
+        )
+    print(
+        f"command: python benchmarks/throughput_vs_hf.py --n-train {args.n_train} "
+        f"--batch-size {args.batch_size} --epochs {args.epochs}"
+    )
     for name, value in results.items():
         print(f"{name:>36}: {value:,.0f} tokens/s  (ours / this = {ours / value:.2f})")
 
@@ -73,17 +79,34 @@ def hf(data, tok, args, tokens: int, group_by_length: bool) -> float:
     from trainables.models import build_model
 
     model = build_model(ModelConfig(), tok, seed=0)
-    rows = [{"input_ids": s, "attention_mask": [1] * len(s), "labels": t}
-            for s, t in zip(data.sources, data.targets)]
+    rows = [
+        {"input_ids": s, "attention_mask": [1] * len(s), "labels": t}
+        for s, t in zip(data.sources, data.targets)
+    ]
     with tempfile.TemporaryDirectory() as out:
         training_args = Seq2SeqTrainingArguments(
-            output_dir=out, per_device_train_batch_size=args.batch_size, num_train_epochs=args.epochs,
-            learning_rate=1e-3, warmup_steps=0.05, weight_decay=0.0, max_grad_norm=1.0,
-            logging_strategy="no", save_strategy="no", report_to=[], use_cpu=True,
-            dataloader_num_workers=0, disable_tqdm=True, seed=0,
-            **({"group_by_length": True} if group_by_length else {}))
-        trainer = Seq2SeqTrainer(model=model, args=training_args, train_dataset=rows,
-                                 data_collator=DataCollatorForSeq2Seq(tok, model=model))
+            output_dir=out,
+            per_device_train_batch_size=args.batch_size,
+            num_train_epochs=args.epochs,
+            learning_rate=1e-3,
+            warmup_steps=0.05,
+            weight_decay=0.0,
+            max_grad_norm=1.0,
+            logging_strategy="no",
+            save_strategy="no",
+            report_to=[],
+            use_cpu=True,
+            dataloader_num_workers=0,
+            disable_tqdm=True,
+            seed=0,
+            **({"group_by_length": True} if group_by_length else {}),
+        )
+        trainer = Seq2SeqTrainer(
+            model=model,
+            args=training_args,
+            train_dataset=rows,
+            data_collator=DataCollatorForSeq2Seq(tok, model=model),
+        )
         torch.set_num_threads(1)
         start = time.perf_counter()
         trainer.train()

@@ -82,9 +82,11 @@ def spent_in(budget: Budget, spend: Spend) -> float | None:
     return getattr(spend, f"trials_{budget.unit}")
 
 
-def spend_of_trials(latest: dict[str, dict[str, Any]], pue: float,
-                    cluster: ClusterSpend | None = None) -> Spend:
+def spend_of_trials(
+    latest: dict[str, dict[str, Any]], pue: float, cluster: ClusterSpend | None = None
+) -> Spend:
     """A study's spend from each trial's latest report (running totals), and the cluster's."""
+
     def total(column: str) -> float | None:
         values = [r.get(column) for r in latest.values()]
         known = [float(v) for v in values if v is not None and v == v]  # v == v: not NaN
@@ -112,8 +114,9 @@ def spent_reason(budget: Budget, spend: Spend) -> str | None:
 class BudgetStopper(Stopper):
     """Stops the whole study once its budget is spent (Tune calls it at every report)."""
 
-    def __init__(self, budget: Budget, pue: float,
-                 cluster: Callable[[], ClusterSpend] | None = None):
+    def __init__(
+        self, budget: Budget, pue: float, cluster: Callable[[], ClusterSpend] | None = None
+    ):
         self.budget, self.pue = budget, pue
         self.cluster = cluster  # a fresh cluster reading; only where the unit needs it
         self.latest: dict[str, dict[str, Any]] = {}

@@ -61,8 +61,12 @@ def pointer_target(tune_checkpoint: Any, train_runs_dir: Path) -> str | None:
 
 
 class CheckpointJanitor(Callback):
-    def __init__(self, train_runs_dir: Path, selected: Callable[[], dict[str, Any] | None],
-                 scheduler: Any = None):
+    def __init__(
+        self,
+        train_runs_dir: Path,
+        selected: Callable[[], dict[str, Any] | None],
+        scheduler: Any = None,
+    ):
         self.train_runs_dir = Path(train_runs_dir)
         # the selected model's report so far (study.results.ResultsWriter.selected): one rule,
         # shared with the held-out evaluation that scores it
@@ -86,8 +90,11 @@ class CheckpointJanitor(Callback):
     def collect(self, trials) -> None:
         if not self.train_runs_dir.is_dir():
             return
-        runs = {str(run): sorted(str(c) for c in run.glob(CHECKPOINT_GLOB) if c.is_dir())
-                for run in self.train_runs_dir.iterdir() if run.is_dir()}
+        runs = {
+            str(run): sorted(str(c) for c in run.glob(CHECKPOINT_GLOB) if c.is_dir())
+            for run in self.train_runs_dir.iterdir()
+            if run.is_dir()
+        }
         live = [t for t in trials if t.status not in ("TERMINATED", "ERROR")]
         live_ids = {t.trial_id for t in live}
         live_runs = set(newest_run_per_trial(runs, live_ids).values())
@@ -96,17 +103,27 @@ class CheckpointJanitor(Callback):
         if selected:  # the selected model: evaluated on the test split when the study ends
             protected.add(str(self.train_runs_dir / selected[schema.CHECKPOINT_PATH]))
         now = time.time()
-        protected |= {path for run, paths in runs.items() if Path(run).name.split("-s")[0] in live_ids
-                      for path in paths if now - Path(path).stat().st_mtime < RESTORE_WINDOW_S}
+        protected |= {
+            path
+            for run, paths in runs.items()
+            if Path(run).name.split("-s")[0] in live_ids
+            for path in paths
+            if now - Path(path).stat().st_mtime < RESTORE_WINDOW_S
+        }
         pbt_state = getattr(self.scheduler, "_trial_state", None)  # PBT's population (Ray's)
         if pbt_state is not None and live:
             # While any trial may still exploit, every trial's latest checkpoint, finished ones
             # included, is a possible clone source (study.pbt ranks finished trials too).
-            protected |= {pointer_target(t.checkpoint, self.train_runs_dir) for t in trials
-                          if t.status != "ERROR"}
+            protected |= {
+                pointer_target(t.checkpoint, self.train_runs_dir)
+                for t in trials
+                if t.status != "ERROR"
+            }
         protected.discard(None)
         for path in deletable(runs, live_runs, protected):
-            self.deleted_bytes += sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
+            self.deleted_bytes += sum(
+                f.stat().st_size for f in Path(path).rglob("*") if f.is_file()
+            )
             shutil.rmtree(path, ignore_errors=True)
 
 

@@ -48,11 +48,15 @@ LBS_PER_KG = 2.20462
 # comparison of software-based power meters: focus on CPU and GPU", CCGrid 2023; FIELD_NOTES)
 # report errors of tens of percent; greentune states +-50 % on every estimated part.
 ESTIMATE_BAND = 0.5
-ESTIMATE_BAND_SOURCE = ("+-50 % on estimated parts (TDP-share CPU and per-GiB RAM models), the order "
-                        "of the errors wall-meter comparisons report (Jay et al., CCGrid 2023)")
+ESTIMATE_BAND_SOURCE = (
+    "+-50 % on estimated parts (TDP-share CPU and per-GiB RAM models), the order "
+    "of the errors wall-meter comparisons report (Jay et al., CCGrid 2023)"
+)
 
 
-def energy_band_j(parts: dict[str, tuple[float | None, str | None]]) -> tuple[float | None, float | None]:
+def energy_band_j(
+    parts: dict[str, tuple[float | None, str | None]],
+) -> tuple[float | None, float | None]:
     """(low, high) joules of a sum whose estimated parts carry `ESTIMATE_BAND`; measured parts
     (counter, power integral) are taken as they are, partial ones as lower bounds."""
     low = high = 0.0
@@ -89,8 +93,9 @@ def kg_to_lbs(kg: float | None) -> float | None:
     return None if kg is None else kg * LBS_PER_KG
 
 
-def vm_price(vm_size: str, spot: bool = False, region: str | None = None,
-             override_usd_per_hour: float = 0.0) -> float | None:
+def vm_price(
+    vm_size: str, spot: bool = False, region: str | None = None, override_usd_per_hour: float = 0.0
+) -> float | None:
     """USD/hour of one VM of `vm_size` in `region` (the table's region when None); None for a
     local machine (`vm_size` empty). `override_usd_per_hour` > 0 is the user's own price.
 
@@ -127,8 +132,12 @@ def retired_note(vm_size: str) -> str | None:
     return row["note"] if row is not None and "retired" in (row.get("note") or "") else None
 
 
-def billed_cost_for_nodes(held: list[tuple[str, float]], spot: bool, region: str | None = None,
-                          overrides: dict[str, float] | None = None) -> float | None:
+def billed_cost_for_nodes(
+    held: list[tuple[str, float]],
+    spot: bool,
+    region: str | None = None,
+    overrides: dict[str, float] | None = None,
+) -> float | None:
     """What Azure bills for a study: every node's VM for the seconds the study held it, idle included.
 
     `held` is one `(vm_size, seconds)` per node, so a size may repeat (the head's own size among
@@ -145,21 +154,30 @@ def billed_cost_for_nodes(held: list[tuple[str, float]], spot: bool, region: str
     if any(seconds < 0 for _, seconds in held):
         raise FootprintError(f"held={held!r}: a node's time cannot be negative")
     overrides = {_bare_size(k).lower(): v for k, v in (overrides or {}).items()}
-    prices = [vm_price(size, spot, region, overrides.get(_bare_size(size).lower(), 0.0))
-              for size, _ in held]  # every size checked before any None
+    prices = [
+        vm_price(size, spot, region, overrides.get(_bare_size(size).lower(), 0.0))
+        for size, _ in held
+    ]  # every size checked before any None
     if any(p is None for p in prices):
         return None
     return sum(p * seconds for p, (_, seconds) in zip(prices, held, strict=True)) / 3600.0
 
 
-BILLED_NOTE = ("billed = each node's VM price x the time this study held it (from the study's "
-               "start or the node joining, to the study's end or the node's loss): a lower bound "
-               "of Azure's bill, which also counts provisioning and setup before the study and "
-               "idle_timeout_minutes after it")
+BILLED_NOTE = (
+    "billed = each node's VM price x the time this study held it (from the study's "
+    "start or the node joining, to the study's end or the node's loss): a lower bound "
+    "of Azure's bill, which also counts provisioning and setup before the study and "
+    "idle_timeout_minutes after it"
+)
 
 
-def price_per_worker_hour(vm_size: str, gpus_per_worker: float, spot: bool = False,
-                          region: str | None = None, override_usd_per_hour: float = 0.0) -> float | None:
+def price_per_worker_hour(
+    vm_size: str,
+    gpus_per_worker: float,
+    spot: bool = False,
+    region: str | None = None,
+    override_usd_per_hour: float = 0.0,
+) -> float | None:
     """A trial worker's attributed price per hour: the VM's price per GPU x the GPUs the worker
     holds (one GPU's share for a CPU-only worker on a GPU VM); None on a local machine."""
     price = vm_price(vm_size, spot, region, override_usd_per_hour)
@@ -201,20 +219,30 @@ def footprint_inputs(cfg: EnergyConfig, now_s: float | None = None) -> dict[str,
         "vm_size": row["vm_size"] if row else None,
         "spot": cfg.spot,
         "price_usd_per_hour": vm_price(cfg.vm_size, cfg.spot, cfg.region, cfg.price_usd_per_hour),
-        "price_basis": "energy.price_usd_per_hour" if cfg.price_usd_per_hour else ("table" if row else None),
+        "price_basis": "energy.price_usd_per_hour"
+        if cfg.price_usd_per_hour
+        else ("table" if row else None),
         "head_vm_size": (cfg.head_vm_size or cfg.vm_size) or None,
-        "head_price_usd_per_hour": vm_price(cfg.head_vm_size or cfg.vm_size, cfg.spot, cfg.region,
-                                            0.0 if cfg.head_vm_size else cfg.price_usd_per_hour),
+        "head_price_usd_per_hour": vm_price(
+            cfg.head_vm_size or cfg.vm_size,
+            cfg.spot,
+            cfg.region,
+            0.0 if cfg.head_vm_size else cfg.price_usd_per_hour,
+        ),
         "retired": retired_note(cfg.vm_size) if cfg.vm_size else None,
         "billed_note": BILLED_NOTE,
         "co2_method": "location-based (grid average of the region or hour; GHG Protocol Scope 2)",
-        "market_intensity_g_per_kwh": (cfg.market_intensity_g_per_kwh
-                                       if cfg.market_intensity_g_per_kwh >= 0 else None),
+        "market_intensity_g_per_kwh": (
+            cfg.market_intensity_g_per_kwh if cfg.market_intensity_g_per_kwh >= 0 else None
+        ),
         "gpus_per_vm": int(row["gpus_per_vm"]) if row else None,
         "price_region": row["region"] if row else None,
         "price_source": _price_source(row) if row else None,
         "cost_note": None if row else "local machine: cost not applicable",
-        "tables": {name: _table_version(name) for name in (GRID_FILE, PRICE_FILE, VM_CPU_FILE, EMBODIED_FILE)},
+        "tables": {
+            name: _table_version(name)
+            for name in (GRID_FILE, PRICE_FILE, VM_CPU_FILE, EMBODIED_FILE)
+        },
         "overrides": overrides,
     }
 
@@ -222,9 +250,16 @@ def footprint_inputs(cfg: EnergyConfig, now_s: float | None = None) -> dict[str,
 SCI_FORMULA = "SCI = (E x I + M) / R (ISO/IEC 21031:2024, Software Carbon Intensity)"
 
 
-def carbon_accounting(operational_kg: float | None, energy_j: float | None, pue: float,
-                      market_g_per_kwh: float | None, held: list[tuple[str, float]],
-                      held_out_j: float | None, held_out_n: int, held_out_g_per_kwh: float) -> dict[str, Any]:
+def carbon_accounting(
+    operational_kg: float | None,
+    energy_j: float | None,
+    pue: float,
+    market_g_per_kwh: float | None,
+    held: list[tuple[str, float]],
+    held_out_j: float | None,
+    held_out_n: int,
+    held_out_g_per_kwh: float,
+) -> dict[str, Any]:
     """A study's carbon as the standards ask: operational CO2 labelled location-based (GHG
     Protocol Scope 2), a market-based figure where the user gave a factor, embodied emissions of
     the VMs for the time held (Scope 3, reported beside, never silently summed), and the SCI
@@ -234,16 +269,24 @@ def carbon_accounting(operational_kg: float | None, energy_j: float | None, pue:
     known = [kg for kg, _ in parts if kg is not None]
     embodied = sum(known) if known and len(known) == len(parts) else None
     bases = sorted({basis for _, basis in parts})
-    market = (energy_j / J_PER_KWH * pue * market_g_per_kwh / 1000.0
-              if energy_j is not None and market_g_per_kwh is not None else None)
+    market = (
+        energy_j / J_PER_KWH * pue * market_g_per_kwh / 1000.0
+        if energy_j is not None and market_g_per_kwh is not None
+        else None
+    )
     held_total_s = sum(seconds for _, seconds in held) or 1.0
-    per_summary_m = (embodied / held_total_s) if embodied is not None else None  # kg per node-second
+    per_summary_m = (
+        (embodied / held_total_s) if embodied is not None else None
+    )  # kg per node-second
     summaries = None
     if held_out_j is not None and held_out_n:
         op = co2_kg(held_out_j, held_out_g_per_kwh, pue)
-        summaries = {"operational_kg": op * 1000 / held_out_n, "functional_unit": "1,000 summaries of the "
-                     "held-out split (its final evaluation's energy, the selected model)",
-                     "embodied_included": per_summary_m is not None}
+        summaries = {
+            "operational_kg": op * 1000 / held_out_n,
+            "functional_unit": "1,000 summaries of the "
+            "held-out split (its final evaluation's energy, the selected model)",
+            "embodied_included": per_summary_m is not None,
+        }
     sci_model = None
     if operational_kg is not None:
         sci_model = operational_kg + (embodied or 0.0)
@@ -254,11 +297,16 @@ def carbon_accounting(operational_kg: float | None, energy_j: float | None, pue:
         "market_based_factor_g_per_kwh": market_g_per_kwh,
         "embodied_kg": embodied,
         "embodied_basis": bases,
-        "sci": {"formula": SCI_FORMULA, "functional_unit": "one tuned model (this study's whole search)",
-                "kg": sci_model, "embodied_included": embodied is not None,
-                "note": None if embodied is not None else "M (embodied) not available for every node: "
-                        "operational only, a lower bound",
-                "per_1000_summaries": summaries},
+        "sci": {
+            "formula": SCI_FORMULA,
+            "functional_unit": "one tuned model (this study's whole search)",
+            "kg": sci_model,
+            "embodied_included": embodied is not None,
+            "note": None
+            if embodied is not None
+            else "M (embodied) not available for every node: operational only, a lower bound",
+            "per_1000_summaries": summaries,
+        },
     }
 
 
@@ -367,13 +415,17 @@ def carbon_intensity(cfg: EnergyConfig, now_s: float) -> CarbonIntensity:
     try:
         hourly = HourlyIntensity.from_csv(cfg.intensity_csv, cfg.intensity_basis)
     except OSError as e:
-        raise FootprintError(f"energy.intensity_csv={cfg.intensity_csv!r}: cannot read it ({e.strerror}); "
-                             "give an Electricity Maps hourly CSV export") from e
+        raise FootprintError(
+            f"energy.intensity_csv={cfg.intensity_csv!r}: cannot read it ({e.strerror}); "
+            "give an Electricity Maps hourly CSV export"
+        ) from e
     except FootprintError as e:
         raise FootprintError(f"energy.intensity_csv={cfg.intensity_csv!r}: {e}") from e
     except (KeyError, ValueError) as e:
-        raise FootprintError(f"energy.intensity_csv={cfg.intensity_csv!r}: unreadable row ({e}); "
-                             "give an Electricity Maps hourly CSV export") from e
+        raise FootprintError(
+            f"energy.intensity_csv={cfg.intensity_csv!r}: unreadable row ({e}); "
+            "give an Electricity Maps hourly CSV export"
+        ) from e
     try:
         hourly.at(now_s)
     except FootprintError as e:
@@ -381,7 +433,8 @@ def carbon_intensity(cfg: EnergyConfig, now_s: float) -> CarbonIntensity:
         raise FootprintError(
             f"energy.intensity_csv={cfg.intensity_csv!r}: it has no {cfg.intensity_basis} intensity for "
             f"{when}, when the study starts; export the hours the study runs in "
-            "(or set energy.intensity_g_per_kwh)") from e
+            "(or set energy.intensity_g_per_kwh)"
+        ) from e
     return CarbonIntensity(float("nan"), pue, hourly)
 
 
@@ -429,7 +482,9 @@ def _vm_row(vm_size: str) -> dict[str, str] | None:
 def vm_cpu_row(vm_size: str) -> dict[str, str] | None:
     """The host CPU of an Azure VM size (`azure_vm_cpu.csv`), or None where the table lacks it."""
     size = _bare_size(vm_size)
-    return {r["vm_size"].lower(): r for r in _table(VM_CPU_FILE)}.get(size.lower()) if size else None
+    return (
+        {r["vm_size"].lower(): r for r in _table(VM_CPU_FILE)}.get(size.lower()) if size else None
+    )
 
 
 def embodied_kg(vm_size: str, held_s: float) -> tuple[float | None, str]:
@@ -446,13 +501,15 @@ def embodied_kg(vm_size: str, held_s: float) -> tuple[float | None, str]:
     share = int(row["vcpus"]) / int(row["host_vcpus"])
     hours = held_s / 3600.0
     kg = float(row["host_kgco2e"]) * share * hours / (float(row["lifespan_years"]) * HOURS_PER_YEAR)
-    return kg, (f"{row['host_kgco2e']} kg per host x {row['vcpus']}/{row['host_vcpus']} vCPUs over "
-                f"{row['lifespan_years']} years ({row['source']}, {row['source_date']})")
+    return kg, (
+        f"{row['host_kgco2e']} kg per host x {row['vcpus']}/{row['host_vcpus']} vCPUs over "
+        f"{row['lifespan_years']} years ({row['source']}, {row['source_date']})"
+    )
 
 
 def _bare_size(vm_size: str) -> str:
     size = vm_size.strip()
-    return size[len("standard_"):] if size.lower().startswith("standard_") else size
+    return size[len("standard_") :] if size.lower().startswith("standard_") else size
 
 
 @functools.cache

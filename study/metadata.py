@@ -12,8 +12,19 @@ from typing import Any
 
 from study import schema
 
-PACKAGES = ("ray", "torch", "transformers", "datasets", "tokenizers", "deepspeed", "codecarbon",
-            "nvidia-ml-py", "rouge-score", "pandas", "pyarrow")
+PACKAGES = (
+    "ray",
+    "torch",
+    "transformers",
+    "datasets",
+    "tokenizers",
+    "deepspeed",
+    "codecarbon",
+    "nvidia-ml-py",
+    "rouge-score",
+    "pandas",
+    "pyarrow",
+)
 
 
 def package_versions() -> dict[str, str | None]:
@@ -31,8 +42,13 @@ REPO = Path(__file__).resolve().parents[1]
 
 def git_commit(repo: Path = REPO) -> str | None:
     try:
-        out = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True,
-                             text=True, timeout=5, check=True)
+        out = subprocess.run(
+            ["git", "-C", str(repo), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        )
         return out.stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         return None
@@ -41,9 +57,14 @@ def git_commit(repo: Path = REPO) -> str | None:
 def hardware() -> dict[str, Any]:
     import psutil
 
-    info: dict[str, Any] = {"machine": platform.machine(), "processor": _cpu_model(),
-                            "logical_cpus": os.cpu_count(), "memory_bytes": psutil.virtual_memory().total,
-                            "python": platform.python_version(), "platform": platform.platform()}
+    info: dict[str, Any] = {
+        "machine": platform.machine(),
+        "processor": _cpu_model(),
+        "logical_cpus": os.cpu_count(),
+        "memory_bytes": psutil.virtual_memory().total,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
     try:
         import torch
 

@@ -87,14 +87,23 @@ def choose_donor(
 ) -> Standing | None:
     """A donor for `trial`: drawn from the upper quantile's valid trials that rank above it."""
     mine = rank_key(trial, mode)
-    better = [s for s in upper if s.valid and s.trial_id != trial.trial_id and rank_key(s, mode) > mine]
+    better = [
+        s for s in upper if s.valid and s.trial_id != trial.trial_id and rank_key(s, mode) > mine
+    ]
     return rng.choice(better) if better else None
 
 
-def standing_from_result(trial_id: str, order: int, result: dict[str, Any], metric: str,
-                         live: bool) -> Standing:
-    return Standing(trial_id, order, result.get(metric), result.get(schema.VAL_LOSS),
-                    result.get(schema.TRAIN_LOSS), live)
+def standing_from_result(
+    trial_id: str, order: int, result: dict[str, Any], metric: str, live: bool
+) -> Standing:
+    return Standing(
+        trial_id,
+        order,
+        result.get(metric),
+        result.get(schema.VAL_LOSS),
+        result.get(schema.TRAIN_LOSS),
+        live,
+    )
 
 
 def trial_order(trial_id: str) -> int:
@@ -135,7 +144,9 @@ def make_pbt(population_fits: bool, seed: int, max_t: int, **kwargs: Any):
             return bool(self.restarting)
 
         def _exploit(self, tune_controller, trial, trial_to_clone):
-            self.restarting[trial.trial_id] = trial  # before Ray pauses it: the pause caches the actor
+            self.restarting[trial.trial_id] = (
+                trial  # before Ray pauses it: the pause caches the actor
+            )
             super()._exploit(tune_controller, trial, trial_to_clone)
 
         def on_trial_result(self, tune_controller, trial, result):
@@ -152,16 +163,22 @@ def make_pbt(population_fits: bool, seed: int, max_t: int, **kwargs: Any):
             latest = trial.latest_checkpoint_result
             if latest is None or latest.checkpoint is None:
                 return None
-            return standing_from_result(trial.trial_id, trial_order(trial.trial_id), latest.metrics,
-                                        self._metric, live=not trial.is_finished())
+            return standing_from_result(
+                trial.trial_id,
+                trial_order(trial.trial_id),
+                latest.metrics,
+                self._metric,
+                live=not trial.is_finished(),
+            )
 
         def _standings(self, current) -> dict[Any, Standing]:
             out = {}
             for t in self._trial_state:
                 if t is current:
                     result = self._trial_state[t].last_result or {}
-                    out[t] = standing_from_result(t.trial_id, trial_order(t.trial_id), result,
-                                                  self._metric, live=True)
+                    out[t] = standing_from_result(
+                        t.trial_id, trial_order(t.trial_id), result, self._metric, live=True
+                    )
                 elif (s := self._standing(t)) is not None:
                     out[t] = s
             return out
@@ -184,18 +201,25 @@ def make_pbt(population_fits: bool, seed: int, max_t: int, **kwargs: Any):
             donor = choose_donor(me, upper, self._mode, self._rng)
             donor_trial = by_id[donor.trial_id] if donor else None
             donor_result = donor_trial.latest_checkpoint_result.metrics if donor_trial else {}
-            self.decisions.append({
-                schema.TIMESTAMP_S: time.time(), schema.TRIAL_ID: me.trial_id,
-                schema.ITERATION: (state.last_result or {}).get(self._time_attr),
-                "score": me.score, schema.VAL_LOSS: me.val_loss,
-                "donor": donor.trial_id if donor else None,
-                "donor_score": donor.score if donor else None,
-                "donor_val_loss": donor.val_loss if donor else None,
-                "donor_iteration": donor_result.get(self._time_attr),
-                "donor_finished": (not donor.live) if donor else None,
-                "lower_quantile": ",".join(s.trial_id for s in lower),
-                "upper_quantile": ",".join(s.trial_id for s in upper),
-                "ranking": ",".join(s.trial_id for s in rank(list(standings.values()), self._mode))})
+            self.decisions.append(
+                {
+                    schema.TIMESTAMP_S: time.time(),
+                    schema.TRIAL_ID: me.trial_id,
+                    schema.ITERATION: (state.last_result or {}).get(self._time_attr),
+                    "score": me.score,
+                    schema.VAL_LOSS: me.val_loss,
+                    "donor": donor.trial_id if donor else None,
+                    "donor_score": donor.score if donor else None,
+                    "donor_val_loss": donor.val_loss if donor else None,
+                    "donor_iteration": donor_result.get(self._time_attr),
+                    "donor_finished": (not donor.live) if donor else None,
+                    "lower_quantile": ",".join(s.trial_id for s in lower),
+                    "upper_quantile": ",".join(s.trial_id for s in upper),
+                    "ranking": ",".join(
+                        s.trial_id for s in rank(list(standings.values()), self._mode)
+                    ),
+                }
+            )
             if donor is None:
                 return
             latest = donor_trial.latest_checkpoint_result

@@ -60,8 +60,11 @@ def paired_difference_ci(
 ) -> tuple[float, float, float]:
     """(mean of a - b, low, high) over pairs where both are finite: the margin of `a` over `b`
     when both ran on the same seeds."""
-    pairs = [(x, y) for x, y in zip(a, b, strict=True)
-             if x is not None and y is not None and math.isfinite(x) and math.isfinite(y)]
+    pairs = [
+        (x, y)
+        for x, y in zip(a, b, strict=True)
+        if x is not None and y is not None and math.isfinite(x) and math.isfinite(y)
+    ]
     diffs = [x - y for x, y in pairs]
     if not diffs:
         return math.nan, math.nan, math.nan

@@ -70,5 +70,9 @@ def upload_dir(local_dir: Path, location: str) -> None:
         shutil.copytree(local_dir, tmp)
         os.replace(tmp, path)
         return
-    pyarrow.fs.copy_files(str(local_dir), path, source_filesystem=pyarrow.fs.LocalFileSystem(),
-                          destination_filesystem=fs)
+    pyarrow.fs.copy_files(
+        str(local_dir),
+        path,
+        source_filesystem=pyarrow.fs.LocalFileSystem(),
+        destination_filesystem=fs,
+    )

@@ -34,8 +34,12 @@ class StrategyNumbers:
     epochs_per_trial: int
     reports_per_trial: int  # max_t
     grid_points: int
-    num_trials: int | None  # trials Tune starts; None: as many as the budget buys (spent, not predicted)
-    expected_trials: float | None = None  # trial-epochs budgets: what it buys if trials run as modelled
+    num_trials: (
+        int | None
+    )  # trials Tune starts; None: as many as the budget buys (spent, not predicted)
+    expected_trials: float | None = (
+        None  # trial-epochs budgets: what it buys if trials run as modelled
+    )
     grid_repeats: int | None = None
     asha_grace_period: int | None = None
     asha_reduction_factor: int | None = None
@@ -89,17 +93,27 @@ def derive_numbers(strategy: str, space: SearchSpace, cfg: StudyConfig) -> Strat
     max_t = epochs * cfg.train.evals_per_epoch
     grid_points = len(space.grid())
     budget = study_budget(cfg.budget, default_trial_epochs=grid_points * epochs)
-    common = dict(strategy=strategy, budget_unit=budget.unit, budget_amount=budget.amount,
-                  budget_scope=budget.scope, epochs_per_trial=epochs, reports_per_trial=max_t,
-                  grid_points=grid_points)
+    common = dict(
+        strategy=strategy,
+        budget_unit=budget.unit,
+        budget_amount=budget.amount,
+        budget_scope=budget.scope,
+        epochs_per_trial=epochs,
+        reports_per_trial=max_t,
+        grid_points=grid_points,
+    )
     in_epochs = budget.unit == "trial_epochs"
     if in_epochs and budget.amount < epochs:
-        raise ConfigError(f"budget.trial_epochs={budget.amount:g}: less than one trial ({epochs} epochs); "
-                          f"raise the budget or lower train.epochs")
+        raise ConfigError(
+            f"budget.trial_epochs={budget.amount:g}: less than one trial ({epochs} epochs); "
+            f"raise the budget or lower train.epochs"
+        )
     if budget.unit == "cost_usd" and budget.scope == "cluster" and not cfg.energy.vm_size:
-        raise ConfigError(f"budget.cost_usd={budget.amount:g}: a local machine has no price, so this "
-                          "budget could never be spent; set energy.vm_size to the nodes' Azure size, "
-                          "or budget another unit (trial_epochs, device_hours, energy_kwh, co2_kg)")
+        raise ConfigError(
+            f"budget.cost_usd={budget.amount:g}: a local machine has no price, so this "
+            "budget could never be spent; set energy.vm_size to the nodes' Azure size, "
+            "or budget another unit (trial_epochs, device_hours, energy_kwh, co2_kg)"
+        )
 
     if strategy == "grid":
         if not in_epochs:
@@ -109,37 +123,61 @@ def derive_numbers(strategy: str, space: SearchSpace, cfg: StudyConfig) -> Strat
             raise ConfigError(
                 f"budget.trial_epochs={budget.amount:g}: smaller than one pass over the grid "
                 f"({grid_points} points x {epochs} epochs = {grid_points * epochs}); raise the budget "
-                f"or use fewer grid points")
-        return StrategyNumbers(**common, num_trials=grid_points * repeats,
-                               expected_trials=grid_points * repeats, grid_repeats=repeats)
+                f"or use fewer grid points"
+            )
+        return StrategyNumbers(
+            **common,
+            num_trials=grid_points * repeats,
+            expected_trials=grid_points * repeats,
+            grid_repeats=repeats,
+        )
     if strategy == "random":
-        return StrategyNumbers(**common, num_trials=None,
-                               expected_trials=math.floor(budget.amount / epochs) if in_epochs else None)
+        return StrategyNumbers(
+            **common,
+            num_trials=None,
+            expected_trials=math.floor(budget.amount / epochs) if in_epochs else None,
+        )
     if strategy == "asha":
         s = cfg.search
         grace = min(s.asha_grace_period, max_t)
         per_trial = asha_expected_reports(grace, s.asha_reduction_factor, max_t)
         expected = budget.amount * cfg.train.evals_per_epoch / per_trial if in_epochs else None
-        return StrategyNumbers(**common, num_trials=None, expected_trials=expected,
-                               asha_grace_period=grace, asha_reduction_factor=s.asha_reduction_factor,
-                               asha_rungs=asha_rungs(grace, s.asha_reduction_factor, max_t),
-                               asha_expected_reports_per_trial=per_trial)
+        return StrategyNumbers(
+            **common,
+            num_trials=None,
+            expected_trials=expected,
+            asha_grace_period=grace,
+            asha_reduction_factor=s.asha_reduction_factor,
+            asha_rungs=asha_rungs(grace, s.asha_reduction_factor, max_t),
+            asha_expected_reports_per_trial=per_trial,
+        )
     # pbt: a fixed population trains for the full horizon
     population = cfg.search.pbt_population or (
-        math.floor(budget.amount / epochs) if in_epochs else grid_points)
+        math.floor(budget.amount / epochs) if in_epochs else grid_points
+    )
     if population < 2:
-        raise ConfigError(f"budget.trial_epochs={budget.amount:g}: PBT needs a population of at least 2 "
-                          f"trials of {epochs} epochs; raise the budget (or set search.pbt_population)")
+        raise ConfigError(
+            f"budget.trial_epochs={budget.amount:g}: PBT needs a population of at least 2 "
+            f"trials of {epochs} epochs; raise the budget (or set search.pbt_population)"
+        )
     if in_epochs and population * epochs > budget.amount:
-        raise ConfigError(f"search.pbt_population={population}: {population} trials x {epochs} epochs "
-                          f"exceed budget.trial_epochs={budget.amount:g}; lower it or raise the budget")
+        raise ConfigError(
+            f"search.pbt_population={population}: {population} trials x {epochs} epochs "
+            f"exceed budget.trial_epochs={budget.amount:g}; lower it or raise the budget"
+        )
     if cfg.search.pbt_perturbation_interval >= max_t:
-        raise ConfigError(f"search.pbt_perturbation_interval={cfg.search.pbt_perturbation_interval}: "
-                          f"must be below the {max_t} reports of a trial, or PBT never exploits")
-    return StrategyNumbers(**common, num_trials=population, expected_trials=population,
-                           pbt_population=population,
-                           pbt_perturbation_interval=cfg.search.pbt_perturbation_interval,
-                           pbt_quantile_fraction=cfg.search.pbt_quantile_fraction)
+        raise ConfigError(
+            f"search.pbt_perturbation_interval={cfg.search.pbt_perturbation_interval}: "
+            f"must be below the {max_t} reports of a trial, or PBT never exploits"
+        )
+    return StrategyNumbers(
+        **common,
+        num_trials=population,
+        expected_trials=population,
+        pbt_population=population,
+        pbt_perturbation_interval=cfg.search.pbt_perturbation_interval,
+        pbt_quantile_fraction=cfg.search.pbt_quantile_fraction,
+    )
 
 
 def pbt_explore(space: SearchSpace, seed: int):
@@ -158,7 +196,9 @@ def pbt_explore(space: SearchSpace, seed: int):
     return explore
 
 
-def variant_generator(seed: int, max_concurrent: int, points_to_evaluate: tuple[dict[str, Any], ...] = ()):
+def variant_generator(
+    seed: int, max_concurrent: int, points_to_evaluate: tuple[dict[str, Any], ...] = ()
+):
     """Tune's grid/random variant generator, seeded, that a PBT exploit can hold open.
 
     Tune keeps a stopped or paused trial's process for the next trial (`reuse_actors`) only while
@@ -182,8 +222,11 @@ def variant_generator(seed: int, max_concurrent: int, points_to_evaluate: tuple[
                 state.pop("hold_open", None)  # rebuilt with the scheduler, never saved
             return state
 
-    return StudyVariantGenerator(random_state=seed, max_concurrent=max_concurrent,
-                                 points_to_evaluate=[dict(p) for p in points_to_evaluate] or None)
+    return StudyVariantGenerator(
+        random_state=seed,
+        max_concurrent=max_concurrent,
+        points_to_evaluate=[dict(p) for p in points_to_evaluate] or None,
+    )
 
 
 @dataclass
@@ -195,10 +238,13 @@ class TunePlan:
     search_alg: Any = None
 
 
-def build_tune_plan(strategy: str, space: SearchSpace, cfg: StudyConfig, max_concurrent: int) -> TunePlan:
+def build_tune_plan(
+    strategy: str, space: SearchSpace, cfg: StudyConfig, max_concurrent: int
+) -> TunePlan:
     """Ray Tune's param_space, sample count, scheduler and searcher for a strategy."""
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
     numbers = derive_numbers(strategy, space, cfg)
     s = cfg.search
     # Seeded sampling so a study's trials are reproducible from its seed.
@@ -211,15 +257,19 @@ def build_tune_plan(strategy: str, space: SearchSpace, cfg: StudyConfig, max_con
     # PBT shares the slots round-robin and the population progresses together; limited to the
     # slots, later members would start only after the first ones finished, and could only clone
     # them (a finished donor leaves nothing to train).
-    searcher = variant_generator(cfg.seed, 0 if strategy == "pbt" else max_concurrent,
-                                 space.points_to_evaluate)
+    searcher = variant_generator(
+        cfg.seed, 0 if strategy == "pbt" else max_concurrent, space.points_to_evaluate
+    )
     param_space = {p.name: p.tune_domain() for p in space.params}
     if strategy == "random":
         return TunePlan(numbers, param_space, numbers.tune_num_samples, FIFOScheduler(), searcher)
     if strategy == "asha":
-        scheduler = ASHAScheduler(time_attr=TIME_ATTR, max_t=numbers.reports_per_trial,
-                                  grace_period=numbers.asha_grace_period,
-                                  reduction_factor=numbers.asha_reduction_factor)
+        scheduler = ASHAScheduler(
+            time_attr=TIME_ATTR,
+            max_t=numbers.reports_per_trial,
+            grace_period=numbers.asha_grace_period,
+            reduction_factor=numbers.asha_reduction_factor,
+        )
         return TunePlan(numbers, param_space, numbers.tune_num_samples, scheduler, searcher)
     mutations = {}
     for p in space.params:
@@ -232,7 +282,8 @@ def build_tune_plan(strategy: str, space: SearchSpace, cfg: StudyConfig, max_con
         else:
             mutations[p.name] = p.tune_domain()
     scheduler = make_pbt(
-        population_fits=numbers.pbt_population <= max_concurrent, seed=cfg.seed,
+        population_fits=numbers.pbt_population <= max_concurrent,
+        seed=cfg.seed,
         max_t=numbers.reports_per_trial,
         time_attr=TIME_ATTR,
         perturbation_interval=numbers.pbt_perturbation_interval,

@@ -16,7 +16,9 @@ def restored_scheduler(tuner: Any) -> Any:
     return tuner._local_tuner._tune_config.scheduler
 
 
-def replace_study_callbacks(tuner: Any, callbacks: list[Any], stop: Any, owned: tuple[type, ...]) -> None:
+def replace_study_callbacks(
+    tuner: Any, callbacks: list[Any], stop: Any, owned: tuple[type, ...]
+) -> None:
     """Swap the restored copies of the study's own callbacks (instances of `owned`) and its
     stopper for freshly built ones; other callbacks (MLflow's) stay as restored."""
     run_config = tuner._local_tuner.get_run_config()

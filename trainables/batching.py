@@ -28,8 +28,9 @@ class EncodedSplit:
         return len(self.sources)
 
 
-def encode_pairs(pairs: list[tuple[str, str]], tokenizer, max_source_tokens: int,
-                 max_target_tokens: int) -> EncodedSplit:
+def encode_pairs(
+    pairs: list[tuple[str, str]], tokenizer, max_source_tokens: int, max_target_tokens: int
+) -> EncodedSplit:
     sources_text = [s for s, _ in pairs]
     targets_text = [t for _, t in pairs]
     full_sources = tokenizer(sources_text, truncation=False)["input_ids"]
@@ -38,7 +39,10 @@ def encode_pairs(pairs: list[tuple[str, str]], tokenizer, max_source_tokens: int
     targets = [_truncate(ids, max_target_tokens) for ids in full_targets]
     n = max(len(pairs), 1)
     return EncodedSplit(
-        sources, targets, sources_text, targets_text,
+        sources,
+        targets,
+        sources_text,
+        targets_text,
         truncated_source_fraction=sum(len(i) > max_source_tokens for i in full_sources) / n,
         truncated_target_fraction=sum(len(i) > max_target_tokens for i in full_targets) / n,
     )
@@ -49,16 +53,21 @@ def _truncate(ids: list[int], max_len: int) -> list[int]:
     return ids if len(ids) <= max_len else ids[: max_len - 1] + ids[-1:]
 
 
-def batch_order(lengths: list[int], batch_size: int, seed: int, epoch: int, sortish: bool) -> list[list[int]]:
+def batch_order(
+    lengths: list[int], batch_size: int, seed: int, epoch: int, sortish: bool
+) -> list[list[int]]:
     """Indices of every batch of one epoch, reproducible from (seed, epoch)."""
     rng = random.Random(seed * 1_000_003 + epoch)
     order = list(range(len(lengths)))
     rng.shuffle(order)
     if sortish:
         chunk = batch_size * SORTISH_CHUNK_BATCHES
-        order = [i for start in range(0, len(order), chunk)
-                 for i in sorted(order[start:start + chunk], key=lambda i: -lengths[i])]
-    batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+        order = [
+            i
+            for start in range(0, len(order), chunk)
+            for i in sorted(order[start : start + chunk], key=lambda i: -lengths[i])
+        ]
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     if sortish:
         rng.shuffle(batches)
     return batches

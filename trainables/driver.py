@@ -71,7 +71,11 @@ class StudyContext:
 
 def execution_path(cfg: StudyConfig) -> str:
     """`local` for single-worker trials without DeepSpeed, else `train_worker_group`."""
-    return LOCAL_PATH if cfg.resources.workers_per_trial == 1 and cfg.train.zero_stage == 0 else TRAIN_PATH
+    return (
+        LOCAL_PATH
+        if cfg.resources.workers_per_trial == 1 and cfg.train.zero_stage == 0
+        else TRAIN_PATH
+    )
 
 
 def trial_seed(study_seed: int, trial_id: str) -> int:
@@ -129,9 +133,13 @@ class TrialTotals:
     tokens: int = 0
     flops: float = 0.0
     energy_j: dict[str, float | None] = field(default_factory=lambda: dict.fromkeys(ENERGY_PARTS))
-    energy_source: dict[str, str | None] = field(default_factory=lambda: dict.fromkeys(ENERGY_PARTS))
+    energy_source: dict[str, str | None] = field(
+        default_factory=lambda: dict.fromkeys(ENERGY_PARTS)
+    )
     # (measured, attempted) device-windows per part: how much of each figure was measured
-    energy_coverage: dict[str, list[int]] = field(default_factory=lambda: {p: [0, 0] for p in ENERGY_PARTS})
+    energy_coverage: dict[str, list[int]] = field(
+        default_factory=lambda: {p: [0, 0] for p in ENERGY_PARTS}
+    )
     co2_kg: float | None = None  # each interval's energy at the intensity of its moment, summed
 
     def add(self, report: WorkerReport, carbon: CarbonIntensity, now_s: float) -> None:
@@ -149,8 +157,9 @@ class TrialTotals:
             covered[0], covered[1] = covered[0] + measured, covered[1] + attempted
             if value is not None:
                 self.energy_j[part] = (self.energy_j[part] or 0.0) + value
-                self.energy_source[part] = weakest(self.energy_source[part],
-                                                   getattr(report.energy, f"{part}_source"))
+                self.energy_source[part] = weakest(
+                    self.energy_source[part], getattr(report.energy, f"{part}_source")
+                )
             if covered[0] < covered[1] and self.energy_source[part] is not None:
                 self.energy_source[part] = "partial"  # some reads failed: a lower bound
         if report.energy.total_j is not None:
@@ -170,8 +179,14 @@ class TrialTotals:
         storage.write_text(location, json.dumps(asdict(self)))  # atomic: never a half-written file
 
 
-def tune_metrics(report: WorkerReport, totals: TrialTotals, ctx: StudyContext, segment: int,
-                 restored: Pointer | None, now_s: float) -> dict[str, Any]:
+def tune_metrics(
+    report: WorkerReport,
+    totals: TrialTotals,
+    ctx: StudyContext,
+    segment: int,
+    restored: Pointer | None,
+    now_s: float,
+) -> dict[str, Any]:
     """The row Tune records for one report: quality, throughput and the trial's running totals."""
     zero = report.rank_zero
     assert zero is not None, "rank 0's report carries the quality figures"
@@ -244,11 +259,16 @@ class Segment:
             self.totals = TrialTotals(**{**restored.totals, "segments": on_file.segments})
         self.totals.segments += 1
         # a restart of this trial (not its first segment, not an exploit): from which report
-        self.restart_from = (0 if restored is None else restored.iteration) if (
-            self.totals.segments > 1 and (restored is None or restored.trial_id == trial_id)) else None
+        self.restart_from = (
+            (0 if restored is None else restored.iteration)
+            if (self.totals.segments > 1 and (restored is None or restored.trial_id == trial_id))
+            else None
+        )
         self.run_name = f"{trial_id}-s{self.totals.segments}-{uuid.uuid4().hex[:6]}"
         self.launched = time.perf_counter()
-        self.iteration = restored.iteration if restored else 0  # Tune continues a checkpoint's count
+        self.iteration = (
+            restored.iteration if restored else 0
+        )  # Tune continues a checkpoint's count
         self._first_report = True
 
     def forward(self, per_worker: list[WorkerReport], checkpoint: str | None) -> None:
@@ -265,14 +285,21 @@ class Segment:
         now_s = time.time()
         self.totals.add(report, self.ctx.carbon, now_s)
         self.totals.save(self.totals_location)
-        metrics = tune_metrics(report, self.totals, self.ctx, self.totals.segments, self.restored, now_s)
+        metrics = tune_metrics(
+            report, self.totals, self.ctx, self.totals.segments, self.restored, now_s
+        )
         if self.restart_from is not None:  # the reports this restart supersedes (study.results)
             metrics[schema.RESTORED_FROM] = self.trial_id
             metrics[schema.RESTORED_FROM_ITERATION] = self.restart_from
         interval_j = report.energy.total_j
-        publish(self.trial_id, self.ctx.strategy, energy_j=metrics[schema.ENERGY_TOTAL_J],
-                power_w=interval_j / (report.device_s / report.workers) if interval_j else None,
-                co2_kg=metrics[schema.CO2_KG], cost_usd=metrics[schema.COST_USD])
+        publish(
+            self.trial_id,
+            self.ctx.strategy,
+            energy_j=metrics[schema.ENERGY_TOTAL_J],
+            power_w=interval_j / (report.device_s / report.workers) if interval_j else None,
+            co2_kg=metrics[schema.CO2_KG],
+            cost_usd=metrics[schema.COST_USD],
+        )
         metrics[schema.REPORT_TIME_S] = now_s
         metrics[schema.CHECKPOINT_PATH] = checkpoint
         metrics[schema.TRIAL_SEED] = trial_seed(self.ctx.config.seed, self.trial_id)
@@ -281,14 +308,20 @@ class Segment:
         metrics[schema.SEGMENT_SETUP_S] = zero.setup_s
         metrics[schema.SEGMENT_LAUNCH_S] = (
             time.perf_counter() - self.launched - zero.setup_s - report.device_s / report.workers
-            if self._first_report else 0.0)
+            if self._first_report
+            else 0.0
+        )
         self._first_report = False
         self.iteration += 1
         score = metrics.get(self.ctx.config.search.metric)
         with tempfile.TemporaryDirectory() as tmp:
             if checkpoint is not None:
-                Pointer(checkpoint, self.trial_id, score, self.iteration, asdict(self.totals)).write(Path(tmp))
-            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp) if checkpoint else None)
+                Pointer(
+                    checkpoint, self.trial_id, score, self.iteration, asdict(self.totals)
+                ).write(Path(tmp))
+            tune.report(
+                metrics, checkpoint=tune.Checkpoint.from_directory(tmp) if checkpoint else None
+            )
 
 
 def trial_driver(config: dict[str, Any], ctx: StudyContext) -> None:
@@ -315,8 +348,9 @@ def checkpoint_folder_name() -> str:
     return f"checkpoint_{datetime.now():%Y-%m-%d_%H-%M-%S.%f}"
 
 
-def _run_local(ctx: StudyContext, segment: Segment, params: dict[str, Any], seed: int,
-               restore_from: str | None) -> None:
+def _run_local(
+    ctx: StudyContext, segment: Segment, params: dict[str, Any], seed: int, restore_from: str | None
+) -> None:
     """The worker loop in this process, through Train's local mode."""
     import ray.train
     from ray.train.torch import TorchTrainer
@@ -337,8 +371,11 @@ def _run_local(ctx: StudyContext, segment: Segment, params: dict[str, Any], seed
     def loop() -> None:
         run_worker(ctx.config, params, seed, LocalSession(restore_from, report))
 
-    TorchTrainer(loop, scaling_config=ray.train.ScalingConfig(num_workers=0),
-                 run_config=ray.train.RunConfig(name=segment.run_name)).fit()
+    TorchTrainer(
+        loop,
+        scaling_config=ray.train.ScalingConfig(num_workers=0),
+        run_config=ray.train.RunConfig(name=segment.run_name),
+    ).fit()
 
 
 class _ForwardReports:
@@ -353,8 +390,9 @@ class _ForwardReports:
         self.queue.put(([m[REPORT_KEY] for m in metrics], checkpoint.path if checkpoint else None))
 
 
-def _run_train_group(ctx: StudyContext, segment: Segment, params: dict[str, Any], seed: int,
-                     restore_from: str | None) -> None:
+def _run_train_group(
+    ctx: StudyContext, segment: Segment, params: dict[str, Any], seed: int, restore_from: str | None
+) -> None:
     """A Ray Train worker group for this segment; its reports drained from a queue actor."""
     import ray.train
     from ray.train.torch import TorchTrainer
@@ -371,21 +409,28 @@ def _run_train_group(ctx: StudyContext, segment: Segment, params: dict[str, Any]
         # The segment's start: a donor's (PBT) or this trial's own checkpoint. Passed as a path,
         # since Train V2 dropped `resume_from_checkpoint`; a worker restarted within the segment
         # gets the run's own newest checkpoint from `ray.train.get_checkpoint()` instead.
-        train_loop_config={"study": ctx.config, "params": params, "trial_seed": seed,
-                           "restore_from": restore_from},
+        train_loop_config={
+            "study": ctx.config,
+            "params": params,
+            "trial_seed": seed,
+            "restore_from": restore_from,
+        },
         scaling_config=ray.train.ScalingConfig(
             num_workers=resources.workers_per_trial,
             use_gpu=resources.gpus_per_worker > 0,
-            resources_per_worker={"CPU": resources.cpus_per_worker,
-                                  **({"GPU": resources.gpus_per_worker}
-                                     if resources.gpus_per_worker else {})}),
+            resources_per_worker={
+                "CPU": resources.cpus_per_worker,
+                **({"GPU": resources.gpus_per_worker} if resources.gpus_per_worker else {}),
+            },
+        ),
         run_config=ray.train.RunConfig(
             name=segment.run_name,
             storage_path=ctx.train_runs_path,
             # Keep every checkpoint: the study's CheckpointJanitor deletes what no trial can use.
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=None),
             failure_config=ray.train.FailureConfig(max_failures=1),
-            callbacks=[callback]),
+            callbacks=[callback],
+        ),
     )
 
     outcome: dict[str, BaseException | None] = {"error": None}
@@ -405,8 +450,10 @@ def _run_train_group(ctx: StudyContext, segment: Segment, params: dict[str, Any]
             if not thread.is_alive() and queue.empty():
                 break
             continue
-        segment.forward([WorkerReport.from_dict(r) for r in per_worker],
-                        relative_checkpoint(checkpoint_path) if checkpoint_path else None)
+        segment.forward(
+            [WorkerReport.from_dict(r) for r in per_worker],
+            relative_checkpoint(checkpoint_path) if checkpoint_path else None,
+        )
     thread.join()
     if outcome["error"] is not None:
         raise outcome["error"]

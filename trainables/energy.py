@@ -241,25 +241,38 @@ class EnergyMeter:
         if self._sync:
             self._sync()
         start = self._open.pop(name)
-        ends = [g.end(b) if g else (self._clock(), None) for g, b in zip(self._gpus, start.gpu, strict=True)]
+        ends = [
+            g.end(b) if g else (self._clock(), None)
+            for g, b in zip(self._gpus, start.gpu, strict=True)
+        ]
         t_s = ends[0][0] if ends else self._clock()
         cpu_s, rss = self._cpu_time(), self._rss()
         duration_s, used_cpu_s = t_s - start.t_s, max(0.0, cpu_s - start.cpu_s)
         fields: dict[str, Any] = {"duration_s": duration_s}
         if self._gpus:
-            measured = [(j, g.source) for (_, j), g in zip(ends, self._gpus, strict=True)
-                        if g is not None and j is not None]
+            measured = [
+                (j, g.source)
+                for (_, j), g in zip(ends, self._gpus, strict=True)
+                if g is not None and j is not None
+            ]
             fields["gpu_coverage"] = (len(measured), len(self._gpus))
             if len(measured) < len(self._gpus):
-                errors = "; ".join(g.error for g in self._gpus if g is not None and g.error) or "NVML unavailable"
+                errors = (
+                    "; ".join(g.error for g in self._gpus if g is not None and g.error)
+                    or "NVML unavailable"
+                )
                 warnings.warn(
                     f"energy window {name!r}: GPU energy of {len(self._gpus) - len(measured)} of "
                     f"{len(self._gpus)} devices unknown ({errors}); reported as None or partial, not 0",
-                    RuntimeWarning, stacklevel=2)
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
             if measured:
                 source = max((src for _, src in measured), key=SOURCE_RANK.__getitem__)
-                fields.update(gpu_j=sum(j for j, _ in measured),
-                              gpu_source=source if len(measured) == len(self._gpus) else "partial")
+                fields.update(
+                    gpu_j=sum(j for j, _ in measured),
+                    gpu_source=source if len(measured) == len(self._gpus) else "partial",
+                )
         if self._rapl:
             cpu_j = self._rapl.attributed_j(start.rapl, used_cpu_s)
             fields["cpu_coverage"] = (int(cpu_j is not None), 1)
@@ -273,11 +286,17 @@ class EnergyMeter:
             else:
                 fields.update(cpu_j=cpu_j, cpu_source="counter")
         else:
-            fields.update(cpu_j=self.cpu_model.w_per_thread * used_cpu_s, cpu_source="estimated",
-                          cpu_coverage=(1, 1))
+            fields.update(
+                cpu_j=self.cpu_model.w_per_thread * used_cpu_s,
+                cpu_source="estimated",
+                cpu_coverage=(1, 1),
+            )
         mean_rss_gib = (start.rss_bytes + rss) / 2 / GIB
-        fields.update(ram_j=RAM_W_PER_GIB * mean_rss_gib * duration_s, ram_source="estimated",
-                      ram_coverage=(1, 1))
+        fields.update(
+            ram_j=RAM_W_PER_GIB * mean_rss_gib * duration_s,
+            ram_source="estimated",
+            ram_coverage=(1, 1),
+        )
         if not self._open:
             for g in self._gpus:
                 if g is not None:
@@ -329,14 +348,20 @@ class GpuReader:
         self._starts = [b.begin()[1] if b is not None else None for b in self._backends]
 
     @classmethod
-    def all_devices(cls, nvml: ModuleType | None = None, clock: Callable[[], float] = time.monotonic,
-                    sample_interval_s: float = 0.05) -> GpuReader:
+    def all_devices(
+        cls,
+        nvml: ModuleType | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sample_interval_s: float = 0.05,
+    ) -> GpuReader:
         """Every GPU NVML lists here (none, or no NVML: a reader of nothing)."""
         try:
             nvml = nvml or importlib.import_module("pynvml")
             nvml.nvmlInit()
-            uuids = [nvml.nvmlDeviceGetUUID(nvml.nvmlDeviceGetHandleByIndex(i))
-                     for i in range(nvml.nvmlDeviceGetCount())]
+            uuids = [
+                nvml.nvmlDeviceGetUUID(nvml.nvmlDeviceGetHandleByIndex(i))
+                for i in range(nvml.nvmlDeviceGetCount())
+            ]
         except Exception:  # noqa: BLE001 - no NVML, no driver, no GPU: nothing to read
             return cls([], [], clock)
         uuids = [u.decode() if isinstance(u, bytes) else u for u in uuids]
@@ -355,8 +380,9 @@ class GpuReader:
         return out
 
 
-def _open_gpus(uuids: Sequence[str], nvml: ModuleType | None, clock: Callable[[], float],
-               interval_s: float) -> list[_Counter | _PowerIntegral | None]:
+def _open_gpus(
+    uuids: Sequence[str], nvml: ModuleType | None, clock: Callable[[], float], interval_s: float
+) -> list[_Counter | _PowerIntegral | None]:
     """One backend per GPU (None where NVML cannot read it); empty without GPUs."""
     if not uuids:
         return []
@@ -380,8 +406,9 @@ def _open_gpus(uuids: Sequence[str], nvml: ModuleType | None, clock: Callable[[]
     return [_open_gpu(uuid, nvml, clock, interval_s) for uuid in uuids]
 
 
-def _open_gpu(uuid: str, nvml: ModuleType, clock: Callable[[], float],
-              interval_s: float) -> _Counter | _PowerIntegral | None:
+def _open_gpu(
+    uuid: str, nvml: ModuleType, clock: Callable[[], float], interval_s: float
+) -> _Counter | _PowerIntegral | None:
     try:
         handle = nvml.nvmlDeviceGetHandleByUUID(uuid)
     except nvml.NVMLError as e:
@@ -599,22 +626,38 @@ def cpu_power_model(cpu_tdp_w: float = 0.0, vm_size: str = "") -> CpuPowerModel:
 
     threads = os.cpu_count() or 1
     if cpu_tdp_w > 0:
-        return CpuPowerModel(cpu_tdp_w / threads, "energy.cpu_tdp_w",
-                             f"energy.cpu_tdp_w={cpu_tdp_w:g} W / {threads} logical CPUs")
+        return CpuPowerModel(
+            cpu_tdp_w / threads,
+            "energy.cpu_tdp_w",
+            f"energy.cpu_tdp_w={cpu_tdp_w:g} W / {threads} logical CPUs",
+        )
     row = vm_cpu_row(vm_size) if vm_size else None
     if row is not None:
         tdp, host_threads = float(row["host_tdp_w"]), int(row["host_threads"])
-        return CpuPowerModel(tdp / host_threads, "vm_share",
-                             f"{row['vm_size']}: {row['host_cpu']} {tdp:g} W / {host_threads} host threads "
-                             f"({row['source']}, {row['source_date']})")
+        return CpuPowerModel(
+            tdp / host_threads,
+            "vm_share",
+            f"{row['vm_size']}: {row['host_cpu']} {tdp:g} W / {host_threads} host threads "
+            f"({row['source']}, {row['source_date']})",
+        )
     model = cpu_model_name()
     tdp_w = codecarbon_tdp_w(model) if model and not running_on_hypervisor() else None
     if tdp_w:
-        return CpuPowerModel(tdp_w / threads, "package_share",
-                             f"CodeCarbon cpu_power.csv TDP for {model!r}: {tdp_w:g} W / {threads} logical CPUs")
-    why = "a VM of a size without a host row" if running_on_hypervisor() else f"{model or 'this CPU'!r} not in its table"
-    return CpuPowerModel(DEFAULT_W_PER_LOGICAL_CPU, "per_thread_fallback",
-                         f"CodeCarbon's fallback, {DEFAULT_W_PER_LOGICAL_CPU:g} W per logical CPU ({why})")
+        return CpuPowerModel(
+            tdp_w / threads,
+            "package_share",
+            f"CodeCarbon cpu_power.csv TDP for {model!r}: {tdp_w:g} W / {threads} logical CPUs",
+        )
+    why = (
+        "a VM of a size without a host row"
+        if running_on_hypervisor()
+        else f"{model or 'this CPU'!r} not in its table"
+    )
+    return CpuPowerModel(
+        DEFAULT_W_PER_LOGICAL_CPU,
+        "per_thread_fallback",
+        f"CodeCarbon's fallback, {DEFAULT_W_PER_LOGICAL_CPU:g} W per logical CPU ({why})",
+    )
 
 
 def running_on_hypervisor() -> bool:

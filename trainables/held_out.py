@@ -32,8 +32,9 @@ class HeldOutEvaluation:
         return len(self.predictions)
 
 
-def evaluate_checkpoint(cfg: StudyConfig, checkpoint_location: str, split: str, n: int,
-                        threads: int = 1) -> HeldOutEvaluation:
+def evaluate_checkpoint(
+    cfg: StudyConfig, checkpoint_location: str, split: str, n: int, threads: int = 1
+) -> HeldOutEvaluation:
     """Summarize `n` examples of `split` with the model saved at `checkpoint_location`."""
     import ray.train
     import torch
@@ -48,22 +49,35 @@ def evaluate_checkpoint(cfg: StudyConfig, checkpoint_location: str, split: str, 
 
     torch.set_num_threads(max(1, threads))
     device = torch.device("cuda", 0) if torch.cuda.is_available() else torch.device("cpu")
-    meter = EnergyMeter(gpu_uuids=[cuda_device_uuid(0)] if device.type == "cuda" else (),
-                        cpu_tdp_w=cfg.energy.cpu_tdp_w, vm_size=cfg.energy.vm_size,
-                        sync=torch.cuda.synchronize if device.type == "cuda" else None)
+    meter = EnergyMeter(
+        gpu_uuids=[cuda_device_uuid(0)] if device.type == "cuda" else (),
+        cpu_tdp_w=cfg.energy.cpu_tdp_w,
+        vm_size=cfg.energy.vm_size,
+        sync=torch.cuda.synchronize if device.type == "cuda" else None,
+    )
     started = time.perf_counter()
     meter.begin_window("held_out")
     tokenizer = prepared_data(cfg.model, cfg.data).tokenizer  # the one the model was trained with
     pairs = load_split(cfg.data, split, n, cfg.data.seed)
-    encoded = batching.encode_pairs(pairs, tokenizer, cfg.data.max_source_tokens, cfg.data.max_target_tokens)
+    encoded = batching.encode_pairs(
+        pairs, tokenizer, cfg.data.max_source_tokens, cfg.data.max_target_tokens
+    )
     model = build_model(cfg.model, tokenizer)
     with ray.train.Checkpoint(checkpoint_location).as_directory() as directory:
         load_model_weights(model, Path(directory))
     model.to(device)
-    predictions, loss_sum = summarize(model, tokenizer, encoded, list(range(len(encoded))), cfg,
-                                      device, {})
+    predictions, loss_sum = summarize(
+        model, tokenizer, encoded, list(range(len(encoded))), cfg, device, {}
+    )
     scores = rouge_per_example(predictions, encoded.target_texts)
     energy = meter.end_window("held_out")
     meter.close()
-    return HeldOutEvaluation(split, predictions, list(encoded.target_texts), scores,
-                             loss_sum / max(len(encoded), 1), time.perf_counter() - started, energy)
+    return HeldOutEvaluation(
+        split,
+        predictions,
+        list(encoded.target_texts),
+        scores,
+        loss_sum / max(len(encoded), 1),
+        time.perf_counter() - started,
+        energy,
+    )

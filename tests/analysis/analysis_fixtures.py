@@ -227,8 +227,16 @@ def cluster_energy(nodes: list[dict[str, Any]], trials_j: float | None) -> dict[
 
 def held_out(rouge_l: float, low: float, high: float, n: int = 500) -> dict[str, Any]:
     """metadata.json `test` as study.run writes it: the selected model on the held-out split."""
-    return {"evaluated": True, "split": "test", "n": n, "rouge1": rouge_l + 0.05, "rouge2": rouge_l - 0.1,
-            "rougeL": rouge_l, "rougeLsum": rouge_l + 0.01, "rougeL_ci95": [low, high]}
+    return {
+        "evaluated": True,
+        "split": "test",
+        "n": n,
+        "rouge1": rouge_l + 0.05,
+        "rouge2": rouge_l - 0.1,
+        "rougeL": rouge_l,
+        "rougeLsum": rouge_l + 0.01,
+        "rougeL_ci95": [low, high],
+    }
 
 
 # lead-3 baseline on the validation set (metadata.json `baseline`)

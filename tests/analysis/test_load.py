@@ -90,8 +90,12 @@ def test_mixed_datasets_cannot_be_compared(tmp_path):
     b = write_study(tmp_path, "asha", 0, _rows(), dataset="samsum")
     with pytest.raises(StudyLoadError, match=r"studies differ in data.dataset \(") as e:
         load_studies([a, b])
-    assert "xsum" in str(e.value) and "samsum" in str(e.value) and "--allow-mismatch" in str(e.value)
-    assert [m.field for m in mismatches(load_studies([a, b], allow_mismatch=True))] == ["data.dataset"]
+    assert (
+        "xsum" in str(e.value) and "samsum" in str(e.value) and "--allow-mismatch" in str(e.value)
+    )
+    assert [m.field for m in mismatches(load_studies([a, b], allow_mismatch=True))] == [
+        "data.dataset"
+    ]
 
 
 def test_mixed_metrics_cannot_be_compared(tmp_path):

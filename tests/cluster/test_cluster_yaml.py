@@ -49,13 +49,25 @@ VM_SIZES: dict[str, dict[str, int]] = {
 # ARM template parameters that Ray's Azure node provider fills in itself; a node_config must
 # not set them (Ray would overwrite them, or they would leak a key into the file).
 ARM_PARAMS_SET_BY_RAY = {
-    "vmName", "vmTags", "vmCount", "msi", "nsg", "subnet", "provisionPublicIp", "zones",
-    "adminUsername", "publicKey",
+    "vmName",
+    "vmTags",
+    "vmCount",
+    "msi",
+    "nsg",
+    "subnet",
+    "provisionPublicIp",
+    "zones",
+    "adminUsername",
+    "publicKey",
 }
 
 COMMAND_KEYS = (
-    "initialization_commands", "setup_commands", "head_setup_commands",
-    "worker_setup_commands", "head_start_ray_commands", "worker_start_ray_commands",
+    "initialization_commands",
+    "setup_commands",
+    "head_setup_commands",
+    "worker_setup_commands",
+    "head_start_ray_commands",
+    "worker_start_ray_commands",
 )
 
 # Strings that look like credentials. Placeholders such as <account> are fine.
@@ -97,7 +109,9 @@ def pyproject_dependencies() -> list[str]:
 def pyproject_ray_pin() -> tuple[set[str], str]:
     """(extras, version) of the `ray[...]==X` requirement in pyproject.toml."""
     deps = pyproject_dependencies()
-    pins = [m for d in deps if (m := re.fullmatch(r"ray\[([^\]]*)\]==([\w.]+)", d.replace(" ", "")))]
+    pins = [
+        m for d in deps if (m := re.fullmatch(r"ray\[([^\]]*)\]==([\w.]+)", d.replace(" ", "")))
+    ]
     assert len(pins) == 1, f"expected one pinned ray[...]==X in pyproject.toml, found {deps}"
     extras, version = pins[0].groups()
     return {e.strip() for e in extras.split(",")}, version
@@ -115,7 +129,9 @@ def all_commands(cfg: dict) -> list[str]:
 
 
 # `ray`, `ray[...]`, `ray==X`, `ray[...]==X` as a pip requirement (not `~/.ray`, not `x-ray`).
-RAY_REQ = re.compile(r"""(?<![\w./~-])ray(\[[^\]]*\])?\s*((?:==|>=|<=|~=|!=|>|<)\s*[\w.*]+)?(?=["'\s]|$)""")
+RAY_REQ = re.compile(
+    r"""(?<![\w./~-])ray(\[[^\]]*\])?\s*((?:==|>=|<=|~=|!=|>|<)\s*[\w.*]+)?(?=["'\s]|$)"""
+)
 
 
 def ray_requirements(cmd: str) -> list[tuple[str, str]]:
@@ -232,7 +248,9 @@ def test_setup_installs_the_ray_that_pyproject_pins():
     assert in_setup, "setup_commands must pip install ray (else a node has no Ray or a wrong one)"
     everywhere = [r for c in all_commands(cfg) for r in ray_requirements(c)]
     for extra, spec in everywhere:
-        assert spec == f"=={version}", f"ray installed as ray{extra}{spec}, pyproject pins =={version}"
+        assert spec == f"=={version}", (
+            f"ray installed as ray{extra}{spec}, pyproject pins =={version}"
+        )
         assert {e.strip() for e in extra.strip("[]").split(",")} >= extras, (
             f"ray{extra}: pyproject asks for extras {sorted(extras)}"
         )
@@ -276,8 +294,11 @@ def test_dashboard_is_never_bound_to_all_interfaces():
 
 def test_token_auth_on_every_ray_start():
     cfg = load_cluster()
-    starts = [c for c in cfg["head_start_ray_commands"] + cfg["worker_start_ray_commands"]
-              if "ray start" in c]
+    starts = [
+        c
+        for c in cfg["head_start_ray_commands"] + cfg["worker_start_ray_commands"]
+        if "ray start" in c
+    ]
     assert len(starts) == 2
     for cmd in starts:
         assert re.search(r"\bRAY_AUTH_MODE=token\s+ray start\b", cmd), cmd
@@ -338,8 +359,12 @@ def test_resources_are_integers_equal_to_the_vm_size():
 
 def test_the_brief_s_vm_sizes_are_offered():
     sizes = {arm(n)["vmSize"]: k for k, n in load_cluster()["available_node_types"].items()}
-    for size in ("Standard_NC24ads_A100_v4", "Standard_NC4as_T4_v3", "Standard_ND96asr_v4",
-                 "Standard_ND96isr_H100_v5"):
+    for size in (
+        "Standard_NC24ads_A100_v4",
+        "Standard_NC4as_T4_v3",
+        "Standard_ND96asr_v4",
+        "Standard_ND96isr_H100_v5",
+    ):
         assert size in sizes, size
 
 

@@ -12,7 +12,11 @@ TRAIN_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
 
 
 def space(**param):
-    spec = {"domain": {"type": "uniform", "low": 0.0, "high": 1.0}, "grid": [0.5], "mutate": "perturb"}
+    spec = {
+        "domain": {"type": "uniform", "low": 0.0, "high": 1.0},
+        "grid": [0.5],
+        "mutate": "perturb",
+    }
     spec.update(param)
     return {"parameters": {"weight_decay": spec}}
 
@@ -43,17 +47,23 @@ def test_clip_keeps_mutations_inside_the_domain():
     assert s.param("batch_size").clip(20) == 16
 
 
-@pytest.mark.parametrize("change, needle", [
-    ({"grid": []}, "give at least one grid point"),
-    ({"domain": {"type": "uniform", "low": 1.0, "high": 0.0}}, "low=1.0 > high=0.0"),
-    ({"grid": [2.0]}, "grid point 2.0 lies outside the domain"),
-    ({"mutate": [0.5, 3.0]}, "mutation value 3.0 lies outside the domain"),
-    ({"mutate": "shuffle"}, "mutate='shuffle'"),
-    ({"domain": {"type": "normal"}}, "give {type: one of"),
-    ({"domain": {"type": "loguniform", "low": 0.0, "high": 1.0}}, "loguniform low=0.0: must be > 0"),
-    ({"domain": {"type": "choice", "values": []}}, "domain.values is empty"),
-    ({"extra": 1}, "unknown key(s) ['extra']"),
-])
+@pytest.mark.parametrize(
+    "change, needle",
+    [
+        ({"grid": []}, "give at least one grid point"),
+        ({"domain": {"type": "uniform", "low": 1.0, "high": 0.0}}, "low=1.0 > high=0.0"),
+        ({"grid": [2.0]}, "grid point 2.0 lies outside the domain"),
+        ({"mutate": [0.5, 3.0]}, "mutation value 3.0 lies outside the domain"),
+        ({"mutate": "shuffle"}, "mutate='shuffle'"),
+        ({"domain": {"type": "normal"}}, "give {type: one of"),
+        (
+            {"domain": {"type": "loguniform", "low": 0.0, "high": 1.0}},
+            "loguniform low=0.0: must be > 0",
+        ),
+        ({"domain": {"type": "choice", "values": []}}, "domain.values is empty"),
+        ({"extra": 1}, "unknown key(s) ['extra']"),
+    ],
+)
 def test_invalid_spaces_are_rejected(change, needle):
     with pytest.raises(ConfigError) as err:
         parse_space(space(**change), name="t")
@@ -64,15 +74,23 @@ def test_invalid_spaces_are_rejected(change, needle):
 def test_points_to_evaluate_are_full_points_inside_the_domain():
     ok = parse_space({**space(), "points_to_evaluate": [{"weight_decay": 0.2}]}, name="t")
     assert ok.points_to_evaluate == ({"weight_decay": 0.2},)
-    with pytest.raises(ConfigError, match=r"points_to_evaluate\[0\]: weight_decay=3.0 lies outside"):
+    with pytest.raises(
+        ConfigError, match=r"points_to_evaluate\[0\]: weight_decay=3.0 lies outside"
+    ):
         parse_space({**space(), "points_to_evaluate": [{"weight_decay": 3.0}]}, name="t")
     with pytest.raises(ConfigError, match="give a value for each of weight_decay"):
         parse_space({**space(), "points_to_evaluate": [{"lr": 0.1}]}, name="t")
 
 
 def test_unknown_parameter_and_missing_space():
-    s = parse_space({"parameters": {"dropout": {"domain": {"type": "uniform", "low": 0, "high": 1},
-                                                 "grid": [0.1]}}}, name="t")
+    s = parse_space(
+        {
+            "parameters": {
+                "dropout": {"domain": {"type": "uniform", "low": 0, "high": 1}, "grid": [0.1]}
+            }
+        },
+        name="t",
+    )
     with pytest.raises(ConfigError, match="parameter 'dropout' is not a train setting"):
         s.validate_for(TRAIN_FIELDS)
     with pytest.raises(ConfigError, match="search.space='nope': no such space"):

@@ -16,12 +16,19 @@ from study.config import BudgetConfig, ConfigError
 
 
 def report(epochs, device_s=0.0, energy_j=None, co2=None, cost=None):
-    return {schema.TRIAL_EPOCHS: epochs, schema.DEVICE_S: device_s, schema.ENERGY_TOTAL_J: energy_j,
-            schema.CO2_KG: co2, schema.COST_USD: cost}
+    return {
+        schema.TRIAL_EPOCHS: epochs,
+        schema.DEVICE_S: device_s,
+        schema.ENERGY_TOTAL_J: energy_j,
+        schema.CO2_KG: co2,
+        schema.COST_USD: cost,
+    }
 
 
 def test_the_default_is_one_grid_pass_in_trial_epochs():
-    assert study_budget(BudgetConfig(), default_trial_epochs=16) == Budget("trial_epochs", 16.0, "cluster")
+    assert study_budget(BudgetConfig(), default_trial_epochs=16) == Budget(
+        "trial_epochs", 16.0, "cluster"
+    )
     assert study_budget(BudgetConfig(device_hours=2), 16) == Budget("device_hours", 2.0, "cluster")
 
 
@@ -35,7 +42,10 @@ def test_one_budget_at_a_time():
 
 
 def test_spend_adds_each_trials_latest_totals():
-    latest = {"a": report(2.0, 3600.0, 3.6e6, 0.4, None), "b": report(0.5, 1800.0, 1.8e6, 0.2, None)}
+    latest = {
+        "a": report(2.0, 3600.0, 3.6e6, 0.4, None),
+        "b": report(0.5, 1800.0, 1.8e6, 0.2, None),
+    }
     spend = spend_of_trials(latest, pue=1.5)
     assert spend.trial_epochs == 2.5 and spend.device_hours == pytest.approx(1.5)
     assert spend.trials_energy_kwh == pytest.approx(1.5 * 1.5)  # 1.5 kWh at the IT equipment x PUE
@@ -44,11 +54,16 @@ def test_spend_adds_each_trials_latest_totals():
 
 
 def test_cluster_units_count_the_whole_cluster_unless_asked_for_trials():
-    spend = spend_of_trials({"a": report(1.0, 60.0, 3.6e6)}, pue=1.0, cluster=ClusterSpend(2.5, 0.9, 7.0))
+    spend = spend_of_trials(
+        {"a": report(1.0, 60.0, 3.6e6)}, pue=1.0, cluster=ClusterSpend(2.5, 0.9, 7.0)
+    )
     assert spent_in(Budget("energy_kwh", 2.0, "cluster"), spend) == 2.5
     assert spent_in(Budget("energy_kwh", 2.0, "trials"), spend) == pytest.approx(1.0)
     assert spent_in(Budget("cost_usd", 5.0, "cluster"), spend) == 7.0
-    assert spent_reason(Budget("energy_kwh", 2.0, "cluster"), spend) == "budget.energy_kwh: spent 2.5 >= 2"
+    assert (
+        spent_reason(Budget("energy_kwh", 2.0, "cluster"), spend)
+        == "budget.energy_kwh: spent 2.5 >= 2"
+    )
     assert spent_reason(Budget("energy_kwh", 2.0, "trials"), spend) is None
 
 

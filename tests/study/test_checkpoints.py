@@ -4,8 +4,10 @@ from study.checkpoints import deletable, newest_run_per_trial
 
 
 def test_only_unreachable_checkpoints_go():
-    runs = {"r/t1-s1-a": ["r/t1-s1-a/c1", "r/t1-s1-a/c2", "r/t1-s1-a/c3"],
-            "r/t2-s1-b": ["r/t2-s1-b/c1", "r/t2-s1-b/c2"]}
+    runs = {
+        "r/t1-s1-a": ["r/t1-s1-a/c1", "r/t1-s1-a/c2", "r/t1-s1-a/c3"],
+        "r/t2-s1-b": ["r/t2-s1-b/c1", "r/t2-s1-b/c2"],
+    }
     # t1 is live (its newest stays); t2 finished, but PBT may still clone its c1
     doomed = deletable(runs, live_runs={"r/t1-s1-a"}, protected={"r/t2-s1-b/c1"})
     assert doomed == ["r/t1-s1-a/c1", "r/t1-s1-a/c2", "r/t2-s1-b/c2"]

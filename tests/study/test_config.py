@@ -22,20 +22,26 @@ def test_overrides_are_typed_and_layered(tmp_path):
     assert cfg.energy.region == "westeurope"
 
 
-@pytest.mark.parametrize("override, needle", [
-    ("train.learning_rate=1e-3", "train.learning_rate: unknown key"),
-    ("trian.lr=1", "trian: unknown key"),
-    ("train.epochs=two", "train.epochs='two': expected int"),
-    ("train.epochs=1.5", "train.epochs=1.5: expected int"),
-    ("data.sortish=3", "data.sortish=3: expected bool"),
-    ("train.lr=-1", "train.lr=-1.0: must be > 0"),
-    ("train.precision=fp8", "train.precision='fp8': use one of fp32, fp16, bf16"),
-    ("train.zero_stage=4", "train.zero_stage=4: use one of 0, 1, 2, 3"),
-    ("train.offload_params=true", "train.offload_params=True: parameter offload needs train.zero_stage=3"),
-    ("data.max_source_tokens=0", "data.max_source_tokens=0: must be > 0"),
-    ("train.freeze=layers:x", "train.freeze='layers:x'"),
-    ("lr", "expected key=value"),
-])
+@pytest.mark.parametrize(
+    "override, needle",
+    [
+        ("train.learning_rate=1e-3", "train.learning_rate: unknown key"),
+        ("trian.lr=1", "trian: unknown key"),
+        ("train.epochs=two", "train.epochs='two': expected int"),
+        ("train.epochs=1.5", "train.epochs=1.5: expected int"),
+        ("data.sortish=3", "data.sortish=3: expected bool"),
+        ("train.lr=-1", "train.lr=-1.0: must be > 0"),
+        ("train.precision=fp8", "train.precision='fp8': use one of fp32, fp16, bf16"),
+        ("train.zero_stage=4", "train.zero_stage=4: use one of 0, 1, 2, 3"),
+        (
+            "train.offload_params=true",
+            "train.offload_params=True: parameter offload needs train.zero_stage=3",
+        ),
+        ("data.max_source_tokens=0", "data.max_source_tokens=0: must be > 0"),
+        ("train.freeze=layers:x", "train.freeze='layers:x'"),
+        ("lr", "expected key=value"),
+    ],
+)
 def test_bad_overrides_name_field_value_and_fix(override, needle):
     with pytest.raises(ConfigError) as err:
         resolve_config(overrides=[override])

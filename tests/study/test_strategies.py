@@ -8,13 +8,20 @@ from study.strategies import asha_expected_reports, asha_rungs, derive_numbers, 
 
 
 def numbers(strategy, *overrides):
-    return derive_numbers(strategy, load_space("default"), resolve_config(overrides=list(overrides)))
+    return derive_numbers(
+        strategy, load_space("default"), resolve_config(overrides=list(overrides))
+    )
 
 
 def test_default_budget_is_one_pass_over_the_grid():
     grid = numbers("grid")
     # 4 learning rates x 2 batch sizes, 2 epochs each
-    assert (grid.grid_points, grid.num_trials, grid.budget_unit, grid.budget_amount) == (8, 8, "trial_epochs", 16)
+    assert (grid.grid_points, grid.num_trials, grid.budget_unit, grid.budget_amount) == (
+        8,
+        8,
+        "trial_epochs",
+        16,
+    )
     assert grid.grid_repeats == 1 and grid.reports_per_trial == 4  # one pass; 2 reports per epoch
 
 
@@ -32,7 +39,11 @@ def test_samplers_have_no_trial_count_they_spend_the_budget():
 
 def test_other_units_run_until_spent():
     grid = numbers("grid", "budget.energy_kwh=0.5")
-    assert (grid.budget_unit, grid.budget_amount, grid.budget_scope) == ("energy_kwh", 0.5, "cluster")
+    assert (grid.budget_unit, grid.budget_amount, grid.budget_scope) == (
+        "energy_kwh",
+        0.5,
+        "cluster",
+    )
     assert grid.num_trials is None and grid.tune_num_samples == -1  # passes until spent
     assert numbers("pbt", "budget.device_hours=2").pbt_population == 8  # the grid's points
     assert numbers("pbt", "budget.device_hours=2", "search.pbt_population=6").pbt_population == 6
@@ -49,15 +60,18 @@ def test_bigger_budget_repeats_the_grid():
     assert grid.grid_repeats == 2 and grid.num_trials == 16
 
 
-@pytest.mark.parametrize("strategy, overrides, needle", [
-    ("grid", ["budget.trial_epochs=10"], "smaller than one pass over the grid"),
-    ("pbt", ["budget.trial_epochs=3"], "PBT needs a population of at least 2"),
-    ("pbt", ["search.pbt_perturbation_interval=4"], "must be below the 4 reports"),
-    ("asha", ["budget.trial_epochs=1"], "less than one trial"),
-    ("random", ["budget.cost_usd=5"], "a local machine has no price"),
-    ("pbt", ["search.pbt_population=9"], "exceed budget.trial_epochs=16"),
-    ("hyperopt", [], "strategy='hyperopt': unknown"),
-])
+@pytest.mark.parametrize(
+    "strategy, overrides, needle",
+    [
+        ("grid", ["budget.trial_epochs=10"], "smaller than one pass over the grid"),
+        ("pbt", ["budget.trial_epochs=3"], "PBT needs a population of at least 2"),
+        ("pbt", ["search.pbt_perturbation_interval=4"], "must be below the 4 reports"),
+        ("asha", ["budget.trial_epochs=1"], "less than one trial"),
+        ("random", ["budget.cost_usd=5"], "a local machine has no price"),
+        ("pbt", ["search.pbt_population=9"], "exceed budget.trial_epochs=16"),
+        ("hyperopt", [], "strategy='hyperopt': unknown"),
+    ],
+)
 def test_impossible_budgets_are_rejected(strategy, overrides, needle):
     with pytest.raises(ConfigError, match=needle):
         numbers(strategy, *overrides)
@@ -66,7 +80,14 @@ def test_impossible_budgets_are_rejected(strategy, overrides, needle):
 def test_pbt_explore_clips_and_resamples():
     space = load_space("default")
     explore = pbt_explore(space, seed=0)
-    out = explore({"lr": 5.0, "weight_decay": 0.07, "batch_size": 16, "label_smoothing": -1.0,
-                   "warmup_ratio": 0.05})
+    out = explore(
+        {
+            "lr": 5.0,
+            "weight_decay": 0.07,
+            "batch_size": 16,
+            "label_smoothing": -1.0,
+            "warmup_ratio": 0.05,
+        }
+    )
     assert out["lr"] == pytest.approx(3e-2) and out["label_smoothing"] == 0.0
     assert out["weight_decay"] != 0.07 and 0.0 <= out["weight_decay"] <= 0.1  # resampled

@@ -26,8 +26,12 @@ def test_truncation_is_reported_and_respected(encoded):
 
 def test_sortish_reduces_padding(encoded):
     lengths = [len(s) for s in encoded.sources]
-    plain = batching.padding_fraction(lengths, batching.batch_order(lengths, 16, 0, 0, sortish=False))
-    sortish = batching.padding_fraction(lengths, batching.batch_order(lengths, 16, 0, 0, sortish=True))
+    plain = batching.padding_fraction(
+        lengths, batching.batch_order(lengths, 16, 0, 0, sortish=False)
+    )
+    sortish = batching.padding_fraction(
+        lengths, batching.batch_order(lengths, 16, 0, 0, sortish=True)
+    )
     assert sortish < plain / 2, (plain, sortish)
 
 
@@ -50,6 +54,9 @@ def test_collate_pads_dynamically(encoded):
     longest = max(len(encoded.sources[i]) for i in (0, 1, 2))
     assert batch["input_ids"].shape == (3, longest)
     assert int(batch["attention_mask"].sum()) == sum(len(encoded.sources[i]) for i in (0, 1, 2))
-    assert int((batch["labels"] != batching.LABEL_PAD).sum()) == sum(len(encoded.targets[i]) for i in (0, 1, 2))
+    assert int((batch["labels"] != batching.LABEL_PAD).sum()) == sum(
+        len(encoded.targets[i]) for i in (0, 1, 2)
+    )
     assert batching.batch_tokens(encoded, [0, 1, 2]) == int(batch["attention_mask"].sum()) + int(
-        (batch["labels"] != batching.LABEL_PAD).sum())
+        (batch["labels"] != batching.LABEL_PAD).sum()
+    )

@@ -14,25 +14,59 @@ EASTUS = CarbonIntensity(379.1, 1.185)  # the region row's figure and Azure's PU
 
 
 def worker(rank, energy=None, quality=None, **kw) -> WorkerReport:
-    energy = energy or Measurement(3.0, cpu_j=5.0, ram_j=1.0, cpu_source="estimated", ram_source="estimated")
+    energy = energy or Measurement(
+        3.0, cpu_j=5.0, ram_j=1.0, cpu_source="estimated", ram_source="estimated"
+    )
     zero = None
     if rank == 0:
-        zero = RankZero(quality=quality or {"rougeL": 0.3, "val_loss": 2.0, "train_loss": 2.5}, step=4,
-                        epoch=1.0, step_time_s=0.1, trainable_params=10, total_params=10,
-                        padding_fraction=0.0, truncated_source_fraction=0.0,
-                        truncated_target_fraction=0.0, early_stopped=False, setup_s=1.0, node_id="n0",
-                        checkpoint_bytes=100)
-    base = dict(rank=rank, samples=10, tokens=100, train_s=2.0, eval_s=1.0, device_s=3.0, energy=energy,
-                flops=1e9, cpu_s=2.7, peak_rss_bytes=100, checkpoint_save_s=0.1, sent_s=100.0, rank_zero=zero)
+        zero = RankZero(
+            quality=quality or {"rougeL": 0.3, "val_loss": 2.0, "train_loss": 2.5},
+            step=4,
+            epoch=1.0,
+            step_time_s=0.1,
+            trainable_params=10,
+            total_params=10,
+            padding_fraction=0.0,
+            truncated_source_fraction=0.0,
+            truncated_target_fraction=0.0,
+            early_stopped=False,
+            setup_s=1.0,
+            node_id="n0",
+            checkpoint_bytes=100,
+        )
+    base = dict(
+        rank=rank,
+        samples=10,
+        tokens=100,
+        train_s=2.0,
+        eval_s=1.0,
+        device_s=3.0,
+        energy=energy,
+        flops=1e9,
+        cpu_s=2.7,
+        peak_rss_bytes=100,
+        checkpoint_save_s=0.1,
+        sent_s=100.0,
+        rank_zero=zero,
+    )
     base.update(kw)
     return WorkerReport(**base)
 
 
 def test_workers_are_summed_once_and_quality_comes_from_rank_0():
-    r0 = worker(0, energy=Measurement(3.0, gpu_j=100.0, cpu_j=5.0, gpu_source="counter", cpu_source="estimated"),
-                peak_rss_bytes=50)
-    r1 = worker(1, energy=Measurement(3.0, gpu_j=120.0, cpu_j=5.0, gpu_source="power_integral",
-                                      cpu_source="estimated"))
+    r0 = worker(
+        0,
+        energy=Measurement(
+            3.0, gpu_j=100.0, cpu_j=5.0, gpu_source="counter", cpu_source="estimated"
+        ),
+        peak_rss_bytes=50,
+    )
+    r1 = worker(
+        1,
+        energy=Measurement(
+            3.0, gpu_j=120.0, cpu_j=5.0, gpu_source="power_integral", cpu_source="estimated"
+        ),
+    )
     combined = combine_workers([r1, r0])
     assert combined.rank_zero.quality["rougeL"] == 0.3
     assert combined.samples == 20 and combined.device_s == 6.0 and combined.workers == 2
@@ -75,15 +109,20 @@ def test_totals_accumulate_over_segments(tmp_path):
 
 def test_co2_converts_each_interval_at_its_own_hour(tmp_path):
     csv = tmp_path / "zone.csv"
-    csv.write_text("Datetime (UTC),Zone Id,Carbon Intensity gCO₂eq/kWh (direct),Carbon Intensity gCO₂eq/kWh (LCA)\n"
-                   "2026-11-27 10:00:00,DE,300,400\n2026-11-27 11:00:00,DE,100,200\n")
+    csv.write_text(
+        "Datetime (UTC),Zone Id,Carbon Intensity gCO₂eq/kWh (direct),Carbon Intensity gCO₂eq/kWh (LCA)\n"
+        "2026-11-27 10:00:00,DE,300,400\n2026-11-27 11:00:00,DE,100,200\n"
+    )
     hourly = CarbonIntensity(float("nan"), 1.5, HourlyIntensity.from_csv(csv))
     ten, eleven = 1795773600.0, 1795777200.0  # 2026-11-27 10:00 and 11:00 UTC
     totals = TrialTotals()
     kwh = Measurement(1.0, cpu_j=3.6e6, cpu_source="estimated")
     totals.add(combine_workers([worker(0, energy=kwh)]), hourly, now_s=ten + 1800)
-    totals.add(combine_workers([worker(0, energy=dataclasses.replace(kwh, cpu_j=7.2e6))]), hourly,
-               now_s=eleven + 60)
+    totals.add(
+        combine_workers([worker(0, energy=dataclasses.replace(kwh, cpu_j=7.2e6))]),
+        hourly,
+        now_s=eleven + 60,
+    )
     # 1 kWh at 400 g and 2 kWh at 200 g, times PUE 1.5: (0.4 + 0.4) x 1.5 kg
     assert totals.co2_kg == pytest.approx(1.2)
     assert hourly.at(eleven + 7200) == 200  # past the export's end: its last hour
@@ -97,8 +136,12 @@ def test_weakest_source():
 
 def test_report_timing_takes_the_slowest_worker():
     # the report reaches the driver only after the last worker's call; the slowest save gates it
-    combined = combine_workers([worker(0, sent_s=100.0, checkpoint_save_s=0.2),
-                                worker(1, sent_s=100.5, checkpoint_save_s=0.7)])
+    combined = combine_workers(
+        [
+            worker(0, sent_s=100.0, checkpoint_save_s=0.2),
+            worker(1, sent_s=100.5, checkpoint_save_s=0.7),
+        ]
+    )
     assert combined.sent_s == 100.5 and combined.checkpoint_save_s == 0.7
 
 

@@ -347,8 +347,13 @@ def test_a_worker_with_two_gpus_meters_both():
     """NVML mocked (no GPU here): one worker holds two GPUs; a third belongs to someone else."""
     g0, g1, other = FakeGpu("GPU-0"), FakeGpu("GPU-1"), FakeGpu("GPU-2")
     clock = FakeClock()
-    meter = EnergyMeter(gpu_uuids=["GPU-0", "GPU-1"], clock=clock, nvml=fake_nvml(g0, g1, other),
-                        cpu_time=lambda: 0.0, rss_bytes=lambda: 0)
+    meter = EnergyMeter(
+        gpu_uuids=["GPU-0", "GPU-1"],
+        clock=clock,
+        nvml=fake_nvml(g0, g1, other),
+        cpu_time=lambda: 0.0,
+        rss_bytes=lambda: 0,
+    )
     meter.begin_window("w")
     g0.energy_mj, g1.energy_mj, other.energy_mj = 40_000, 60_000, 999_000
     clock.t += 1.0
@@ -360,8 +365,13 @@ def test_one_of_two_gpu_reads_failing_is_a_partial_lower_bound():
     """NVML mocked (no GPU here): coverage says how much of the figure was measured."""
     g0, g1 = FakeGpu("GPU-0"), FakeGpu("GPU-1")
     clock = FakeClock()
-    meter = EnergyMeter(gpu_uuids=["GPU-0", "GPU-1"], clock=clock, nvml=fake_nvml(g0, g1),
-                        cpu_time=lambda: 0.0, rss_bytes=lambda: 0)
+    meter = EnergyMeter(
+        gpu_uuids=["GPU-0", "GPU-1"],
+        clock=clock,
+        nvml=fake_nvml(g0, g1),
+        cpu_time=lambda: 0.0,
+        rss_bytes=lambda: 0,
+    )
     meter.begin_window("w")
     g0.energy_mj, g1.failing = 30_000, True
     with pytest.warns(RuntimeWarning, match="1 of 2 devices unknown"):
@@ -391,7 +401,8 @@ def test_a_mig_slice_reads_its_parent_gpu_labelled_shared():
 
 
 def test_estimated_parts_carry_a_band():
-    low, high = energy.energy_band_j({"gpu": (100.0, "counter"), "cpu": (20.0, "estimated"),
-                                      "ram": (None, None)})
+    low, high = energy.energy_band_j(
+        {"gpu": (100.0, "counter"), "cpu": (20.0, "estimated"), "ram": (None, None)}
+    )
     assert (low, high) == (110.0, 130.0)  # 100 measured + 20 x (1 -/+ 0.5)
     assert energy.energy_band_j({"cpu": (None, None)}) == (None, None)

@@ -22,24 +22,37 @@ def test_lr_schedule_follows_the_fraction_of_training_done():
 
 
 def test_deepspeed_config_follows_the_train_config():
-    cfg = TrainConfig(batch_size=8, grad_accum_steps=2, zero_stage=3, offload_optimizer=True,
-                      offload_params=True, precision="bf16", max_grad_norm=0.5)
+    cfg = TrainConfig(
+        batch_size=8,
+        grad_accum_steps=2,
+        zero_stage=3,
+        offload_optimizer=True,
+        offload_params=True,
+        precision="bf16",
+        max_grad_norm=0.5,
+    )
     ds = deepspeed_config(cfg, world_size=2)
     assert ds["train_batch_size"] == 32 and ds["gradient_clipping"] == 0.5
-    assert ds["zero_optimization"] == {"stage": 3, "offload_optimizer": {"device": "cpu"},
-                                       "offload_param": {"device": "cpu"}}
+    assert ds["zero_optimization"] == {
+        "stage": 3,
+        "offload_optimizer": {"device": "cpu"},
+        "offload_param": {"device": "cpu"},
+    }
     assert ds["bf16"]["enabled"] and not ds["fp16"]["enabled"]
 
 
 def _engine(cfg, seed=0):
-    tok = train_tokenizer(["Anna: see you at 5 pm\nTom: ok", "Anna and Tom meet at 5 pm."] * 20, 300)
+    tok = train_tokenizer(
+        ["Anna: see you at 5 pm\nTom: ok", "Anna and Tom meet at 5 pm."] * 20, 300
+    )
     model = build_model(ModelConfig(name="tiny-t5"), tok, seed=seed)
     return TorchEngine(model, cfg, device=torch.device("cpu"), world_size=1), tok
 
 
 def _batch(tok):
-    enc = batching.encode_pairs([("Anna: see you at 5 pm\nTom: ok", "Anna and Tom meet at 5 pm.")] * 4,
-                                tok, 32, 16)
+    enc = batching.encode_pairs(
+        [("Anna: see you at 5 pm\nTom: ok", "Anna and Tom meet at 5 pm.")] * 4, tok, 32, 16
+    )
     return batching.collate(enc, [0, 1, 2, 3], tok.pad_token_id)
 
 
@@ -62,8 +75,10 @@ def test_donor_state_then_own_hyperparameters(tmp_path):
     # the weights and optimizer moments are the donor's
     for a, b in zip(donor.unwrapped.parameters(), clone.unwrapped.parameters()):
         assert torch.equal(a, b)
-    assert torch.equal(next(iter(donor.optimizer.state.values()))["exp_avg"],
-                       next(iter(clone.optimizer.state.values()))["exp_avg"])
+    assert torch.equal(
+        next(iter(donor.optimizer.state.values()))["exp_avg"],
+        next(iter(clone.optimizer.state.values()))["exp_avg"],
+    )
     before = [p.clone() for p in clone.unwrapped.parameters()]
     clone.train_step(_batch(tok))
     assert any(not torch.equal(a, b) for a, b in zip(before, clone.unwrapped.parameters()))

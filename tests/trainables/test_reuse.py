@@ -32,8 +32,14 @@ print(json.dumps({"fresh": fresh, "other": other, "reused": reused, "cache_hits"
 
 
 def test_a_reused_process_gives_the_same_metrics_as_a_fresh_one():
-    out = subprocess.run([sys.executable, "-c", SCRIPT], cwd=REPO, text=True, capture_output=True,
-                         timeout=300, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+    out = subprocess.run(
+        [sys.executable, "-c", SCRIPT],
+        cwd=REPO,
+        text=True,
+        capture_output=True,
+        timeout=300,
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["cache_hits"] == 2  # data and tokenizer prepared once, reused twice

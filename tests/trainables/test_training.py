@@ -40,8 +40,13 @@ def test_every_family_trains_and_evaluates(family, data):
     losses = steps(engine, encoded)
     assert losses[-1] < losses[0]
     study = StudyConfig(eval=EvalConfig(max_new_tokens=8, batch_size=8))
-    val = dataclasses.replace(encoded, sources=encoded.sources[:8], targets=encoded.targets[:8],
-                              source_texts=encoded.source_texts[:8], target_texts=encoded.target_texts[:8])
+    val = dataclasses.replace(
+        encoded,
+        sources=encoded.sources[:8],
+        targets=encoded.targets[:8],
+        source_texts=encoded.source_texts[:8],
+        target_texts=encoded.target_texts[:8],
+    )
     scores = evaluate(engine, tok, val, study, torch.device("cpu"), rank=0, world=1)
     assert set(scores) == {"val_loss", "rouge1", "rouge2", "rougeL", "rougeLsum"}
     assert all(0 <= scores[k] <= 1 for k in ("rouge1", "rougeL")) and scores["val_loss"] > 0
@@ -54,19 +59,37 @@ def gloo_group():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), LOCAL_RANK="0", RANK="0", WORLD_SIZE="1")
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), LOCAL_RANK="0", RANK="0", WORLD_SIZE="1"
+    )
     if not dist.is_initialized():
         dist.init_process_group("gloo", rank=0, world_size=1)
     yield
     dist.destroy_process_group()
 
 
-@pytest.mark.parametrize("stage, offload_optimizer, offload_params", [
-    (1, False, False), (1, True, False), (2, False, False), (2, True, False), (3, False, False), (3, True, True)])
-def test_zero_stages_train_save_and_restore(stage, offload_optimizer, offload_params, data, gloo_group, tmp_path):
+@pytest.mark.parametrize(
+    "stage, offload_optimizer, offload_params",
+    [
+        (1, False, False),
+        (1, True, False),
+        (2, False, False),
+        (2, True, False),
+        (3, False, False),
+        (3, True, True),
+    ],
+)
+def test_zero_stages_train_save_and_restore(
+    stage, offload_optimizer, offload_params, data, gloo_group, tmp_path
+):
     tok, encoded = data
-    cfg = TrainConfig(lr=3e-3, warmup_ratio=0.0, zero_stage=stage, offload_optimizer=offload_optimizer,
-                      offload_params=offload_params)
+    cfg = TrainConfig(
+        lr=3e-3,
+        warmup_ratio=0.0,
+        zero_stage=stage,
+        offload_optimizer=offload_optimizer,
+        offload_params=offload_params,
+    )
     engine = make_engine(build_model(ModelConfig(name="tiny-t5"), tok), cfg, torch.device("cpu"), 1)
     losses = steps(engine, encoded, n=3)
     assert losses[-1] < losses[0]
@@ -75,7 +98,9 @@ def test_zero_stages_train_save_and_restore(stage, offload_optimizer, offload_pa
     assert "zero_pp_rank_0_mp_rank_00_optim_states.pt" in shards
     if stage == 3:  # parameters are sharded too: this rank's model shard
         assert "zero_pp_rank_0_mp_rank_00_model_states.pt" in shards
-    fresh = make_engine(build_model(ModelConfig(name="tiny-t5"), tok, seed=9), cfg, torch.device("cpu"), 1)
+    fresh = make_engine(
+        build_model(ModelConfig(name="tiny-t5"), tok, seed=9), cfg, torch.device("cpu"), 1
+    )
     fresh.load(tmp_path)
     batch = batching.collate(encoded, list(range(40, 48)), 0)
     with torch.no_grad():
@@ -93,10 +118,14 @@ def test_bf16_trains_like_fp32(data):
     results = {}
     for precision in ("fp32", "bf16"):
         cfg = TrainConfig(lr=3e-3, warmup_ratio=0.0, precision=precision)
-        engine = make_engine(build_model(ModelConfig(name="tiny-bart"), tok), cfg, torch.device("cpu"), 1)
+        engine = make_engine(
+            build_model(ModelConfig(name="tiny-bart"), tok), cfg, torch.device("cpu"), 1
+        )
         results[precision] = steps(engine, encoded)
     assert results["bf16"][-1] < results["bf16"][0]
-    assert results["bf16"][0] == pytest.approx(results["fp32"][0], rel=0.02)  # same init, bf16 rounding
+    assert results["bf16"][0] == pytest.approx(
+        results["fp32"][0], rel=0.02
+    )  # same init, bf16 rounding
 
 
 def test_freezing_reduces_trainable_parameters_and_optimizer_state(data):
@@ -107,8 +136,14 @@ def test_freezing_reduces_trainable_parameters_and_optimizer_state(data):
         counts[freeze] = apply_freeze(model, freeze)
         engine = make_engine(model, TrainConfig(lr=1e-3), torch.device("cpu"), 1)
         steps(engine, encoded, n=1)
-        states[freeze] = sum(t.numel() for s in engine.optimizer.state.values() for t in s.values()
-                             if torch.is_tensor(t) and t.dim() > 0)
+        states[freeze] = sum(
+            t.numel()
+            for s in engine.optimizer.state.values()
+            for t in s.values()
+            if torch.is_tensor(t) and t.dim() > 0
+        )
     assert counts["none"] > counts["layers:1"] > counts["encoder"]
     assert counts["none"] > counts["embeddings"]
-    assert states["none"] == 2 * counts["none"] and states["encoder"] == 2 * counts["encoder"]  # Adam: 2 moments
+    assert (
+        states["none"] == 2 * counts["none"] and states["encoder"] == 2 * counts["encoder"]
+    )  # Adam: 2 moments
