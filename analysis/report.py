@@ -87,6 +87,7 @@ from analysis.summary import (
     cluster_energy_figures,
     common_baseline,
     default_target,
+    default_target_rule,
     per_study_summary,
     strategy_summary,
     study_baseline,
@@ -241,8 +242,14 @@ _FIGURES: dict[str, tuple[str, Callable[[float], str]]] = {
 }
 
 
-_TO_TARGET = (TIME_TO_TARGET_S, ENERGY_TO_TARGET_KWH, COST_TO_TARGET_USD, CLUSTER_ENERGY_TO_TARGET_KWH,
-              CLUSTER_CO2_TO_TARGET_KG, CLUSTER_COST_TO_TARGET_USD)
+_TO_TARGET = (
+    TIME_TO_TARGET_S,
+    ENERGY_TO_TARGET_KWH,
+    COST_TO_TARGET_USD,
+    CLUSTER_ENERGY_TO_TARGET_KWH,
+    CLUSTER_CO2_TO_TARGET_KG,
+    CLUSTER_COST_TO_TARGET_USD,
+)
 _CLUSTER_PARTS = {kwh: comp for comp, (_, _, _, kwh) in CLUSTER_COMPONENTS.items()}
 
 
@@ -339,10 +346,12 @@ def benchmark_table(summary: pd.DataFrame) -> pd.DataFrame:
         mean = {fig: r[f"{fig}_mean"] for fig in _FIGURES}
         test = mean[TEST_ROUGEL]
         if math.isfinite(test):
-            perf = (f"test ROUGE-L {_rouge(test)}{_interval(r[TEST_ROUGEL_LOW], r[TEST_ROUGEL_HIGH], _rouge)}"
-                    f"{vs(TEST_ROUGEL)} (R-1 {_rouge(mean[TEST_PREFIX_R1])}, R-2 {_rouge(mean[TEST_PREFIX_R2])}, "
-                    f"R-Lsum {_rouge(mean[TEST_PREFIX_RLSUM])}); validation best "
-                    f"{_rouge(mean[BEST_PREFIX + ROUGEL])}")
+            perf = (
+                f"test ROUGE-L {_rouge(test)}{_interval(r[TEST_ROUGEL_LOW], r[TEST_ROUGEL_HIGH], _rouge)}"
+                f"{vs(TEST_ROUGEL)} (R-1 {_rouge(mean[TEST_PREFIX_R1])}, R-2 {_rouge(mean[TEST_PREFIX_R2])}, "
+                f"R-Lsum {_rouge(mean[TEST_PREFIX_RLSUM])}); validation best "
+                f"{_rouge(mean[BEST_PREFIX + ROUGEL])}"
+            )
         else:
             perf = f"not scored on test; validation best ROUGE-L {_rouge(mean[BEST_PREFIX + ROUGEL])} (selection-biased)"
         reached = int(r[TARGET_REACHED_SEEDS])
@@ -355,24 +364,36 @@ def benchmark_table(summary: pd.DataFrame) -> pd.DataFrame:
         speed = f"wall {_hours(mean[WALL_S])}; {to_target}"
         cluster = mean[CLUSTER_ENERGY_KWH]
         label = _cluster_label(r, CLUSTER_ENERGY_KWH)
-        whole = (f"whole cluster {_sig(cluster)} kWh{label}{_range(r, CLUSTER_ENERGY_LOW_KWH, CLUSTER_ENERGY_HIGH_KWH)}"
-                 f"{vs(CLUSTER_ENERGY_KWH)}" if math.isfinite(cluster) else "whole cluster not measured")
+        whole = (
+            f"whole cluster {_sig(cluster)} kWh{label}{_range(r, CLUSTER_ENERGY_LOW_KWH, CLUSTER_ENERGY_HIGH_KWH)}"
+            f"{vs(CLUSTER_ENERGY_KWH)}"
+            if math.isfinite(cluster)
+            else "whole cluster not measured"
+        )
         budget = ""
         if math.isfinite(mean[BUDGET_SPENT]):
-            budget = (f"; budget spent {_sig(mean[BUDGET_SPENT])} of {_sig(mean[BUDGET_AMOUNT])} "
-                      f"{r[BUDGET_UNIT]}")
+            budget = (
+                f"; budget spent {_sig(mean[BUDGET_SPENT])} of {_sig(mean[BUDGET_AMOUNT])} "
+                f"{r[BUDGET_UNIT]}"
+            )
         resources = (
             f"{whole}; trials' own {_sig(mean[ENERGY_KWH])} kWh{_range(r, ENERGY_LOW_KWH, ENERGY_HIGH_KWH)}{vs(ENERGY_KWH)} "
             f"({_pct(mean[ENERGY_MEASURED_SHARE])} measured); {_sig(mean[DEVICE_H])} device-h; "
             f"{_sig(mean[TRIAL_EPOCHS])} trial-epochs{budget}"
         )
         cluster_co2 = mean[CLUSTER_CO2]
-        carbon = (f"whole cluster {_sig(cluster_co2)} kg CO2e ({_sig(cluster_co2 * 2.20462)} lb)"
-                  f"{vs(CLUSTER_CO2)}; " if math.isfinite(cluster_co2) else "whole cluster not measured; ")
+        carbon = (
+            f"whole cluster {_sig(cluster_co2)} kg CO2e ({_sig(cluster_co2 * 2.20462)} lb)"
+            f"{vs(CLUSTER_CO2)}; "
+            if math.isfinite(cluster_co2)
+            else "whole cluster not measured; "
+        )
         carbon += f"trials' own {_sig(mean[CO2_KG])} kg{vs(CO2_KG)}"
         billed, cost = mean[CLUSTER_COST], mean[COST_USD]
-        cost_text = (f"billed {_usd(billed)}{vs(CLUSTER_COST)}; " if math.isfinite(billed) else "")
-        cost_text += (f"trials' share {_usd(cost)}{vs(COST_USD)}" if math.isfinite(cost) else NOT_APPLICABLE)
+        cost_text = f"billed {_usd(billed)}{vs(CLUSTER_COST)}; " if math.isfinite(billed) else ""
+        cost_text += (
+            f"trials' share {_usd(cost)}{vs(COST_USD)}" if math.isfinite(cost) else NOT_APPLICABLE
+        )
         rows.append(
             {
                 "Model": f"{r[MODEL]} · {r[STRATEGY]} ({seeds})",
@@ -516,9 +537,11 @@ def _budget_cell(s: Study) -> str:
     if b.get("spent") is None:
         return "not recorded"
     over = b.get("overshoot")
-    return (f"{_sig4(b['spent'])} / {_sig4(b['amount'])} {b['unit']}"
-            + (f" ({over:+.3g})" if isinstance(over, (int, float)) else "")
-            + (" - stopped on it" if b.get("stopped") else ""))
+    return (
+        f"{_sig4(b['spent'])} / {_sig4(b['amount'])} {b['unit']}"
+        + (f" ({over:+.3g})" if isinstance(over, (int, float)) else "")
+        + (" - stopped on it" if b.get("stopped") else "")
+    )
 
 
 def _test_cell(s: Study) -> str:
@@ -535,17 +558,22 @@ def carbon_table(summary: pd.DataFrame) -> pd.DataFrame:
     dated embodied row, no market factor given)."""
     rows = []
     for _, r in summary.iterrows():
+
         def cell(fig: str, r: pd.Series = r) -> str:
             v = r[f"{fig}_mean"]
             return _sig4(v) if math.isfinite(v) else "not available"
 
-        rows.append({"strategy": r[STRATEGY],
-                     "CO2e, location-based, whole cluster (kg)": cell(CLUSTER_CO2),
-                     "CO2e, market-based (kg)": cell(MARKET_CO2_KG),
-                     "embodied CO2e, Scope 3 (kg)": cell(EMBODIED_KG),
-                     "SCI per tuned model (kg)": cell(SCI_KG),
-                     "SCI per 1,000 summaries (kg)": cell(SCI_PER_1000_SUMMARIES_KG),
-                     "CPU estimate basis": r[CPU_BASIS] or "not recorded"})
+        rows.append(
+            {
+                "strategy": r[STRATEGY],
+                "CO2e, location-based, whole cluster (kg)": cell(CLUSTER_CO2),
+                "CO2e, market-based (kg)": cell(MARKET_CO2_KG),
+                "embodied CO2e, Scope 3 (kg)": cell(EMBODIED_KG),
+                "SCI per tuned model (kg)": cell(SCI_KG),
+                "SCI per 1,000 summaries (kg)": cell(SCI_PER_1000_SUMMARIES_KG),
+                "CPU estimate basis": r[CPU_BASIS] or "not recorded",
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -561,8 +589,13 @@ CARBON_NOTE = (
 
 
 # The figures a reader of an HPO benchmark looks for, with their statistics over seeds
-STATISTICS_FIGURES = (TEST_ROUGEL, CLUSTER_ENERGY_TO_TARGET_KWH, CLUSTER_CO2_TO_TARGET_KG,
-                      CLUSTER_COST_TO_TARGET_USD, BUDGET_SPENT)
+STATISTICS_FIGURES = (
+    TEST_ROUGEL,
+    CLUSTER_ENERGY_TO_TARGET_KWH,
+    CLUSTER_CO2_TO_TARGET_KG,
+    CLUSTER_COST_TO_TARGET_USD,
+    BUDGET_SPENT,
+)
 
 
 def statistics_table(summary: pd.DataFrame) -> pd.DataFrame:
@@ -576,10 +609,21 @@ def statistics_table(summary: pd.DataFrame) -> pd.DataFrame:
             if not math.isfinite(mean):
                 continue
             lo, hi = r[f"{fig}_ci_low"], r[f"{fig}_ci_high"]
-            rows.append({"strategy": r[STRATEGY], "figure": label, "mean": fmt(mean),
-                         "95 % CI over seeds": f"{fmt(lo)} – {fmt(hi)}" if math.isfinite(lo) else "one seed: –",
-                         "IQM": fmt(r[f"{fig}_iqm"]), "seeds": int(r[N_SEEDS])})
-    return pd.DataFrame(rows, columns=["strategy", "figure", "mean", "95 % CI over seeds", "IQM", "seeds"])
+            rows.append(
+                {
+                    "strategy": r[STRATEGY],
+                    "figure": label,
+                    "mean": fmt(mean),
+                    "95 % CI over seeds": f"{fmt(lo)} – {fmt(hi)}"
+                    if math.isfinite(lo)
+                    else "one seed: –",
+                    "IQM": fmt(r[f"{fig}_iqm"]),
+                    "seeds": int(r[N_SEEDS]),
+                }
+            )
+    return pd.DataFrame(
+        rows, columns=["strategy", "figure", "mean", "95 % CI over seeds", "IQM", "seeds"]
+    )
 
 
 def _intensity_cell(fp: dict) -> str:
@@ -645,7 +689,9 @@ def _plots(
     floor = common_baseline(studies, ROUGEL)
     floor_text = f" Gray dashed: the {floor['label']}, the floor." if floor else ""
     band = "ci95" if min(summary[N_SEEDS]) >= 3 else "minmax"
-    band_text = "95 % bootstrap interval of the mean over seeds" if band == "ci95" else "min–max over seeds"
+    band_text = (
+        "95 % bootstrap interval of the mean over seeds" if band == "ci95" else "min–max over seeds"
+    )
     add(
         "Best validation ROUGE-L so far vs whole-cluster energy",
         f"Line: mean over seeds; band: {band_text}; black dashed: target. The x axis is the whole "
@@ -709,11 +755,7 @@ def _notes(
     studies: Sequence[Study], summary: pd.DataFrame, target: float, target_given: bool
 ) -> list[str]:
     notes = []
-    how = (
-        "given with --target-rougeL"
-        if target_given
-        else "0.01 (one ROUGE point) below the best ROUGE-L any study reached"
-    )
+    how = "given with --target-rougeL" if target_given else default_target_rule(studies)
     notes.append(
         f"Target ROUGE-L = {target:.4f} ({how}). Time, energy and dollars to target are means over the seeds that reached it."
     )
@@ -755,8 +797,10 @@ def _coverage_note(studies: Sequence[Study]) -> str | None:
                     gaps.append(f"{s.name} {part.upper()} {last.min():.0%}")
     if not gaps:
         return None
-    return ("Partly measured (some device reads failed; the figure is a lower bound, source "
-            "'partial'), lowest trial coverage: " + ", ".join(gaps) + ".")
+    return (
+        "Partly measured (some device reads failed; the figure is a lower bound, source "
+        "'partial'), lowest trial coverage: " + ", ".join(gaps) + "."
+    )
 
 
 def _cluster_note(studies: Sequence[Study], summary: pd.DataFrame) -> str:
@@ -796,7 +840,9 @@ def render(
 ) -> tuple[str, str]:
     """The report as (html, markdown)."""
     running = [s for s in studies if s.running]
-    verdict_lines = [v.sentence for v in verdicts(studies, per_study_summary(studies, target), target)]
+    verdict_lines = [
+        v.sentence for v in verdicts(studies, per_study_summary(studies, target), target)
+    ]
     differing = mismatches(list(studies))
     mismatch = (
         "MISMATCHED COMPARISON (--allow-mismatch): these studies differ in "
@@ -916,9 +962,16 @@ def render(
         h.append(f"<p class='warn'><b>{html.escape(mismatch)}</b></p>")
     if partial:
         h.append(f"<p class='warn'><b>{html.escape(partial)}</b></p>")
-    h += ["<h2>Verdict</h2>", f"<p class='note'>{html.escape(VERDICT_NOTE)}</p><ul class='verdict'>"]
+    h += [
+        "<h2>Verdict</h2>",
+        f"<p class='note'>{html.escape(VERDICT_NOTE)}</p><ul class='verdict'>",
+    ]
     h += [f"<li>{html.escape(line)}</li>" for line in verdict_lines] + ["</ul>"]
-    h += ["<h2>Benchmark</h2>", f"<p class='note'>{html.escape(BENCHMARK_NOTE)}</p>", _html_table(bench, "bench")]
+    h += [
+        "<h2>Benchmark</h2>",
+        f"<p class='note'>{html.escape(BENCHMARK_NOTE)}</p>",
+        _html_table(bench, "bench"),
+    ]
     if floor:
         h.append(f"<p class='floor'>{html.escape(floor)}</p>")
     for plot_title, caption, png in _plots(studies, summary, target):
@@ -1034,7 +1087,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.what_if_intensity is not None
         else None
     )
-    html_text, md_text = render(studies, summary, target, target_given, what_if, args.allow_mismatch)
+    html_text, md_text = render(
+        studies, summary, target, target_given, what_if, args.allow_mismatch
+    )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / name for name in OUTPUTS]

@@ -74,19 +74,38 @@ def test_benchmark_table_is_filled_from_the_results(tmp_path):
     # Whole cluster (GPU counter, CPU and RAM estimated), by hand:
     #   grid seed 0: 7200 J, 0.0008 kg, $0.50; grid seed 1: 21000 J, 0.00233 kg, $0.70
     #   asha seed 0: one node 3000 + 1800 + 600 = 5400 J, 0.0006 kg, $0.30
-    asha_cluster = {**cluster_energy([{"gpu_j": 3000, "cpu_j": 1800, "ram_j": 600}], ASHA_TOTAL_J), "co2_kg": 0.0006}
+    asha_cluster = {
+        **cluster_energy([{"gpu_j": 3000, "cpu_j": 1800, "ram_j": 600}], ASHA_TOTAL_J),
+        "co2_kg": 0.0006,
+    }
     grid_meta = [
-        {"cluster_energy": {**GRID_CLUSTER[0], "co2_kg": 0.0008}, "cost": {"billed_usd": 0.5},
-         "test": held_out(0.30, 0.29, 0.31)},
-        {"cluster_energy": {**GRID_CLUSTER[1], "co2_kg": 0.0023333}, "cost": {"billed_usd": 0.7},
-         "test": held_out(0.32, 0.31, 0.33)},
+        {
+            "cluster_energy": {**GRID_CLUSTER[0], "co2_kg": 0.0008},
+            "cost": {"billed_usd": 0.5},
+            "test": held_out(0.30, 0.29, 0.31),
+        },
+        {
+            "cluster_energy": {**GRID_CLUSTER[1], "co2_kg": 0.0023333},
+            "cost": {"billed_usd": 0.7},
+            "test": held_out(0.32, 0.31, 0.33),
+        },
     ]
     paths = [
         write_study(tmp_path, "grid", 0, grid_rows(1.0), wall_s=400, metadata=grid_meta[0]),
         write_study(tmp_path, "grid", 1, grid_rows(3.0), wall_s=600, metadata=grid_meta[1]),
-        write_study(tmp_path, "asha", 0, asha_rows(), {"c": "scheduler_stopped"}, wall_s=250,
-                    metadata={"cluster_energy": asha_cluster, "cost": {"billed_usd": 0.3},
-                              "test": held_out(0.335, 0.325, 0.345)}),
+        write_study(
+            tmp_path,
+            "asha",
+            0,
+            asha_rows(),
+            {"c": "scheduler_stopped"},
+            wall_s=250,
+            metadata={
+                "cluster_energy": asha_cluster,
+                "cost": {"billed_usd": 0.3},
+                "test": held_out(0.335, 0.325, 0.345),
+            },
+        ),
     ]
     table = benchmark_table(strategy_summary(load_studies(paths)))  # target: 0.35 - 0.01
     assert list(table.columns) == [
@@ -104,13 +123,13 @@ def test_benchmark_table_is_filled_from_the_results(tmp_path):
     assert grid == {
         "Model": "tiny-bart · grid (2 seeds)",
         "Performance": "test ROUGE-L 0.3100 [0.3000 – 0.3200] (R-1 0.3600, R-2 0.2100, R-Lsum 0.3200); "
-                       "validation best 0.3500",
+        "validation best 0.3500",
         "Speed": "wall 0.139 h; target in 0.0833 h (2/2 seeds)",
         # estimated parts span +-50 %: cluster (5000 + 2200 x [0.5, 1.5] and 15000 + 6000 x [0.5,
         # 1.5]) / 2 = 12050-16150 J; trials' own 875 J of 4375 estimated per unit of seed energy
         "Resource Usage": "whole cluster 0.00392 kWh (CPU, RAM estimated) (range 0.00335 – 0.00449); "
-                          "trials' own 0.00243 kWh (range 0.00219 – 0.00267) (80% measured); "
-                          "0.0194 device-h; 4.00 trial-epochs",
+        "trials' own 0.00243 kWh (range 0.00219 – 0.00267) (80% measured); "
+        "0.0194 device-h; 4.00 trial-epochs",
         "Carbon Emission": "whole cluster 0.00157 kg CO2e (0.00345 lb); trials' own 0.000972 kg",
         "Cost ($)": "billed $0.60; trials' share $0.06",
     }
@@ -119,14 +138,14 @@ def test_benchmark_table_is_filled_from_the_results(tmp_path):
     assert asha == {
         "Model": "tiny-bart · asha (1 seed)",
         "Performance": "test ROUGE-L 0.3350 [0.3250 – 0.3450] (1.08× grid) (R-1 0.3850, R-2 0.2350, "
-                       "R-Lsum 0.3450); validation best 0.3450",
+        "R-Lsum 0.3450); validation best 0.3450",
         "Speed": "wall 0.0694 h; target in 0.0611 h (1/1 seeds) (0.73× grid)",
         # 3000 + 2400 x [0.5, 1.5] = 4200-6600 J; trials' own 2000 measured + 500 x [0.5, 1.5] J
         "Resource Usage": "whole cluster 0.00150 kWh (CPU, RAM estimated) (range 0.00117 – 0.00183) "
-                          "(0.38× grid); trials' own 0.000694 kWh (range 0.000625 – 0.000764) (0.29× grid) "
-                          "(80% measured); 0.00556 device-h; 3.00 trial-epochs",
+        "(0.38× grid); trials' own 0.000694 kWh (range 0.000625 – 0.000764) (0.29× grid) "
+        "(80% measured); 0.00556 device-h; 3.00 trial-epochs",
         "Carbon Emission": "whole cluster 0.000600 kg CO2e (0.00132 lb) (0.38× grid); trials' own "
-                           "0.000278 kg (0.29× grid)",
+        "0.000278 kg (0.29× grid)",
         "Cost ($)": "billed $0.30 (0.50× grid); trials' share $0.02 (0.29× grid)",
     }
 
@@ -232,7 +251,8 @@ def test_html_opens_in_headless_chromium(study_dirs, tmp_path):
 
     # every <img> carries a non-empty base64 PNG
     sources = re.findall(r"<img [^>]*src='data:image/png;base64,([^']*)'", html)
-    assert len(sources) == html.count("<img ") == 6
+    plots = html.count("<div class='plot'>")
+    assert plots >= 6 and len(sources) == html.count("<img ") == plots
     assert all(base64.b64decode(s, validate=True).startswith(b"\x89PNG") for s in sources)
 
     # the browser loads it, decodes every image, logs nothing to the console
@@ -245,7 +265,7 @@ def test_html_opens_in_headless_chromium(study_dirs, tmp_path):
     probe = re.search(r'data-probe="([^"]*)"', dom.stdout)
     assert probe, "the load event never fired"
     state = json.loads(probe.group(1).replace("&quot;", '"'))
-    assert state["imgs"] == 6 and state["bad"] == 0
+    assert state["imgs"] == plots and state["bad"] == 0
     assert _console_problems(dom.stderr) == []
 
     # full-page screenshot of the copied report, at the page's own height
@@ -266,12 +286,32 @@ def test_html_opens_in_headless_chromium(study_dirs, tmp_path):
 @pytest.mark.timeout(60)
 def test_mismatched_studies_are_refused_unless_allowed_and_then_flagged(tmp_path, capsys):
     rows = [report_row("a", 1, 0.1, 1, 1, 1, iteration=1)]
-    small = write_study(tmp_path, "grid", 0, rows, metadata={"config": {
-        "model": {"name": "tiny-bart"}, "data": {"dataset": "builtin", "n_train": 256},
-        "search": {"metric": "rougeL", "mode": "max"}}})
-    large = write_study(tmp_path, "pbt", 0, rows, metadata={"config": {
-        "model": {"name": "tiny-bart"}, "data": {"dataset": "builtin", "n_train": 2000},
-        "search": {"metric": "rougeL", "mode": "max"}}})
+    small = write_study(
+        tmp_path,
+        "grid",
+        0,
+        rows,
+        metadata={
+            "config": {
+                "model": {"name": "tiny-bart"},
+                "data": {"dataset": "builtin", "n_train": 256},
+                "search": {"metric": "rougeL", "mode": "max"},
+            }
+        },
+    )
+    large = write_study(
+        tmp_path,
+        "pbt",
+        0,
+        rows,
+        metadata={
+            "config": {
+                "model": {"name": "tiny-bart"},
+                "data": {"dataset": "builtin", "n_train": 2000},
+                "search": {"metric": "rougeL", "mode": "max"},
+            }
+        },
+    )
     assert main([str(small), str(large), "--out", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err
     assert "data.n_train" in err and "256" in err and "2000" in err and "--allow-mismatch" in err
