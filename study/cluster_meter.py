@@ -59,7 +59,9 @@ def host_id() -> str:
 class NodeMeter:
     """Runs as a zero-CPU Ray actor pinned to one node; every reading is cumulative since start."""
 
-    def __init__(self, node_id: str = "", cpu_tdp_w: float = 0.0, vm_size: str = "", nvml: Any = None):
+    def __init__(
+        self, node_id: str = "", cpu_tdp_w: float = 0.0, vm_size: str = "", nvml: Any = None
+    ):
         self.node_id, self.vm_size = node_id, vm_size
         self.cpu_model = cpu_power_model(cpu_tdp_w, vm_size)
         self.start_s = time.monotonic()
@@ -81,37 +83,57 @@ class NodeMeter:
         gpu_by_uuid = {u: self.last_gpu_j[u] for u in fresh if u in self.last_gpu_j}
         ram_gib = sum(self.ram_samples) / len(self.ram_samples) / GIB
         return {
-            "node_id": self.node_id, "node": os.uname().nodename, "host": host_id(),
-            "vm_size": self.vm_size or None, "duration_s": duration_s, "gpus": len(fresh),
+            "node_id": self.node_id,
+            "node": os.uname().nodename,
+            "host": host_id(),
+            "vm_size": self.vm_size or None,
+            "duration_s": duration_s,
+            "gpus": len(fresh),
             "gpu_by_uuid": gpu_by_uuid,
             "gpu_j": sum(gpu_by_uuid.values()) if gpu_by_uuid else None,
             "gpu_source": self.gpus.source if gpu_by_uuid else None,
             "gpu_stale": stale,
-            "cpu_j": self.cpu_model.w_per_thread * busy_s, "cpu_source": "estimated",
+            "cpu_j": self.cpu_model.w_per_thread * busy_s,
+            "cpu_source": "estimated",
             "cpu_model": self.cpu_model.to_dict(),
-            "ram_j": RAM_W_PER_GIB * ram_gib * duration_s, "ram_source": "estimated",
+            "ram_j": RAM_W_PER_GIB * ram_gib * duration_s,
+            "ram_source": "estimated",
         }
 
 
 class ClusterMeter:
     """A NodeMeter per node, polled from a background thread of the study process."""
 
-    def __init__(self, carbon: CarbonIntensity, started_s: float, cpu_tdp_w: float = 0.0, poll_s: float = POLL_S,
-                 snapshot: Path | None = None, previous_runs: list[dict[str, Any]] | None = None,
-                 billing: Callable[[list[tuple[str, float]]], float | None] | None = None,
-                 vm_size: str = "", head_vm_size: str = "", meter_cls: type = NodeMeter,
-                 read_timeout_s: float = READ_TIMEOUT_S):
+    def __init__(
+        self,
+        carbon: CarbonIntensity,
+        started_s: float,
+        cpu_tdp_w: float = 0.0,
+        poll_s: float = POLL_S,
+        snapshot: Path | None = None,
+        previous_runs: list[dict[str, Any]] | None = None,
+        billing: Callable[[list[tuple[str, float]]], float | None] | None = None,
+        vm_size: str = "",
+        head_vm_size: str = "",
+        meter_cls: type = NodeMeter,
+        read_timeout_s: float = READ_TIMEOUT_S,
+    ):
         self.carbon, self.cpu_tdp_w, self.poll_s = carbon, cpu_tdp_w, poll_s
         # billing([(vm_size, held_s), ...]) -> dollars billed for those nodes (None: no price)
         self.billing = billing
-        self.vm_size, self.head_vm_size = vm_size, head_vm_size or vm_size  # each node priced as its own
+        self.vm_size, self.head_vm_size = (
+            vm_size,
+            head_vm_size or vm_size,
+        )  # each node priced as its own
         self.sizes: dict[str, str] = {}  # node id -> its VM size
         self.meter_cls, self.read_timeout_s = meter_cls, read_timeout_s
         self._last_poll = 0.0  # time.monotonic() of the last poll
         # After every poll the reading so far goes to `snapshot` (atomically), so a study process
         # killed mid-study keeps its cluster energy: `--resume` adds it as a previous run.
         self.snapshot, self.previous_runs = snapshot, list(previous_runs or [])
-        self.started_s = started_s  # the study's start: nodes there at the first poll were held since
+        self.started_s = (
+            started_s  # the study's start: nodes there at the first poll were held since
+        )
         self.meters: dict[str, Any] = {}  # node id -> actor
         self.joined: dict[str, float] = {}  # node id -> unix time the study first saw it
         self.readings: dict[str, dict[str, Any]] = {}  # node id -> latest reading
@@ -166,7 +188,10 @@ class ClusterMeter:
             pending = {n: m.read.remote() for n, m in live.items()}
             for node_id, ref in pending.items():
                 try:
-                    self.readings[node_id] = {**ray.get(ref, timeout=self.read_timeout_s), "stale": False}
+                    self.readings[node_id] = {
+                        **ray.get(ref, timeout=self.read_timeout_s),
+                        "stale": False,
+                    }
                 except (RayActorError, GetTimeoutError):
                     if node_id in alive and node_id in self.readings:
                         # a slow answer is not a lost node: keep its last reading, flagged
@@ -176,12 +201,23 @@ class ClusterMeter:
                         self.lost[node_id] = time.time()
             total = cluster_total(list(self.readings.values()))["energy_j"]
             if total is not None and total > self._converted_j:
-                self.co2_kg = (self.co2_kg or 0.0) + self.carbon.co2_kg(total - self._converted_j, time.time())
+                self.co2_kg = (self.co2_kg or 0.0) + self.carbon.co2_kg(
+                    total - self._converted_j, time.time()
+                )
                 self._converted_j = total
             now = time.time()
-            held = [(self.sizes.get(n, self.vm_size), self.lost.get(n, now) - self.joined[n]) for n in self.readings]
-            self.series.append((now, total, self.co2_kg,
-                                self.billing(held) if self.billing is not None and held else None))
+            held = [
+                (self.sizes.get(n, self.vm_size), self.lost.get(n, now) - self.joined[n])
+                for n in self.readings
+            ]
+            self.series.append(
+                (
+                    now,
+                    total,
+                    self.co2_kg,
+                    self.billing(held) if self.billing is not None and held else None,
+                )
+            )
             if self.snapshot is not None:
                 tmp = self.snapshot.with_name(f".{self.snapshot.name}.tmp")
                 tmp.write_text(json.dumps(self.reading(None)))
@@ -207,7 +243,9 @@ class ClusterMeter:
         """What the VMs cost for the time this run held them (None without prices)."""
         if self.billing is None or not nodes:
             return None
-        return self.billing([(self.sizes.get(n["node_id"], self.vm_size), n["held_s"]) for n in nodes])
+        return self.billing(
+            [(self.sizes.get(n["node_id"], self.vm_size), n["held_s"]) for n in nodes]
+        )
 
     def finish(self, trial_energy_j: float | None) -> dict[str, Any]:
         """Stop polling and read every node a last time."""
@@ -220,29 +258,43 @@ class ClusterMeter:
     def reading(self, trial_energy_j: float | None) -> dict[str, Any]:
         """Per-node readings so far, the cluster total, the gap to the trials' own sum (overhead)."""
         now = time.time()
-        nodes = [{**r, "lost": node_id in self.lost,
-                  "held_s": self.lost.get(node_id, now) - self.joined[node_id]}  # what the VM is billed for
-                 for node_id, r in self.readings.items()]
+        nodes = [
+            {
+                **r,
+                "lost": node_id in self.lost,
+                "held_s": self.lost.get(node_id, now) - self.joined[node_id],
+            }  # what the VM is billed for
+            for node_id, r in self.readings.items()
+        ]
         total = cluster_total(nodes)
         return {
-            "nodes": nodes, **total, "trials_energy_j": trial_energy_j,
+            "nodes": nodes,
+            **total,
+            "trials_energy_j": trial_energy_j,
             "overhead_energy_j": (total["energy_j"] - trial_energy_j)
-            if trial_energy_j is not None and total["energy_j"] is not None else None,
+            if trial_energy_j is not None and total["energy_j"] is not None
+            else None,
             "co2_kg": self.co2_kg,
             "billed_usd": self.billed_usd(nodes),
-            "series": {"columns": ["time_s", "energy_j", "co2_kg", "billed_usd"], "rows": self.series},
+            "series": {
+                "columns": ["time_s", "energy_j", "co2_kg", "billed_usd"],
+                "rows": self.series,
+            },
             "note": f"every node polled each {self.poll_s:g} s: a node that joined is metered from "
-                    "the first poll after it joined; a lost node counts up to its last poll",
+            "the first poll after it joined; a lost node counts up to its last poll",
             "previous_runs": self.previous_runs,  # interrupted runs of this study (--resume)
         }
 
 
 def cluster_total(nodes: list[dict[str, Any]]) -> dict[str, Any]:
     """Sums per part; a part no node measured stays None. Several Ray nodes on one host count
-    once: the host's CPU and RAM from one of its nodes, each GPU once by its UUID."""
-    by_host: dict[str, dict[str, Any]] = {}
+    once: each node reads the whole host (its busy CPU time, its used RAM) since that node started,
+    so the host's CPU and RAM are the largest of its nodes' readings (the node that ran longest; a
+    node lost early is superseded by one still running; a lower bound where their spans only
+    overlap), and each GPU counts once by its UUID."""
+    by_host: dict[Any, list[dict[str, Any]]] = {}
     for n in nodes:
-        by_host.setdefault(n.get("host") or n.get("node_id") or id(n), n)
+        by_host.setdefault(n.get("host") or n.get("node_id") or id(n), []).append(n)
     gpus: dict[str, float] = {}
     unkeyed = []
     for n in nodes:
@@ -254,7 +306,11 @@ def cluster_total(nodes: list[dict[str, Any]]) -> dict[str, Any]:
     gpu_values = [*gpus.values(), *unkeyed]
     out["energy_gpu_j"] = sum(gpu_values) if gpu_values else None
     for part in ("cpu", "ram"):
-        values = [n[f"{part}_j"] for n in by_host.values() if n.get(f"{part}_j") is not None]
+        values = [
+            max(readings)
+            for host_nodes in by_host.values()
+            if (readings := [n[f"{part}_j"] for n in host_nodes if n.get(f"{part}_j") is not None])
+        ]
         out[f"energy_{part}_j"] = sum(values) if values else None
     parts = [out[f"energy_{p}_j"] for p in ENERGY_PARTS if out[f"energy_{p}_j"] is not None]
     out["energy_j"] = sum(parts) if parts else None

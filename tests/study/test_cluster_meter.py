@@ -39,25 +39,46 @@ def test_a_failed_gpu_read_keeps_the_last_good_figure_flagged_stale():
     a.failing = True
     b.energy_mj += 5_000
     second = meter.read()
-    assert second["gpu_by_uuid"] == {"GPU-a": 10.0, "GPU-b": 25.0} and second["gpu_stale"] == ["GPU-a"]
+    assert second["gpu_by_uuid"] == {"GPU-a": 10.0, "GPU-b": 25.0} and second["gpu_stale"] == [
+        "GPU-a"
+    ]
     a.failing, a.energy_mj = False, a.energy_mj + 1_000
     assert meter.read()["gpu_by_uuid"]["GPU-a"] == 11.0
 
 
 def test_cluster_total_keeps_unmeasured_parts_missing():
-    nodes = [{"gpu_j": None, "cpu_j": 10.0, "ram_j": 2.0, "host": "h1"},
-             {"gpu_j": 100.0, "cpu_j": 5.0, "ram_j": 1.0, "host": "h2"}]
+    nodes = [
+        {"gpu_j": None, "cpu_j": 10.0, "ram_j": 2.0, "host": "h1"},
+        {"gpu_j": 100.0, "cpu_j": 5.0, "ram_j": 1.0, "host": "h2"},
+    ]
     total = cluster_total(nodes)
-    assert total == {"energy_gpu_j": 100.0, "energy_cpu_j": 15.0, "energy_ram_j": 3.0, "energy_j": 118.0,
-                     "hosts": 2}
+    assert total == {
+        "energy_gpu_j": 100.0,
+        "energy_cpu_j": 15.0,
+        "energy_ram_j": 3.0,
+        "energy_j": 118.0,
+        "hosts": 2,
+    }
     assert cluster_total([{"gpu_j": None, "cpu_j": None, "ram_j": None}])["energy_j"] is None
 
 
 def test_two_ray_nodes_on_one_host_count_it_once():
     # a loopback test cluster: both Ray nodes read the same machine's CPU, RAM and GPUs
-    same = {"host": "box/boot-1", "cpu_j": 40.0, "ram_j": 4.0, "gpu_by_uuid": {"GPU-a": 90.0}, "gpu_j": 90.0}
-    total = cluster_total([{**same, "node_id": "n1"}, {**same, "node_id": "n2", "cpu_j": 41.0}])
-    assert total["energy_cpu_j"] == 40.0 and total["energy_ram_j"] == 4.0 and total["energy_gpu_j"] == 90.0
+    same = {
+        "host": "box/boot-1",
+        "cpu_j": 40.0,
+        "ram_j": 4.0,
+        "gpu_by_uuid": {"GPU-a": 90.0},
+        "gpu_j": 90.0,
+    }
+    # n1 was lost early (its reading froze at 12 J of the host's CPU); n2 kept reading the host
+    lost_early = {**same, "node_id": "n1", "cpu_j": 12.0, "ram_j": 1.0, "lost": True}
+    total = cluster_total([lost_early, {**same, "node_id": "n2"}])
+    assert (
+        total["energy_cpu_j"] == 40.0
+        and total["energy_ram_j"] == 4.0
+        and total["energy_gpu_j"] == 90.0
+    )
     assert total["hosts"] == 1 and total["energy_j"] == 134.0
 
 
@@ -80,24 +101,30 @@ class SlowOnce(NodeMeter):
 @pytest.mark.ray
 @pytest.mark.timeout(120)
 def test_a_node_that_misses_a_poll_is_stale_not_lost_and_the_head_is_priced_as_itself(monkeypatch):
+    import sys
     import time
 
     import ray
+    from ray import cloudpickle
 
     from study.cluster_meter import ClusterMeter
     from study.footprint import CarbonIntensity
-
-    import sys
-
-    from ray import cloudpickle
 
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
     cloudpickle.register_pickle_by_value(sys.modules[SlowOnce.__module__])  # a test module: ship it
     ray.init(address="local", num_cpus=1, include_dashboard=False, logging_level="ERROR")
     try:
-        meter = ClusterMeter(CarbonIntensity(400.0, 1.0), started_s=0.0, meter_cls=SlowOnce,
-                             read_timeout_s=60.0, vm_size="NC24ads_A100_v4", head_vm_size="D8s_v5")
-        meter._actor = ray.remote(num_cpus=0, max_restarts=0)(SlowOnce)  # start() without its thread
+        meter = ClusterMeter(
+            CarbonIntensity(400.0, 1.0),
+            started_s=0.0,
+            meter_cls=SlowOnce,
+            read_timeout_s=60.0,
+            vm_size="NC24ads_A100_v4",
+            head_vm_size="D8s_v5",
+        )
+        meter._actor = ray.remote(num_cpus=0, max_restarts=0)(
+            SlowOnce
+        )  # start() without its thread
         meter.poll()  # read 1: answers (the actor's start may take seconds)
         (node_id,) = meter.readings
         meter.read_timeout_s = 1.0
@@ -107,6 +134,8 @@ def test_a_node_that_misses_a_poll_is_stale_not_lost_and_the_head_is_priced_as_i
         time.sleep(3.0)  # the slow read ends
         meter.poll()  # read 3: answers again, energy still counted
         assert not meter.readings[node_id]["stale"] and node_id not in meter.lost
-        assert meter.readings[node_id]["cpu_model"]["basis"] == "vm_share"  # D8s_v5's own host share
+        assert (
+            meter.readings[node_id]["cpu_model"]["basis"] == "vm_share"
+        )  # D8s_v5's own host share
     finally:
         ray.shutdown()
