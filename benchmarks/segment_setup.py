@@ -34,7 +34,7 @@ from trainables import batching
 from trainables.datasets import load_split
 from trainables.engine import make_engine
 from trainables.models import build_model, load_tokenizer
-from trainables.train_loop import trial_train_config
+from study.config import trial_train_config
 cfg = StudyConfig(); mark("import greentune")
 train = load_split(cfg.data, cfg.data.train_split, cfg.data.n_train, cfg.data.seed)
 val = load_split(cfg.data, cfg.data.validation_split, cfg.data.n_validation, cfg.data.seed); mark("built-in data")
@@ -53,7 +53,9 @@ def main() -> None:
     args = p.parse_args()
     runs = []
     for _ in range(args.repeats):
-        out = subprocess.run([sys.executable, "-c", PHASES], cwd=REPO, capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, "-c", PHASES], cwd=REPO, capture_output=True, text=True, check=True
+        )
         runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
     total = [sum(r.values()) for r in runs]
     print(f"segment start-up phases, fresh process, idle machine, median of {args.repeats}:")

@@ -84,7 +84,9 @@ class SearchSpace:
     def grid(self) -> list[dict[str, Any]]:
         """Every grid point: the product of each parameter's points, in file order."""
         names = self.names
-        return [dict(zip(names, combo)) for combo in itertools.product(*(p.grid for p in self.params))]
+        return [
+            dict(zip(names, combo)) for combo in itertools.product(*(p.grid for p in self.params))
+        ]
 
     def sample(self, rng: random.Random) -> dict[str, Any]:
         return {p.name: p.sample(rng) for p in self.params}
@@ -95,50 +97,96 @@ class SearchSpace:
             if p.name not in known_fields:
                 raise ConfigError(
                     f"search space {self.name!r}: parameter {p.name!r} is not a train setting; "
-                    f"use one of {', '.join(sorted(known_fields))}")
+                    f"use one of {', '.join(sorted(known_fields))}"
+                )
+
+    def values_to_check(self, p: Param) -> list[Any]:
+        """Every value a trial may get for `p`: the domain's ends (or choices), grid points,
+        listed mutations and points to evaluate (what a validation must accept)."""
+        values = list(p.values) if p.kind == "choice" else [p.low, p.high]
+        values += list(p.grid) + (list(p.mutate) if isinstance(p.mutate, tuple) else [])
+        values += [point[p.name] for point in self.points_to_evaluate]
+        if p.kind == "int_uniform":
+            values = [int(v) for v in values]
+        return values
+
+    def validate_values(self, check: Any) -> None:
+        """Run `check(name, value)` (which raises ConfigError) on every value a trial may get,
+        so a bad value fails here, before Ray, not inside a trial."""
+        for p in self.params:
+            for value in self.values_to_check(p):
+                try:
+                    check(p.name, value)
+                except ConfigError as e:
+                    raise ConfigError(
+                        f"search space {self.name!r}, parameter {p.name!r}: {e}"
+                    ) from e
 
 
 def load_space(name_or_path: str) -> SearchSpace:
     """A space by package name (`default`) or by YAML path; validated."""
     shipped_path = Path(__file__).parent / f"{name_or_path}.yaml"
-    path = shipped_path if "/" not in name_or_path and shipped_path.is_file() else Path(name_or_path)
+    path = (
+        shipped_path if "/" not in name_or_path and shipped_path.is_file() else Path(name_or_path)
+    )
     if not path.is_file():
         shipped = sorted(p.stem for p in Path(__file__).parent.glob("*.yaml"))
-        raise ConfigError(f"search.space={name_or_path!r}: no such space; use one of "
-                          f"{', '.join(shipped)} or a YAML file path")
+        raise ConfigError(
+            f"search.space={name_or_path!r}: no such space; use one of "
+            f"{', '.join(shipped)} or a YAML file path"
+        )
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as e:
         raise ConfigError(f"search.space={name_or_path!r}: not valid YAML ({e})") from e
+    except UnicodeDecodeError as e:
+        raise ConfigError(
+            f"search.space={name_or_path!r}: not UTF-8 text (byte {e.start}); save it as UTF-8"
+        ) from e
     return parse_space(data, name=name_or_path)
 
 
 def parse_space(data: dict[str, Any], name: str = "<inline>") -> SearchSpace:
     where = f"search space {name!r}"
-    if not isinstance(data, dict) or not isinstance(data.get("parameters"), dict) or not data["parameters"]:
+    if (
+        not isinstance(data, dict)
+        or not isinstance(data.get("parameters"), dict)
+        or not data["parameters"]
+    ):
         raise ConfigError(f"{where}: needs a non-empty `parameters:` mapping")
     unknown = set(data) - {"parameters", "perturbation_factors", "points_to_evaluate"}
     if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}; use parameters, "
-                          "perturbation_factors, points_to_evaluate")
+        raise ConfigError(
+            f"{where}: unknown key(s) {sorted(unknown)}; use parameters, "
+            "perturbation_factors, points_to_evaluate"
+        )
     factors = tuple(data.get("perturbation_factors", (0.8, 1.25)))
     if not factors or any(not isinstance(f, (int, float)) or f <= 0 for f in factors):
-        raise ConfigError(f"{where}: perturbation_factors={list(factors)!r}: give positive numbers, e.g. [0.8, 1.25]")
-    params = tuple(_parse_param(f"{where}, parameter {k!r}", k, v) for k, v in data["parameters"].items())
+        raise ConfigError(
+            f"{where}: perturbation_factors={list(factors)!r}: give positive numbers, e.g. [0.8, 1.25]"
+        )
+    params = tuple(
+        _parse_param(f"{where}, parameter {k!r}", k, v) for k, v in data["parameters"].items()
+    )
     points = data.get("points_to_evaluate") or []
     if not isinstance(points, list):
         raise ConfigError(f"{where}: points_to_evaluate must be a list of points ({{name: value}})")
     for i, point in enumerate(points):
         names = {p.name for p in params}
         if not isinstance(point, dict) or set(point) != names:
-            raise ConfigError(f"{where}: points_to_evaluate[{i}]={point!r}: give a value for each of "
-                              f"{', '.join(sorted(names))}")
+            raise ConfigError(
+                f"{where}: points_to_evaluate[{i}]={point!r}: give a value for each of "
+                f"{', '.join(sorted(names))}"
+            )
         for p in params:
             if not p.contains(point[p.name]):
-                raise ConfigError(f"{where}: points_to_evaluate[{i}]: {p.name}={point[p.name]!r} lies "
-                                  f"outside the domain {_describe(p)}")
-    return SearchSpace(name=name, params=params, perturbation_factors=factors,
-                       points_to_evaluate=tuple(points))
+                raise ConfigError(
+                    f"{where}: points_to_evaluate[{i}]: {p.name}={point[p.name]!r} lies "
+                    f"outside the domain {_describe(p)}"
+                )
+    return SearchSpace(
+        name=name, params=params, perturbation_factors=factors, points_to_evaluate=tuple(points)
+    )
 
 
 def _parse_param(where: str, name: str, spec: Any) -> Param:
@@ -149,7 +197,9 @@ def _parse_param(where: str, name: str, spec: Any) -> Param:
         raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}; use domain, grid, mutate")
     domain = spec.get("domain")
     if not isinstance(domain, dict) or domain.get("type") not in DOMAIN_TYPES:
-        raise ConfigError(f"{where}: domain={domain!r}: give {{type: one of {', '.join(DOMAIN_TYPES)}, ...}}")
+        raise ConfigError(
+            f"{where}: domain={domain!r}: give {{type: one of {', '.join(DOMAIN_TYPES)}, ...}}"
+        )
     kind = domain["type"]
     if kind == "choice":
         values = tuple(domain.get("values") or ())
@@ -159,7 +209,9 @@ def _parse_param(where: str, name: str, spec: Any) -> Param:
     else:
         low, high = domain.get("low"), domain.get("high")
         if not all(isinstance(x, (int, float)) for x in (low, high)):
-            raise ConfigError(f"{where}: domain needs numeric low and high, got low={low!r} high={high!r}")
+            raise ConfigError(
+                f"{where}: domain needs numeric low and high, got low={low!r} high={high!r}"
+            )
         if low > high:
             raise ConfigError(f"{where}: domain low={low} > high={high}; swap them")
         if kind == "loguniform" and low <= 0:
@@ -168,21 +220,31 @@ def _parse_param(where: str, name: str, spec: Any) -> Param:
 
     grid = spec.get("grid")
     if not isinstance(grid, list) or not grid:
-        raise ConfigError(f"{where}: grid={grid!r}: give at least one grid point, e.g. grid: [{_example(param)}]")
+        raise ConfigError(
+            f"{where}: grid={grid!r}: give at least one grid point, e.g. grid: [{_example(param)}]"
+        )
     for point in grid:
         if not param.contains(point):
-            raise ConfigError(f"{where}: grid point {point!r} lies outside the domain {_describe(param)}")
+            raise ConfigError(
+                f"{where}: grid point {point!r} lies outside the domain {_describe(param)}"
+            )
 
     mutate = spec.get("mutate", "perturb")
     if isinstance(mutate, list):
         if not mutate:
-            raise ConfigError(f"{where}: mutate=[]: list the values PBT may move among, or use none")
+            raise ConfigError(
+                f"{where}: mutate=[]: list the values PBT may move among, or use none"
+            )
         for value in mutate:
             if not param.contains(value):
-                raise ConfigError(f"{where}: mutation value {value!r} lies outside the domain {_describe(param)}")
+                raise ConfigError(
+                    f"{where}: mutation value {value!r} lies outside the domain {_describe(param)}"
+                )
         mutate = tuple(mutate)
     elif mutate not in MUTATIONS:
-        raise ConfigError(f"{where}: mutate={mutate!r}: use perturb, resample, none or a list of values")
+        raise ConfigError(
+            f"{where}: mutate={mutate!r}: use perturb, resample, none or a list of values"
+        )
     return Param(param.name, kind, param.low, param.high, param.values, tuple(grid), mutate)
 
 

@@ -39,9 +39,18 @@ class ModelConfig:
     tokenizer_vocab_size: int = 1024
 
     def validate(self) -> None:
-        _require(bool(self.name.strip()), "model.name", self.name, "name a preset, a hub model or a folder")
-        _require(self.tokenizer_vocab_size >= 256, "model.tokenizer_vocab_size",
-                 self.tokenizer_vocab_size, "use at least 256")
+        _require(
+            bool(self.name.strip()),
+            "model.name",
+            self.name,
+            "name a preset, a hub model or a folder",
+        )
+        _require(
+            self.tokenizer_vocab_size >= 256,
+            "model.tokenizer_vocab_size",
+            self.tokenizer_vocab_size,
+            "use at least 256",
+        )
 
 
 @dataclass(frozen=True)
@@ -69,18 +78,32 @@ class DataConfig:
     seed: int = 0
 
     def validate(self) -> None:
-        _require(bool(self.dataset.strip()), "data.dataset", self.dataset,
-                 "use builtin, cnn_dailymail, xsum, samsum or a file path")
+        _require(
+            bool(self.dataset.strip()),
+            "data.dataset",
+            self.dataset,
+            "use builtin, cnn_dailymail, xsum, samsum or a file path",
+        )
         for key in ("n_train", "n_validation", "max_source_tokens", "max_target_tokens"):
             _require(getattr(self, key) > 0, f"data.{key}", getattr(self, key), "must be > 0")
-        _require(self.n_test >= 0, "data.n_test", self.n_test, "must be >= 0 (0 = no test evaluation)")
-        splits = {"data.train_split": self.train_split, "data.validation_split": self.validation_split}
+        _require(
+            self.n_test >= 0, "data.n_test", self.n_test, "must be >= 0 (0 = no test evaluation)"
+        )
+        splits = {
+            "data.train_split": self.train_split,
+            "data.validation_split": self.validation_split,
+        }
         if self.n_test:
             splits["data.test_split"] = self.test_split
         for key, value in splits.items():
             others = [k for k, v in splits.items() if v == value and k != key]
-            _require(not others, key, value, f"the same split as {', '.join(others)}; every split "
-                     "must be its own (held-out data must never be trained or selected on)")
+            _require(
+                not others,
+                key,
+                value,
+                f"the same split as {', '.join(others)}; every split "
+                "must be its own (held-out data must never be trained or selected on)",
+            )
 
 
 @dataclass(frozen=True)
@@ -107,28 +130,61 @@ class TrainConfig:
 
     def validate(self) -> None:
         _require(self.epochs >= 1, "train.epochs", self.epochs, "must be >= 1")
-        _require(self.evals_per_epoch >= 1, "train.evals_per_epoch", self.evals_per_epoch, "must be >= 1")
+        _require(
+            self.evals_per_epoch >= 1, "train.evals_per_epoch", self.evals_per_epoch, "must be >= 1"
+        )
         _require(self.lr > 0, "train.lr", self.lr, "must be > 0")
         _require(self.weight_decay >= 0, "train.weight_decay", self.weight_decay, "must be >= 0")
         _require(self.batch_size >= 1, "train.batch_size", self.batch_size, "must be >= 1")
-        _require(0 <= self.warmup_ratio < 1, "train.warmup_ratio", self.warmup_ratio, "must be in [0, 1)")
-        _require(0 <= self.label_smoothing < 1, "train.label_smoothing", self.label_smoothing,
-                 "must be in [0, 1)")
+        _require(
+            0 <= self.warmup_ratio < 1, "train.warmup_ratio", self.warmup_ratio, "must be in [0, 1)"
+        )
+        _require(
+            0 <= self.label_smoothing < 1,
+            "train.label_smoothing",
+            self.label_smoothing,
+            "must be in [0, 1)",
+        )
         _one_of("train.optimizer", self.optimizer, ("adamw", "adafactor"))
         _one_of("train.lr_schedule", self.lr_schedule, ("linear", "cosine", "constant"))
-        _require(self.grad_accum_steps >= 1, "train.grad_accum_steps", self.grad_accum_steps, "must be >= 1")
-        _require(self.max_grad_norm >= 0, "train.max_grad_norm", self.max_grad_norm, "must be >= 0 (0 = off)")
+        _require(
+            self.grad_accum_steps >= 1,
+            "train.grad_accum_steps",
+            self.grad_accum_steps,
+            "must be >= 1",
+        )
+        _require(
+            self.max_grad_norm >= 0,
+            "train.max_grad_norm",
+            self.max_grad_norm,
+            "must be >= 0 (0 = off)",
+        )
         _one_of("train.precision", self.precision, ("fp32", "fp16", "bf16"))
         _one_of("train.zero_stage", self.zero_stage, (0, 1, 2, 3))
-        _require(not self.offload_optimizer or self.zero_stage > 0, "train.offload_optimizer",
-                 self.offload_optimizer, "optimizer offload needs train.zero_stage=1, 2 or 3")
-        _require(not self.offload_params or self.zero_stage == 3, "train.offload_params",
-                 self.offload_params, "parameter offload needs train.zero_stage=3")
+        _require(
+            not self.offload_optimizer or self.zero_stage > 0,
+            "train.offload_optimizer",
+            self.offload_optimizer,
+            "optimizer offload needs train.zero_stage=1, 2 or 3",
+        )
+        _require(
+            not self.offload_params or self.zero_stage == 3,
+            "train.offload_params",
+            self.offload_params,
+            "parameter offload needs train.zero_stage=3",
+        )
         valid_freeze = self.freeze in ("none", "embeddings", "encoder") or (
-            self.freeze.startswith("layers:") and self.freeze[7:].isdigit())
-        _require(valid_freeze, "train.freeze", self.freeze, "use none, embeddings, encoder or layers:N")
-        _require(self.early_stopping_patience >= 0, "train.early_stopping_patience",
-                 self.early_stopping_patience, "must be >= 0 (0 = off)")
+            self.freeze.startswith("layers:") and self.freeze[7:].isdigit()
+        )
+        _require(
+            valid_freeze, "train.freeze", self.freeze, "use none, embeddings, encoder or layers:N"
+        )
+        _require(
+            self.early_stopping_patience >= 0,
+            "train.early_stopping_patience",
+            self.early_stopping_patience,
+            "must be >= 0 (0 = off)",
+        )
 
 
 @dataclass(frozen=True)
@@ -140,7 +196,9 @@ class EvalConfig:
 
     def validate(self) -> None:
         _require(self.num_beams >= 1, "eval.num_beams", self.num_beams, "must be >= 1")
-        _require(self.max_new_tokens >= 1, "eval.max_new_tokens", self.max_new_tokens, "must be >= 1")
+        _require(
+            self.max_new_tokens >= 1, "eval.max_new_tokens", self.max_new_tokens, "must be >= 1"
+        )
         _require(self.batch_size >= 1, "eval.batch_size", self.batch_size, "must be >= 1")
 
 
@@ -160,17 +218,38 @@ class ResourcesConfig:
     local_cpus: int = 0
 
     def validate(self) -> None:
-        _require(self.workers_per_trial >= 1, "resources.workers_per_trial", self.workers_per_trial, "must be >= 1")
-        _require(self.cpus_per_worker > 0, "resources.cpus_per_worker", self.cpus_per_worker, "must be > 0")
-        _require(self.gpus_per_worker >= 0 and float(self.gpus_per_worker).is_integer(),
-                 "resources.gpus_per_worker", self.gpus_per_worker,
-                 "must be 0 or a whole number of GPUs: NVML counts energy per physical GPU, so "
-                 "workers sharing one would each read its whole counter (counted twice); give "
-                 "each worker whole GPUs, or a MIG slice through CUDA_VISIBLE_DEVICES")
-        _require(self.max_concurrent_trials >= 0, "resources.max_concurrent_trials",
-                 self.max_concurrent_trials, "must be >= 0 (0 = as many as fit)")
-        _require(self.torch_threads >= 0, "resources.torch_threads", self.torch_threads, "must be >= 0")
-        _require(self.local_cpus >= 0, "resources.local_cpus", self.local_cpus, "must be >= 0 (0 = all)")
+        _require(
+            self.workers_per_trial >= 1,
+            "resources.workers_per_trial",
+            self.workers_per_trial,
+            "must be >= 1",
+        )
+        _require(
+            self.cpus_per_worker > 0,
+            "resources.cpus_per_worker",
+            self.cpus_per_worker,
+            "must be > 0",
+        )
+        _require(
+            self.gpus_per_worker >= 0 and float(self.gpus_per_worker).is_integer(),
+            "resources.gpus_per_worker",
+            self.gpus_per_worker,
+            "must be 0 or a whole number of GPUs: NVML counts energy per physical GPU, so "
+            "workers sharing one would each read its whole counter (counted twice); give "
+            "each worker whole GPUs, or a MIG slice through CUDA_VISIBLE_DEVICES",
+        )
+        _require(
+            self.max_concurrent_trials >= 0,
+            "resources.max_concurrent_trials",
+            self.max_concurrent_trials,
+            "must be >= 0 (0 = as many as fit)",
+        )
+        _require(
+            self.torch_threads >= 0, "resources.torch_threads", self.torch_threads, "must be >= 0"
+        )
+        _require(
+            self.local_cpus >= 0, "resources.local_cpus", self.local_cpus, "must be >= 0 (0 = all)"
+        )
 
 
 @dataclass(frozen=True)
@@ -187,21 +266,50 @@ class SearchConfig:
     pbt_resample_probability: float = 0.25
 
     def validate(self) -> None:
+        _one_of("search.metric", self.metric, REPORTED_METRICS)
         _one_of("search.mode", self.mode, ("max", "min"))
-        _require(self.asha_grace_period >= 1, "search.asha_grace_period", self.asha_grace_period, "must be >= 1")
-        _require(self.asha_reduction_factor >= 2, "search.asha_reduction_factor",
-                 self.asha_reduction_factor, "must be >= 2")
-        _require(self.pbt_perturbation_interval >= 1, "search.pbt_perturbation_interval",
-                 self.pbt_perturbation_interval, "must be >= 1")
-        _require(self.pbt_population >= 0, "search.pbt_population", self.pbt_population,
-                 "must be >= 2 (or 0 = from the budget)")
-        _require(0 < self.pbt_quantile_fraction <= 0.5, "search.pbt_quantile_fraction",
-                 self.pbt_quantile_fraction, "must be in (0, 0.5]")
-        _require(0 <= self.pbt_resample_probability <= 1, "search.pbt_resample_probability",
-                 self.pbt_resample_probability, "must be in [0, 1]")
+        _require(
+            self.asha_grace_period >= 1,
+            "search.asha_grace_period",
+            self.asha_grace_period,
+            "must be >= 1",
+        )
+        _require(
+            self.asha_reduction_factor >= 2,
+            "search.asha_reduction_factor",
+            self.asha_reduction_factor,
+            "must be >= 2",
+        )
+        _require(
+            self.pbt_perturbation_interval >= 1,
+            "search.pbt_perturbation_interval",
+            self.pbt_perturbation_interval,
+            "must be >= 1",
+        )
+        _require(
+            self.pbt_population >= 0,
+            "search.pbt_population",
+            self.pbt_population,
+            "must be >= 2 (or 0 = from the budget)",
+        )
+        _require(
+            0 < self.pbt_quantile_fraction <= 0.5,
+            "search.pbt_quantile_fraction",
+            self.pbt_quantile_fraction,
+            "must be in (0, 0.5]",
+        )
+        _require(
+            0 <= self.pbt_resample_probability <= 1,
+            "search.pbt_resample_probability",
+            self.pbt_resample_probability,
+            "must be in [0, 1]",
+        )
 
 
 BUDGET_UNITS = ("trial_epochs", "device_hours", "energy_kwh", "co2_kg", "cost_usd")
+# What a trial reports that a strategy can select on (study.schema's quality columns)
+REPORTED_METRICS = ("rougeL", "rouge1", "rouge2", "rougeLsum", "val_loss", "train_loss")
+NAME_MAX = 100  # a study's name becomes a folder name
 
 
 @dataclass(frozen=True)
@@ -221,13 +329,20 @@ class BudgetConfig:
 
     def validate(self) -> None:
         for key in BUDGET_UNITS:
-            _require(getattr(self, key) >= 0 and math.isfinite(getattr(self, key)), f"budget.{key}",
-                     getattr(self, key), "must be a finite number >= 0 (0 = not this unit)")
+            _require(
+                getattr(self, key) >= 0 and math.isfinite(getattr(self, key)),
+                f"budget.{key}",
+                getattr(self, key),
+                "must be a finite number >= 0 (0 = not this unit)",
+            )
         set_keys = [k for k in BUDGET_UNITS if getattr(self, k) > 0]
-        _require(len(set_keys) <= 1, f"budget.{set_keys[-1] if set_keys else ''}",
-                 getattr(self, set_keys[-1]) if set_keys else 0,
-                 f"set one budget, not {len(set_keys)} ({', '.join('budget.' + k for k in set_keys)}); "
-                 "its key names the unit every strategy spends")
+        _require(
+            len(set_keys) <= 1,
+            f"budget.{set_keys[-1] if set_keys else ''}",
+            getattr(self, set_keys[-1]) if set_keys else 0,
+            f"set one budget, not {len(set_keys)} ({', '.join('budget.' + k for k in set_keys)}); "
+            "its key names the unit every strategy spends",
+        )
         _one_of("budget.scope", self.scope, ("cluster", "trials"))
 
     @property
@@ -269,20 +384,45 @@ class EnergyConfig:
     market_intensity_g_per_kwh: float = -1
 
     def validate(self) -> None:
-        _require(self.price_usd_per_hour >= 0, "energy.price_usd_per_hour", self.price_usd_per_hour,
-                 "must be >= 0 (0 = the price table's)")
-        _require(self.market_intensity_g_per_kwh == -1 or self.market_intensity_g_per_kwh >= 0,
-                 "energy.market_intensity_g_per_kwh", self.market_intensity_g_per_kwh,
-                 "must be >= 0 gCO2e/kWh (a market-based factor), or unset")
-        _require(not (self.price_usd_per_hour and not self.vm_size), "energy.price_usd_per_hour",
-                 self.price_usd_per_hour, "needs energy.vm_size (the VM size it prices)")
-        _require(self.intensity_g_per_kwh >= 0, "energy.intensity_g_per_kwh", self.intensity_g_per_kwh,
-                 "must be >= 0 (0 = from the region)")
-        _require(self.intensity_basis in ("lca", "direct"), "energy.intensity_basis", self.intensity_basis,
-                 "use 'lca' or 'direct'")
-        _require(not (self.intensity_csv and self.intensity_g_per_kwh), "energy.intensity_csv",
-                 self.intensity_csv, "set either it or energy.intensity_g_per_kwh, not both")
-        _require(self.pue == 0 or self.pue >= 1, "energy.pue", self.pue, "must be >= 1 (or 0 = default)")
+        _require(
+            self.price_usd_per_hour >= 0,
+            "energy.price_usd_per_hour",
+            self.price_usd_per_hour,
+            "must be >= 0 (0 = the price table's)",
+        )
+        _require(
+            self.market_intensity_g_per_kwh == -1 or self.market_intensity_g_per_kwh >= 0,
+            "energy.market_intensity_g_per_kwh",
+            self.market_intensity_g_per_kwh,
+            "must be >= 0 gCO2e/kWh (a market-based factor), or unset",
+        )
+        _require(
+            not (self.price_usd_per_hour and not self.vm_size),
+            "energy.price_usd_per_hour",
+            self.price_usd_per_hour,
+            "needs energy.vm_size (the VM size it prices)",
+        )
+        _require(
+            self.intensity_g_per_kwh >= 0,
+            "energy.intensity_g_per_kwh",
+            self.intensity_g_per_kwh,
+            "must be >= 0 (0 = from the region)",
+        )
+        _require(
+            self.intensity_basis in ("lca", "direct"),
+            "energy.intensity_basis",
+            self.intensity_basis,
+            "use 'lca' or 'direct'",
+        )
+        _require(
+            not (self.intensity_csv and self.intensity_g_per_kwh),
+            "energy.intensity_csv",
+            self.intensity_csv,
+            "set either it or energy.intensity_g_per_kwh, not both",
+        )
+        _require(
+            self.pue == 0 or self.pue >= 1, "energy.pue", self.pue, "must be >= 1 (or 0 = default)"
+        )
         _require(self.cpu_tdp_w >= 0, "energy.cpu_tdp_w", self.cpu_tdp_w, "must be >= 0")
 
 
@@ -300,6 +440,13 @@ class StudyConfig:
     energy: EnergyConfig = field(default_factory=EnergyConfig)
 
     def validate(self) -> None:
+        _require(self.seed >= 0, "seed", self.seed, "must be >= 0 (--seed N)")
+        _require(
+            len(self.name) <= NAME_MAX,
+            "name",
+            self.name[:40] + "...",
+            f"use at most {NAME_MAX} characters",
+        )
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if dataclasses.is_dataclass(value):
@@ -313,7 +460,9 @@ class StudyConfig:
 # Building a config from defaults, a file and overrides
 
 
-def resolve_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> StudyConfig:
+def resolve_config(
+    path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()
+) -> StudyConfig:
     """Defaults -> YAML file -> `key=value` overrides, then validate."""
     data: dict[str, Any] = {}
     if path is not None:
@@ -321,8 +470,17 @@ def resolve_config(path: str | Path | None = None, overrides: list[str] | tuple[
     for item in overrides:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
-            raise ConfigError(f"--set {item!r}: expected key=value, for example --set train.lr=3e-4")
-        _set_dotted(data, key.strip(), yaml.safe_load(raw) if raw.strip() else "")
+            raise ConfigError(
+                f"--set {item!r}: expected key=value, for example --set train.lr=3e-4"
+            )
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError as e:
+            raise ConfigError(
+                f"--set {item!r}: cannot read the value ({str(e).splitlines()[0]}); "
+                "quote it or write it as YAML (a number, true/false, a word)"
+            ) from e
+        _set_dotted(data, key.strip(), value)
     cfg = from_dict(StudyConfig, data)
     cfg.validate()
     return cfg
@@ -331,15 +489,23 @@ def resolve_config(path: str | Path | None = None, overrides: list[str] | tuple[
 def load_yaml_file(path: str | Path, what: str) -> dict[str, Any]:
     p = Path(path)
     try:
-        text = p.read_text()
+        text = p.read_text(encoding="utf-8")
     except OSError as e:
-        raise ConfigError(f"{what} {str(p)!r}: cannot read it ({e.strerror}); give a readable YAML file") from e
+        raise ConfigError(
+            f"{what} {str(p)!r}: cannot read it ({e.strerror}); give a readable YAML file"
+        ) from e
+    except UnicodeDecodeError as e:
+        raise ConfigError(
+            f"{what} {str(p)!r}: not UTF-8 text (byte {e.start}); save it as UTF-8 YAML"
+        ) from e
     try:
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError as e:
         raise ConfigError(f"{what} {str(p)!r}: not valid YAML ({e}); fix the syntax") from e
     if not isinstance(data, dict):
-        raise ConfigError(f"{what} {str(p)!r}: the top level must be a mapping of sections, got {type(data).__name__}")
+        raise ConfigError(
+            f"{what} {str(p)!r}: the top level must be a mapping of sections, got {type(data).__name__}"
+        )
     return data
 
 
@@ -372,19 +538,32 @@ def _coerce(tp: Any, value: Any, name: str) -> Any:
         if isinstance(value, float) and value.is_integer():
             return int(value)
     elif tp is float:
+        number = None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):  # YAML 1.1 reads `3e-4` (no dot) as a string
+            number = float(value)
+        elif isinstance(value, str):  # YAML 1.1 reads `3e-4` (no dot) as a string
             try:
-                return float(value)
+                number = float(value)
             except ValueError:
                 pass
+        if number is not None:
+            if not math.isfinite(number):
+                raise ConfigError(f"{name}={value!r}: expected a finite number")
+            return number
     elif tp is str:
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             return str(value)
     else:  # pragma: no cover - a field type this module does not know
         raise TypeError(f"unsupported config type {tp} for {name}")
     raise ConfigError(f"{name}={value!r}: expected {tp.__name__}, got {type(value).__name__}")
+
+
+def trial_train_config(cfg: StudyConfig, params: dict[str, Any]) -> TrainConfig:
+    """The study's train settings with a trial's hyperparameters applied, validated (the same
+    check every search-space value gets before Ray starts)."""
+    train = from_dict(TrainConfig, {**dataclasses.asdict(cfg.train), **params}, prefix="train.")
+    train.validate()
+    return train
 
 
 def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:

@@ -13,6 +13,7 @@ import json
 import math
 import os
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -22,20 +23,41 @@ from ray.tune import Callback
 from study import schema
 
 # Tune's own bookkeeping keys we keep, renamed; every other key of a result is ours already.
-_DROP = {"config", "date", "hostname", "node_ip", "pid", "time_this_iter_s", "time_since_restore",
-         "iterations_since_restore", "checkpoint_dir_name", "should_checkpoint", "done", "experiment_tag",
-         "time_total_s", "timestamp", "trial_id", "training_iteration", schema.REPORT_TIME_S}
+_DROP = {
+    "config",
+    "date",
+    "hostname",
+    "node_ip",
+    "pid",
+    "time_this_iter_s",
+    "time_since_restore",
+    "iterations_since_restore",
+    "checkpoint_dir_name",
+    "should_checkpoint",
+    "done",
+    "experiment_tag",
+    "time_total_s",
+    "timestamp",
+    "trial_id",
+    "training_iteration",
+    schema.REPORT_TIME_S,
+}
 
 
-def report_row(result: dict[str, Any], trial_id: str, study: str, strategy: str, seed: int,
-               started_at: float) -> dict[str, Any]:
+def report_row(
+    result: dict[str, Any], trial_id: str, study: str, strategy: str, seed: int, started_at: float
+) -> dict[str, Any]:
     """One tidy row from a Tune result dict."""
     timestamp = result.get(schema.REPORT_TIME_S) or result.get("timestamp") or time.time()
     row = {
-        schema.STUDY: study, schema.STRATEGY: strategy, schema.SEED: seed, schema.TRIAL_ID: trial_id,
+        schema.STUDY: study,
+        schema.STRATEGY: strategy,
+        schema.SEED: seed,
+        schema.TRIAL_ID: trial_id,
         schema.ITERATION: result.get("training_iteration"),
         schema.REPORT_ID: f"{trial_id}:{timestamp:.6f}",
-        schema.TIMESTAMP_S: timestamp, schema.STUDY_ELAPSED_S: timestamp - started_at,
+        schema.TIMESTAMP_S: timestamp,
+        schema.STUDY_ELAPSED_S: timestamp - started_at,
     }
     row.update({k: v for k, v in result.items() if k not in _DROP and not isinstance(v, dict)})
     for key, value in (result.get("config") or {}).items():
@@ -46,8 +68,13 @@ def report_row(result: dict[str, Any], trial_id: str, study: str, strategy: str,
 def select_model(reports: list[dict[str, Any]], metric: str, mode: str) -> dict[str, Any] | None:
     """The report whose checkpoint is the study's selected model: the best validation `metric`
     over every report that saved a checkpoint; ties go to the earliest report."""
-    scored = [r for r in reports if isinstance(r.get(metric), (int, float)) and math.isfinite(r[metric])
-              and r.get(schema.CHECKPOINT_PATH)]
+    scored = [
+        r
+        for r in reports
+        if isinstance(r.get(metric), (int, float))
+        and math.isfinite(r[metric])
+        and r.get(schema.CHECKPOINT_PATH)
+    ]
     if not scored:
         return None
     sign = 1.0 if mode == "max" else -1.0
@@ -65,14 +92,19 @@ def supersedes(new: dict[str, Any], old: dict[str, Any]) -> bool:
     from_iteration = new.get(schema.RESTORED_FROM_ITERATION)
     if from_iteration is None or from_iteration != from_iteration:  # NaN: not a restart
         return False
-    return (old.get(schema.ITERATION, 0) > from_iteration
-            and old.get(schema.SEGMENT, 0) < new.get(schema.SEGMENT, 0))
+    return old.get(schema.ITERATION, 0) > from_iteration and old.get(schema.SEGMENT, 0) < new.get(
+        schema.SEGMENT, 0
+    )
 
 
-def trial_rows(reports: pd.DataFrame, statuses: dict[str, dict[str, Any]], metric: str, mode: str) -> pd.DataFrame:
+def trial_rows(
+    reports: pd.DataFrame, statuses: dict[str, dict[str, Any]], metric: str, mode: str
+) -> pd.DataFrame:
     """One row per trial: config, status, stop reason, counts, best and final figures."""
     rows = []
-    for trial_id, group in reports.sort_values(schema.TIMESTAMP_S).groupby(schema.TRIAL_ID, sort=False):
+    for trial_id, group in reports.sort_values(schema.TIMESTAMP_S).groupby(
+        schema.TRIAL_ID, sort=False
+    ):
         last = group.iloc[-1]
         info = statuses.get(trial_id, {})
         row = {k: last[k] for k in (schema.STUDY, schema.STRATEGY, schema.SEED, schema.TRIAL_ID)}
@@ -82,20 +114,65 @@ def trial_rows(reports: pd.DataFrame, statuses: dict[str, dict[str, Any]], metri
         row[schema.N_REPORTS] = len(group)
         for col in (*schema.ROUGE_COLUMNS, schema.VAL_LOSS):
             if col in group:
-                best = group[col].max() if (mode == "max") == (col != schema.VAL_LOSS) else group[col].min()
+                best = (
+                    group[col].max()
+                    if (mode == "max") == (col != schema.VAL_LOSS)
+                    else group[col].min()
+                )
                 row[schema.BEST_PREFIX + col] = best
                 row[schema.FINAL_PREFIX + col] = last[col]
-        for col in (schema.ENERGY_GPU_J, schema.ENERGY_CPU_J, schema.ENERGY_RAM_J, schema.ENERGY_TOTAL_J,
-                    schema.ENERGY_GPU_SOURCE, schema.ENERGY_CPU_SOURCE, schema.ENERGY_RAM_SOURCE,
-                    schema.DEVICE_S, schema.CO2_KG, schema.COST_USD, schema.TRIAL_EPOCHS,
-                    schema.TRIAL_TRAIN_S, schema.TRIAL_EVAL_S, schema.SEGMENT):
+        for col in (
+            schema.ENERGY_GPU_J,
+            schema.ENERGY_CPU_J,
+            schema.ENERGY_RAM_J,
+            schema.ENERGY_TOTAL_J,
+            schema.ENERGY_GPU_SOURCE,
+            schema.ENERGY_CPU_SOURCE,
+            schema.ENERGY_RAM_SOURCE,
+            schema.DEVICE_S,
+            schema.CO2_KG,
+            schema.COST_USD,
+            schema.TRIAL_EPOCHS,
+            schema.TRIAL_TRAIN_S,
+            schema.TRIAL_EVAL_S,
+            schema.SEGMENT,
+        ):
             if col in group:
                 row[col] = last[col]
-        best_idx = group[metric].idxmax() if mode == "max" else group[metric].idxmin()
-        row["best_" + schema.TIMESTAMP_S] = group.loc[best_idx, schema.TIMESTAMP_S]
+        scored = group[metric].astype(float).dropna() if metric in group else pd.Series(dtype=float)
+        if len(scored):  # a trial whose metric is all NaN (diverged) has no best report
+            best_idx = scored.idxmax() if mode == "max" else scored.idxmin()
+            row["best_" + schema.TIMESTAMP_S] = group.loc[best_idx, schema.TIMESTAMP_S]
+        else:
+            row["best_" + schema.TIMESTAMP_S] = float("nan")
         row["first_" + schema.TIMESTAMP_S] = group[schema.TIMESTAMP_S].min()
         rows.append(row)
-    return pd.DataFrame(rows)
+    reported = {r[schema.TRIAL_ID] for r in rows}
+    for trial_id, info in statuses.items():  # a trial that ended before its first report
+        if trial_id not in reported and info.get("identity"):
+            rows.append(
+                {
+                    **info["identity"],
+                    schema.TRIAL_ID: trial_id,
+                    schema.STATUS: info["status"],
+                    schema.STOP_REASON: info.get("stop_reason") or "",
+                    schema.N_REPORTS: 0,
+                    **{schema.CONFIG_PREFIX + k: v for k, v in (info.get("config") or {}).items()},
+                }
+            )
+    return typed(pd.DataFrame(rows))
+
+
+def typed(df: pd.DataFrame) -> pd.DataFrame:
+    """The declared column types: a numeric column that is all missing is float NaN, not Arrow
+    null (so a sum stays NaN, never 0), and each report time also as a UTC datetime."""
+    df = df.copy()
+    for col in df.columns:
+        if col not in schema.STRING_COLUMNS and df[col].dtype == object and df[col].isna().all():
+            df[col] = df[col].astype(float)
+    if schema.TIMESTAMP_S in df.columns:
+        df[schema.TIMESTAMP_UTC] = pd.to_datetime(df[schema.TIMESTAMP_S], unit="s", utc=True)
+    return df
 
 
 def _stop_reason(status: str, last: pd.Series) -> str:
@@ -107,9 +184,15 @@ def _stop_reason(status: str, last: pd.Series) -> str:
 
 
 def write_parquet_atomic(df: pd.DataFrame, path: Path) -> None:
+    """Write to a temporary name, then rename: a reader sees the old table or the new one; a
+    failed write leaves no temporary file behind."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    df.to_parquet(tmp, index=False)
-    os.replace(tmp, path)
+    try:
+        df.to_parquet(tmp, index=False)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 class ResultsWriter(Callback):
@@ -118,15 +201,27 @@ class ResultsWriter(Callback):
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "scheduler": None}  # Tune pickles callbacks; reattached on resume
 
-    def __init__(self, study_dir: Path, study: str, strategy: str, seed: int, started_at: float,
-                 metric: str, mode: str, max_reports: int, flush_interval_s: float = 1.0):
+    def __init__(
+        self,
+        study_dir: Path,
+        study: str,
+        strategy: str,
+        seed: int,
+        started_at: float,
+        metric: str,
+        mode: str,
+        max_reports: int,
+        flush_interval_s: float = 1.0,
+    ):
         self.study_dir = Path(study_dir)
         self.study, self.strategy, self.seed = study, strategy, seed
         self.started_at, self.metric, self.mode = started_at, metric, mode
         self.max_reports = max_reports
         self.flush_interval_s = flush_interval_s
         self.budget_stopper = None  # a study.budget.BudgetStopper, to name budget stops
-        self.scheduler = None  # with greentune's PBT: its exploit decisions go to pbt_decisions.parquet
+        self.scheduler = (
+            None  # with greentune's PBT: its exploit decisions go to pbt_decisions.parquet
+        )
         self.rows: list[dict[str, Any]] = []
         self.statuses: dict[str, dict[str, Any]] = {}
         self._seen: set[str] = set()
@@ -138,8 +233,10 @@ class ResultsWriter(Callback):
             trials = self.study_dir / schema.TRIALS_FILE
             if trials.exists():
                 for rec in pd.read_parquet(trials).to_dict("records"):
-                    self.statuses[rec[schema.TRIAL_ID]] = {"status": rec[schema.STATUS],
-                                                            "stop_reason": rec[schema.STOP_REASON]}
+                    self.statuses[rec[schema.TRIAL_ID]] = {
+                        "status": rec[schema.STATUS],
+                        "stop_reason": rec[schema.STOP_REASON],
+                    }
 
     def _extend(self, rows: list[dict[str, Any]]) -> None:
         for row in rows:
@@ -154,26 +251,48 @@ class ResultsWriter(Callback):
         """Add rows present in Tune's per-trial result.json but missing here (after a kill)."""
         before = len(self.rows)
         for result_file in sorted(self.study_dir.glob("*/result.json")):
-            params = json.loads((result_file.parent / "params.json").read_text()) \
-                if (result_file.parent / "params.json").exists() else {}
+            params = (
+                json.loads((result_file.parent / "params.json").read_text())
+                if (result_file.parent / "params.json").exists()
+                else {}
+            )
             for line in result_file.read_text().splitlines():
                 if line.strip():
                     result = json.loads(line)
                     result.setdefault("config", params)
-                    self._extend([report_row(result, result["trial_id"], self.study, self.strategy,
-                                             self.seed, self.started_at)])
+                    self._extend(
+                        [
+                            report_row(
+                                result,
+                                result["trial_id"],
+                                self.study,
+                                self.strategy,
+                                self.seed,
+                                self.started_at,
+                            )
+                        ]
+                    )
         self.flush()
         return len(self.rows) - before
 
     # ---- Tune callback hooks
     def on_trial_result(self, iteration, trials, trial, result, **info):
-        self._extend([report_row(result, trial.trial_id, self.study, self.strategy, self.seed, self.started_at)])
+        self._extend(
+            [
+                report_row(
+                    result, trial.trial_id, self.study, self.strategy, self.seed, self.started_at
+                )
+            ]
+        )
         self.statuses[trial.trial_id] = {"status": "RUNNING"}
         if time.monotonic() - self._last_flush >= self.flush_interval_s:
             self.flush()
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        self.statuses[trial.trial_id] = {"status": "TERMINATED", "stop_reason": self._stop_reason(trial)}
+        self.statuses[trial.trial_id] = {
+            "status": "TERMINATED",
+            "stop_reason": self._stop_reason(trial),
+        }
         self._dirty = True
         self.flush()
 
@@ -188,7 +307,16 @@ class ResultsWriter(Callback):
         return "budget" if getattr(self.budget_stopper, "reason", None) else "scheduler_stopped"
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        self.statuses[trial.trial_id] = {"status": "ERROR", "stop_reason": "error"}
+        self.statuses[trial.trial_id] = {
+            "status": "ERROR",
+            "stop_reason": "error",
+            "config": dict(trial.config),
+            "identity": {
+                schema.STUDY: self.study,
+                schema.STRATEGY: self.strategy,
+                schema.SEED: self.seed,
+            },
+        }
         self._dirty = True
         self.flush()
 
@@ -198,23 +326,53 @@ class ResultsWriter(Callback):
 
     def on_experiment_end(self, trials, **info):
         for trial in trials:
-            if trial.trial_id not in self.statuses or self.statuses[trial.trial_id]["status"] == "RUNNING":
+            if (
+                trial.trial_id not in self.statuses
+                or self.statuses[trial.trial_id]["status"] == "RUNNING"
+            ):
                 reason = self._stop_reason(trial) if trial.status == "TERMINATED" else None
                 self.statuses[trial.trial_id] = {"status": trial.status, "stop_reason": reason}
         self._dirty = True
         self.flush()
 
     def flush(self) -> None:
+        """Rewrite the tables. A failed write (a full disk) warns and keeps every row in memory;
+        the next flush tries again, and the files on disk stay as they were (never half-written)."""
         self._last_flush = time.monotonic()
-        if not self._dirty or not self.rows:
+        if not self._dirty or not (self.rows or self.statuses):
             return
-        reports = pd.DataFrame(self.rows)
-        write_parquet_atomic(reports, self.study_dir / schema.REPORTS_FILE)
-        write_parquet_atomic(trial_rows(reports, self.statuses, self.metric, self.mode),
-                             self.study_dir / schema.TRIALS_FILE)
-        decisions = getattr(self.scheduler, "decisions", None)
-        if decisions:
-            write_parquet_atomic(pd.DataFrame(decisions), self.study_dir / schema.PBT_DECISIONS_FILE)
+        reports = (
+            pd.DataFrame(self.rows)
+            if self.rows
+            else pd.DataFrame(
+                columns=[
+                    schema.STUDY,
+                    schema.STRATEGY,
+                    schema.SEED,
+                    schema.TRIAL_ID,
+                    schema.TIMESTAMP_S,
+                ]
+            )
+        )
+        try:
+            write_parquet_atomic(typed(reports), self.study_dir / schema.REPORTS_FILE)
+            write_parquet_atomic(
+                trial_rows(reports, self.statuses, self.metric, self.mode),
+                self.study_dir / schema.TRIALS_FILE,
+            )
+            decisions = getattr(self.scheduler, "decisions", None)
+            if decisions:
+                write_parquet_atomic(
+                    pd.DataFrame(decisions), self.study_dir / schema.PBT_DECISIONS_FILE
+                )
+        except OSError as e:
+            warnings.warn(
+                f"could not write the study's tables ({e.strerror or e}); {len(self.rows)} "
+                "reports kept in memory, writing again at the next report",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            return
         self._dirty = False
 
     def latest_per_trial(self) -> dict[str, dict[str, Any]]:
@@ -229,5 +387,8 @@ class ResultsWriter(Callback):
         what the checkpoint janitor keeps and what the held-out evaluation scores."""
         key = (len(self.rows), id(self.rows[-1]) if self.rows else None)
         if self._selected_for != key:
-            self._selected, self._selected_for = select_model(self.rows, self.metric, self.mode), key
+            self._selected, self._selected_for = (
+                select_model(self.rows, self.metric, self.mode),
+                key,
+            )
         return self._selected

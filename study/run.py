@@ -13,14 +13,24 @@ import dataclasses
 import json
 import math
 import os
+import secrets
+import shutil
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
 from search_spaces import load_space
 from study import schema
-from study.config import ConfigError, StudyConfig, TrainConfig, resolve_config
+from study.config import (
+    NAME_MAX,
+    ConfigError,
+    StudyConfig,
+    TrainConfig,
+    resolve_config,
+    trial_train_config,
+)
 from study.strategies import STRATEGIES, StrategyNumbers, derive_numbers
 
 DEFAULT_STORAGE = "greentune_results"
@@ -28,7 +38,10 @@ DEFAULT_STORAGE = "greentune_results"
 # of every segment waits for a poll, so a shorter interval trims each segment's dead time. A worker
 # group must start within Train's timeout (default 60 s); several trials starting at once on a
 # small machine (each worker process imports torch) can take longer than that.
-TRAIN_ENV = {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.5", "RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S": "300"}
+TRAIN_ENV = {
+    "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.5",
+    "RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S": "300",
+}
 DRIVER_RESOURCE = "trial_driver"  # only the head node offers it: trial drivers run there
 
 EPILOG = """
@@ -46,34 +59,77 @@ in search_spaces/default.yaml. Results: <storage>/<name>/{metadata.json,reports.
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m study.run", description=__doc__.split("\n\n")[0] + "\n\n" + __doc__.split("\n\n")[1],
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("strategy", choices=(*STRATEGIES, "compare"), help="search strategy: Population "
-                   "Based Training, ASHA early stopping, grid search over the space's grid points, random "
-                   "search; or `compare`: run --strategies x --seeds under the same budget, then write "
-                   "the analysis report")
-    p.add_argument("--strategies", default="pbt,asha,grid", help="with compare: which strategies "
-                   "(comma-separated; default pbt,asha,grid)")
-    p.add_argument("--seeds", type=int, default=1, help="with compare: seeds per strategy, from --seed "
-                   "(default 1)")
-    p.add_argument("--config", metavar="FILE", help="YAML file with settings (sections: model, data, "
-                   "train, eval, resources, search, budget, energy)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override one setting, typed (e.g. --set train.lr=3e-4 --set data.n_train=500); "
-                   "repeatable; unknown keys are rejected")
+        prog="python -m study.run",
+        description=__doc__.split("\n\n")[0] + "\n\n" + __doc__.split("\n\n")[1],
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "strategy",
+        choices=(*STRATEGIES, "compare"),
+        help="search strategy: Population "
+        "Based Training, ASHA early stopping, grid search over the space's grid points, random "
+        "search; or `compare`: run --strategies x --seeds under the same budget, then write "
+        "the analysis report",
+    )
+    p.add_argument(
+        "--strategies",
+        default="pbt,asha,grid",
+        help="with compare: which strategies (comma-separated; default pbt,asha,grid)",
+    )
+    p.add_argument(
+        "--seeds",
+        type=int,
+        default=1,
+        help="with compare: seeds per strategy, from --seed (default 1)",
+    )
+    p.add_argument(
+        "--config",
+        metavar="FILE",
+        help="YAML file with settings (sections: model, data, "
+        "train, eval, resources, search, budget, energy)",
+    )
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one setting, typed (e.g. --set train.lr=3e-4 --set data.n_train=500); "
+        "repeatable; unknown keys are rejected",
+    )
     p.add_argument("--name", help="study name (default: <strategy>-<model>-<dataset>-seed<seed>)")
-    p.add_argument("--storage", default=DEFAULT_STORAGE, metavar="PATH_OR_URI",
-                   help=f"where study folders go (default: ./{DEFAULT_STORAGE}); shared storage "
-                   "(abfss://, NFS path) on a multi-node cluster")
-    p.add_argument("--address", default="local", help="'local' starts a Ray instance for this study "
-                   "(default); 'auto' or HOST:PORT joins a running Ray cluster")
-    p.add_argument("--resume", action="store_true", help="continue an interrupted study of this name")
-    p.add_argument("--seed", type=int, help="study seed (sampling, data order, model init); default 0")
-    p.add_argument("--mlflow", metavar="TRACKING_URI", help="also log every trial's parameters and "
-                   "metrics (energy included) to MLflow (a server URL, an AzureML workspace's MLflow "
-                   "URI, or sqlite:///mlflow.db); needs `pip install mlflow`")
-    p.add_argument("--dry-run", action="store_true", help="validate and print the plan, then exit "
-                   "without starting Ray")
+    p.add_argument(
+        "--storage",
+        default=DEFAULT_STORAGE,
+        metavar="PATH_OR_URI",
+        help=f"where study folders go (default: ./{DEFAULT_STORAGE}); shared storage "
+        "(abfss://, NFS path) on a multi-node cluster",
+    )
+    p.add_argument(
+        "--address",
+        default="local",
+        help="'local' starts a Ray instance for this study "
+        "(default); 'auto' or HOST:PORT joins a running Ray cluster",
+    )
+    p.add_argument(
+        "--resume", action="store_true", help="continue an interrupted study of this name"
+    )
+    p.add_argument(
+        "--seed", type=int, help="study seed (sampling, data order, model init); default 0"
+    )
+    p.add_argument(
+        "--mlflow",
+        metavar="TRACKING_URI",
+        help="also log every trial's parameters and "
+        "metrics (energy included) to MLflow (a server URL, an AzureML workspace's MLflow "
+        "URI, or sqlite:///mlflow.db); needs `pip install mlflow`",
+    )
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="validate and print the plan, then exit without starting Ray",
+    )
     return p
 
 
@@ -94,33 +150,140 @@ class Plan:
 
 
 def plan_study(args: argparse.Namespace) -> Plan:
-    """Resolve and validate everything; raises ConfigError on bad input. No Ray."""
+    """Resolve and validate everything; raises ConfigError on bad input. No Ray, no writes.
+
+    Warnings raised while checking (a data file without a split column, say) are printed only
+    once every check has passed, so bad input ends with its one error line alone."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        plan = _plan_study(args)
+    for w in caught:
+        if issubclass(w.category, (UserWarning, RuntimeWarning)):
+            print(f"warning: {w.message}", file=sys.stderr)
+    return plan
+
+
+def _plan_study(args: argparse.Namespace) -> Plan:
     overrides = list(args.overrides)
     if args.seed is not None:
         overrides.append(f"seed={args.seed}")
     cfg = resolve_config(args.config, overrides)
     space = load_space(cfg.search.space)
     space.validate_for({f.name for f in dataclasses.fields(TrainConfig)})
+    # every value a trial may get passes the same validation as train.* (not inside a trial)
+    space.validate_values(lambda name, value: trial_train_config(cfg, {name: value}))
     numbers = derive_numbers(args.strategy, space, cfg)
     check_inputs(cfg)
     footprint = resolve_footprint(cfg)
     name = args.name or cfg.name or default_name(args.strategy, cfg)
-    if not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
-        raise ConfigError(f"--name {name!r}: use letters, digits, '-', '_' and '.' only")
+    if not name.replace("-", "").replace("_", "").replace(".", "").isalnum() or name.startswith(
+        "."
+    ):
+        raise ConfigError(f"--name {name[:60]!r}: use letters, digits, '-', '_' and '.' only")
+    if len(name) > NAME_MAX:
+        raise ConfigError(
+            f"--name {name[:40]!r}...: {len(name)} characters; use at most {NAME_MAX}"
+        )
     if footprint.get("retired"):
-        print(f"note: energy.vm_size={cfg.energy.vm_size!r} is {footprint['retired']}: priced from the "
-              "table, but Azure may no longer offer it", file=sys.stderr)
-    storage, study_dir = resolve_storage(args.storage, name, args.resume)
+        print(
+            f"note: energy.vm_size={cfg.energy.vm_size!r} is {footprint['retired']}: priced from the "
+            "table, but Azure may no longer offer it",
+            file=sys.stderr,
+        )
+    storage, study_dir = resolve_storage(args.storage, name, args.resume, create=not args.dry_run)
+    if args.resume:
+        check_resume_matches(study_dir, args.strategy, cfg)
     if args.address != "local" and "://" not in storage:
-        print(f"note: storage {storage} is a local path; a multi-node study needs it shared (NFS) "
-              f"or a URI (abfss://...)", file=sys.stderr)
+        print(
+            f"note: storage {storage} is a local path; a multi-node study needs it shared (NFS) "
+            f"or a URI (abfss://...)",
+            file=sys.stderr,
+        )
     if args.mlflow:
-        try:
-            import mlflow  # noqa: F401
-        except ImportError as e:
-            raise ConfigError(f"--mlflow {args.mlflow!r}: mlflow is not installed; pip install mlflow") from e
-    return Plan(args.strategy, cfg, numbers, name, storage, study_dir, args.resume, args.address, args.mlflow,
-                footprint)
+        check_mlflow_uri(args.mlflow)
+    plan = Plan(
+        args.strategy,
+        cfg,
+        numbers,
+        name,
+        storage,
+        study_dir,
+        args.resume,
+        args.address,
+        args.mlflow,
+        footprint,
+    )
+    if args.address == "local":  # the machine's size is known now: check it before Ray
+        import torch
+
+        check_resources(
+            cfg,
+            {
+                "CPU": cfg.resources.local_cpus or os.cpu_count(),
+                "GPU": torch.cuda.device_count(),
+                DRIVER_RESOURCE: 10_000,
+            },
+        )
+    return plan
+
+
+MLFLOW_SCHEMES = (
+    "http",
+    "https",
+    "file",
+    "sqlite",
+    "postgresql",
+    "mysql",
+    "mssql",
+    "databricks",
+    "azureml",
+    "uc",
+)
+
+
+def check_mlflow_uri(uri: str) -> None:
+    """MLflow installed, and a tracking URI of a kind it can open (a server, a database, a folder)."""
+    try:
+        import mlflow  # noqa: F401
+    except ImportError as e:
+        raise ConfigError(f"--mlflow {uri!r}: mlflow is not installed; pip install mlflow") from e
+    scheme = uri.split("://", 1)[0].split("+", 1)[0].lower() if "://" in uri else "file"
+    if scheme not in MLFLOW_SCHEMES:
+        raise ConfigError(
+            f"--mlflow {uri!r}: MLflow cannot track to a {scheme!r} URI; use a server "
+            "(http(s)://...), sqlite:///mlflow.db, a folder, or an AzureML workspace URI"
+        )
+
+
+def check_resume_matches(study_dir: Path, strategy: str, cfg: StudyConfig) -> None:
+    """--resume continues the same study: its strategy and every setting as metadata.json has
+    them (only the study's name may be implied differently)."""
+    from study.metadata import read_metadata
+
+    meta = read_metadata(study_dir)
+    if meta.get("strategy") != strategy:
+        raise ConfigError(
+            f"--resume: {study_dir.name} is a {meta.get('strategy')} study, not {strategy}; "
+            f"resume it as {meta.get('strategy')}, or start a new study with another --name"
+        )
+    saved, given = meta.get("config") or {}, cfg.to_dict()
+    for section, values in given.items():
+        if section == "name":
+            continue
+        old = saved.get(section)
+        if isinstance(values, dict) and isinstance(old, dict):
+            for key, value in values.items():
+                if key in old and old[key] != value:
+                    raise ConfigError(
+                        f"--resume: {section}.{key}={value!r}, but the study ran with "
+                        f"{old[key]!r}; resume with the same settings (drop the --set), "
+                        "or start a new study with another --name"
+                    )
+        elif old is not None and old != values:
+            raise ConfigError(
+                f"--resume: {section}={values!r}, but the study ran with {old!r}; "
+                "resume with the same settings"
+            )
 
 
 def resolve_footprint(cfg: StudyConfig) -> dict[str, Any]:
@@ -143,18 +306,35 @@ def check_inputs(cfg: StudyConfig) -> None:
     from trainables.datasets import check_split_exists, load_split
     from trainables.models import check_model_name
 
-    check_model_name(cfg.model)
+    positions = check_model_name(cfg.model)
+    for key, value in (
+        ("data.max_source_tokens", cfg.data.max_source_tokens),
+        ("data.max_target_tokens", cfg.data.max_target_tokens),
+        ("eval.max_new_tokens", cfg.eval.max_new_tokens),
+    ):
+        if value > positions:
+            raise ConfigError(
+                f"{key}={value}: longer than {cfg.model.name}'s {positions} positions; "
+                f"use at most {positions}"
+            )
     train = cfg.train
     if train.precision == "fp16" and cfg.resources.gpus_per_worker == 0:
-        raise ConfigError("train.precision='fp16': needs a GPU (resources.gpus_per_worker > 0); "
-                          "use bf16 or fp32 on CPU")
+        raise ConfigError(
+            "train.precision='fp16': needs a GPU (resources.gpus_per_worker > 0); "
+            "use bf16 or fp32 on CPU"
+        )
     if train.zero_stage:
         try:
             import deepspeed  # noqa: F401
         except Exception as e:  # noqa: BLE001 - any import failure means ZeRO cannot start
-            raise ConfigError(f"train.zero_stage={train.zero_stage}: DeepSpeed cannot start here "
-                              f"({type(e).__name__}: {e}); pip install deepspeed, or use zero_stage=0") from e
-    for split, n in ((cfg.data.train_split, cfg.data.n_train), (cfg.data.validation_split, cfg.data.n_validation)):
+            raise ConfigError(
+                f"train.zero_stage={train.zero_stage}: DeepSpeed cannot start here "
+                f"({type(e).__name__}: {e}); pip install deepspeed, or use zero_stage=0"
+            ) from e
+    for split, n in (
+        (cfg.data.train_split, cfg.data.n_train),
+        (cfg.data.validation_split, cfg.data.n_validation),
+    ):
         load_split(cfg.data, split, min(n, 8), cfg.data.seed)
     if cfg.data.n_test:  # held out: its existence is checked, its examples are not read
         check_split_exists(cfg.data, cfg.data.test_split)
@@ -171,30 +351,59 @@ def lead_baseline(cfg: StudyConfig) -> dict[str, Any]:
     return {"lead_k": k, **lead_k_baseline(pairs, k)}
 
 
-def resolve_storage(storage: str, name: str, resume: bool) -> tuple[str, Path | None]:
-    """Absolute storage location; for local paths check it is writable and the study's state."""
+def resolve_storage(storage: str, name: str, resume: bool, create: bool = True) -> tuple[str, Path]:
+    """Absolute storage location and the study's folder; checks it can be written and what it
+    holds. `create=False` (--dry-run) checks without creating or writing anything."""
+    if not storage.strip():
+        raise ConfigError(
+            "--storage '': empty; give a folder (default ./greentune_results) or a URI"
+        )
     if "://" in storage:
+        import pyarrow
+        import pyarrow.fs
+
+        try:
+            pyarrow.fs.FileSystem.from_uri(storage)
+        except pyarrow.ArrowInvalid as e:
+            raise ConfigError(
+                f"--storage {storage!r}: {e}; use a path, or abfss://, s3://, gs:// or file://"
+            ) from e
+        except OSError as e:
+            raise ConfigError(f"--storage {storage!r}: cannot reach it ({str(e)[:160]})") from e
         # Tune state and checkpoints go to the URI; parquet and metadata to a local folder here.
         root, remote = Path(DEFAULT_STORAGE).resolve(), storage.rstrip("/")
     else:
         root = Path(storage).expanduser().resolve()
         remote = None
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-        probe = root / f".write-test-{os.getpid()}"
-        probe.write_text("ok")
-        probe.unlink()
-    except OSError as e:
-        raise ConfigError(f"--storage {storage!r}: cannot write there ({e.strerror}); "
-                          f"choose a writable folder") from e
+    existing = next(p for p in (root, *root.parents) if p.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK):
+        raise ConfigError(
+            f"--storage {storage!r}: cannot write there ({existing} is not a writable "
+            "folder); choose a writable folder"
+        )
+    if create:
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            probe = root / f".write-test-{os.getpid()}"
+            probe.write_text("ok")
+            probe.unlink()
+        except OSError as e:
+            raise ConfigError(
+                f"--storage {storage!r}: cannot write there ({e.strerror}); "
+                f"choose a writable folder"
+            ) from e
     study_dir = root / name
     exists = (study_dir / schema.METADATA_FILE).exists()
     if resume and not exists:
-        raise ConfigError(f"--resume: no study named {name!r} under {root}; check --name and --storage, "
-                          f"or drop --resume to start it")
+        raise ConfigError(
+            f"--resume: no study named {name!r} under {root}; check --name and --storage, "
+            f"or drop --resume to start it"
+        )
     if not resume and study_dir.exists() and any(study_dir.iterdir()):
-        raise ConfigError(f"--name {name!r}: {study_dir} already holds a study; pass --resume to "
-                          f"continue it, or choose another --name")
+        raise ConfigError(
+            f"--name {name!r}: {study_dir} already holds a study; pass --resume to "
+            f"continue it, or choose another --name"
+        )
     return remote or str(root), study_dir
 
 
@@ -211,24 +420,44 @@ def start_ray(plan: Plan) -> dict[str, float]:
         import torch
 
         cpus = cfg.resources.local_cpus or os.cpu_count()
-        check_resources(cfg, {"CPU": cpus, "GPU": torch.cuda.device_count(), DRIVER_RESOURCE: 10_000})
-        # Local default: no token auth unless the user asked for it (FIELD_NOTES: set it explicitly).
-        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-        ray.init(address="local", num_cpus=cpus, runtime_env={"env_vars": TRAIN_ENV},
-                 num_gpus=None, resources={DRIVER_RESOURCE: 10_000}, include_dashboard=True,
-                 log_to_driver=True, configure_logging=True, logging_level="WARNING")
+        check_resources(
+            cfg, {"CPU": cpus, "GPU": torch.cuda.device_count(), DRIVER_RESOURCE: 10_000}
+        )
+        # A local Ray listens on every interface (GCS, raylet, agents; FIELD_NOTES): token auth
+        # with this study's own token, not a stray ~/.ray/auth_token, keeps others out. Workers
+        # inherit it from this process's environment. An explicit RAY_AUTH_MODE is respected.
+        if "RAY_AUTH_MODE" not in os.environ:
+            # Ray 2.60 turns token auth on by default for a fresh local cluster (it re-reads its
+            # config then); the token it loads is this one, from the environment.
+            os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
+            os.environ.pop("RAY_AUTH_TOKEN_PATH", None)
+        ray.init(
+            address="local",
+            num_cpus=cpus,
+            runtime_env={"env_vars": TRAIN_ENV},
+            num_gpus=None,
+            resources={DRIVER_RESOURCE: 10_000},
+            include_dashboard=True,
+            log_to_driver=True,
+            configure_logging=True,
+            logging_level="WARNING",
+        )
     else:
         os.environ.setdefault("RAY_AUTH_MODE", "token")
-        context = ray.init(address=plan.address, runtime_env={"env_vars": TRAIN_ENV}, logging_level="WARNING")
+        context = ray.init(
+            address=plan.address, runtime_env={"env_vars": TRAIN_ENV}, logging_level="WARNING"
+        )
         if not context.dashboard_url:
             # Train V2 frees a stopped trial's placement group through a cleaner that asks the
             # state API (served by the dashboard) whether the run's controller is still alive.
             # Without it every PBT exploit or ASHA stop leaks the trial's CPUs/GPUs and the
             # study stalls with placement groups pending (seen on a two-node test cluster).
             ray.shutdown()
-            raise ConfigError(f"--address {plan.address}: the cluster runs no Ray dashboard, which Ray "
-                              "Train needs to free a stopped trial's resources; start the head with it "
-                              "(ray start --head --include-dashboard=true; cluster.yaml does)")
+            raise ConfigError(
+                f"--address {plan.address}: the cluster runs no Ray dashboard, which Ray "
+                "Train needs to free a stopped trial's resources; start the head with it "
+                "(ray start --head --include-dashboard=true; cluster.yaml does)"
+            )
     resources = ray.cluster_resources()
     check_resources(cfg, resources)
     return resources
@@ -236,19 +465,28 @@ def start_ray(plan: Plan) -> dict[str, float]:
 
 def check_resources(cfg: StudyConfig, resources: dict[str, float]) -> None:
     r = cfg.resources
-    need_cpu, need_gpu = r.workers_per_trial * r.cpus_per_worker, r.workers_per_trial * r.gpus_per_worker
+    need_cpu, need_gpu = (
+        r.workers_per_trial * r.cpus_per_worker,
+        r.workers_per_trial * r.gpus_per_worker,
+    )
     if need_cpu > resources.get("CPU", 0):
-        raise ConfigError(f"resources.workers_per_trial={r.workers_per_trial} x cpus_per_worker="
-                          f"{r.cpus_per_worker} needs {need_cpu} CPUs; the cluster has "
-                          f"{resources.get('CPU', 0):g}. Lower them or add nodes")
+        raise ConfigError(
+            f"resources.workers_per_trial={r.workers_per_trial} x cpus_per_worker="
+            f"{r.cpus_per_worker} needs {need_cpu} CPUs; the cluster has "
+            f"{resources.get('CPU', 0):g}. Lower them or add nodes"
+        )
     if need_gpu > resources.get("GPU", 0):
-        raise ConfigError(f"resources.gpus_per_worker={r.gpus_per_worker} x {r.workers_per_trial} workers "
-                          f"needs {need_gpu} GPUs; the cluster has {resources.get('GPU', 0):g}. "
-                          f"Use 0 on a CPU machine or join a GPU cluster (--address auto)")
+        raise ConfigError(
+            f"resources.gpus_per_worker={r.gpus_per_worker} x {r.workers_per_trial} workers "
+            f"needs {need_gpu} GPUs; the cluster has {resources.get('GPU', 0):g}. "
+            f"Use 0 on a CPU machine or join a GPU cluster (--address auto)"
+        )
     if resources.get(DRIVER_RESOURCE, 0) < 1:
-        raise ConfigError(f"--address: the cluster offers no '{DRIVER_RESOURCE}' resource for trial "
-                          f"drivers; start the head with --resources='{{\"{DRIVER_RESOURCE}\": 64}}' "
-                          f"(cluster.yaml does)")
+        raise ConfigError(
+            f"--address: the cluster offers no '{DRIVER_RESOURCE}' resource for trial "
+            f"drivers; start the head with --resources='{{\"{DRIVER_RESOURCE}\": 64}}' "
+            f"(cluster.yaml does)"
+        )
 
 
 def trial_resources(cfg: StudyConfig) -> dict[str, float]:
@@ -259,7 +497,10 @@ def trial_resources(cfg: StudyConfig) -> dict[str, float]:
 
     r = cfg.resources
     if execution_path(cfg) == LOCAL_PATH:
-        return {"CPU": r.cpus_per_worker, **({"GPU": r.gpus_per_worker} if r.gpus_per_worker else {})}
+        return {
+            "CPU": r.cpus_per_worker,
+            **({"GPU": r.gpus_per_worker} if r.gpus_per_worker else {}),
+        }
     return {"CPU": 0, DRIVER_RESOURCE: 1}
 
 
@@ -274,7 +515,36 @@ def concurrent_trials(cfg: StudyConfig, resources: dict[str, float]) -> int:
     return max(1, int(min(fits)))
 
 
+LOCK_FILE = ".greentune.lock"
+
+
 def run(plan: Plan, keep_ray: bool = False) -> dict[str, Any]:
+    """Run one study, holding its folder's lock; a fresh study that fails before its
+    metadata.json exists leaves no folder behind (a re-run starts clean)."""
+    fresh = not plan.study_dir.exists()
+    plan.study_dir.mkdir(parents=True, exist_ok=True)
+    lock = plan.study_dir / LOCK_FILE
+    try:
+        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError as e:
+        raise ConfigError(
+            f"--name {plan.name!r}: another greentune process is writing {plan.study_dir} "
+            f"({lock.read_text().strip() or 'pid unknown'}); wait for it, or delete {lock} "
+            "if that process is gone"
+        ) from e
+    os.write(fd, f"pid {os.getpid()} on {os.uname().nodename}".encode())
+    os.close(fd)
+    try:
+        return _run(plan, keep_ray)
+    except BaseException:
+        if fresh and not (plan.study_dir / schema.METADATA_FILE).exists():
+            shutil.rmtree(plan.study_dir, ignore_errors=True)
+        raise
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def _run(plan: Plan, keep_ray: bool = False) -> dict[str, Any]:
     """Start Ray, run Tune, stream parquet; returns the closing summary."""
     # The classic progress table lets us choose its columns (target metric, energy).
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
@@ -304,76 +574,154 @@ def run(plan: Plan, keep_ray: bool = False) -> dict[str, Any]:
     study_path = f"{plan.storage}/{plan.name}"
     e = cfg.energy
     ctx = StudyContext(
-        config=cfg, strategy=plan.strategy, study_name=plan.name, study_path=study_path,
-        carbon=carbon, price_usd_per_device_hour=price_per_worker_hour(
-            e.vm_size, cfg.resources.gpus_per_worker, e.spot, e.region, e.price_usd_per_hour))
-    trainable = tune.with_resources(tune.with_parameters(trial_driver, ctx=ctx), trial_resources(cfg))
+        config=cfg,
+        strategy=plan.strategy,
+        study_name=plan.name,
+        study_path=study_path,
+        carbon=carbon,
+        price_usd_per_device_hour=price_per_worker_hour(
+            e.vm_size, cfg.resources.gpus_per_worker, e.spot, e.region, e.price_usd_per_hour
+        ),
+    )
+    trainable = tune.with_resources(
+        tune.with_parameters(trial_driver, ctx=ctx), trial_resources(cfg)
+    )
 
     if plan.resume:
         metadata = read_metadata(plan.study_dir)
         started = metadata["started_at"]
-        tuner = tune.Tuner.restore(study_path, trainable, resume_unfinished=True, resume_errored=True)
+        tuner = tune.Tuner.restore(
+            study_path, trainable, resume_unfinished=True, resume_errored=True
+        )
         # The callbacks Tune pickled at the first start hold that run's paths and an empty
         # state: rebuild them for the folder being resumed, from what it holds on disk.
         scheduler = restored_scheduler(tuner)
-        writer = ResultsWriter(plan.study_dir, plan.name, plan.strategy, cfg.seed, started,
-                               cfg.search.metric, cfg.search.mode, plan.numbers.reports_per_trial)
+        writer = ResultsWriter(
+            plan.study_dir,
+            plan.name,
+            plan.strategy,
+            cfg.seed,
+            started,
+            cfg.search.metric,
+            cfg.search.mode,
+            plan.numbers.reports_per_trial,
+        )
         recovered = writer.recover_from_tune_logs()
         stopper = BudgetStopper(plan.numbers.budget, carbon.pue)
         stopper.latest = writer.latest_per_trial()
         writer.budget_stopper, writer.scheduler = stopper, scheduler
-        janitor = CheckpointJanitor(plan.study_dir / schema.TRAIN_RUNS_DIR, writer.selected, scheduler)
-        replace_study_callbacks(tuner, [writer, janitor], stopper, owned=(ResultsWriter, CheckpointJanitor))
-        print(f"resuming {plan.name}: {len(writer.rows)} reports on disk ({recovered} recovered from Tune's logs)")
+        janitor = CheckpointJanitor(
+            plan.study_dir / schema.TRAIN_RUNS_DIR, writer.selected, scheduler
+        )
+        replace_study_callbacks(
+            tuner, [writer, janitor], stopper, owned=(ResultsWriter, CheckpointJanitor)
+        )
+        print(
+            f"resuming {plan.name}: {len(writer.rows)} reports on disk ({recovered} recovered from Tune's logs)"
+        )
     else:
         space = load_space(cfg.search.space)
         tune_plan = build_tune_plan(plan.strategy, space, cfg, slots)
         metadata = {
-            "study": plan.name, "strategy": plan.strategy, "seed": cfg.seed, "config": cfg.to_dict(),
-            "search_space": {"name": space.name, "grid_points": len(space.grid()),
-                             "parameters": [dataclasses.asdict(p) for p in space.params]},
-            "derived": plan.numbers.to_dict(), "concurrent_trials": slots, "footprint": footprint,
-            "execution_path": execution_path(cfg), "baseline": lead_baseline(cfg),
-            "ray_resources": resources, "started_at": started, "ray_init_s": ray_init_s, "finished_at": None,
-            "stopped_on_budget": None, "storage": study_path}
-        write_metadata(plan.study_dir, metadata)
-        writer = ResultsWriter(plan.study_dir, plan.name, plan.strategy, cfg.seed, started,
-                               cfg.search.metric, cfg.search.mode, plan.numbers.reports_per_trial)
+            "study": plan.name,
+            "strategy": plan.strategy,
+            "seed": cfg.seed,
+            "config": cfg.to_dict(),
+            "search_space": {
+                "name": space.name,
+                "grid_points": len(space.grid()),
+                "parameters": [dataclasses.asdict(p) for p in space.params],
+            },
+            "derived": plan.numbers.to_dict(),
+            "concurrent_trials": slots,
+            "footprint": footprint,
+            "execution_path": execution_path(cfg),
+            "baseline": lead_baseline(cfg),
+            "ray_auth": os.environ.get("RAY_AUTH_MODE", "unset"),
+            "ray_resources": resources,
+            "started_at": started,
+            "ray_init_s": ray_init_s,
+            "finished_at": None,
+            "stopped_on_budget": None,
+            "storage": study_path,
+            "runs": [],
+        }
+        writer = ResultsWriter(
+            plan.study_dir,
+            plan.name,
+            plan.strategy,
+            cfg.seed,
+            started,
+            cfg.search.metric,
+            cfg.search.mode,
+            plan.numbers.reports_per_trial,
+        )
         reporter = tune.CLIReporter(
-            metric_columns={cfg.search.metric: cfg.search.metric, "val_loss": "val_loss",
-                            schema.TRIAL_EPOCHS: "epochs", schema.ENERGY_TOTAL_J: "energy_J"},
-            parameter_columns=space.names, max_report_frequency=15)
+            metric_columns={
+                cfg.search.metric: cfg.search.metric,
+                "val_loss": "val_loss",
+                schema.TRIAL_EPOCHS: "epochs",
+                schema.ENERGY_TOTAL_J: "energy_J",
+            },
+            parameter_columns=space.names,
+            max_report_frequency=15,
+        )
         callbacks = [writer]
         if plan.mlflow_uri:
             from ray.air.integrations.mlflow import MLflowLoggerCallback
 
-            callbacks.append(MLflowLoggerCallback(tracking_uri=plan.mlflow_uri, experiment_name=plan.name,
-                                                  tags={"strategy": plan.strategy}, save_artifact=False))
+            callbacks.append(
+                MLflowLoggerCallback(
+                    tracking_uri=plan.mlflow_uri,
+                    experiment_name=plan.name,
+                    tags={"strategy": plan.strategy},
+                    save_artifact=False,
+                )
+            )
         stopper = BudgetStopper(plan.numbers.budget, carbon.pue)
         writer.budget_stopper, writer.scheduler = stopper, tune_plan.scheduler
-        janitor = CheckpointJanitor(plan.study_dir / schema.TRAIN_RUNS_DIR, writer.selected,
-                                    tune_plan.scheduler)
+        janitor = CheckpointJanitor(
+            plan.study_dir / schema.TRAIN_RUNS_DIR, writer.selected, tune_plan.scheduler
+        )
         callbacks.append(janitor)
         tuner = tune.Tuner(
-            trainable, param_space=tune_plan.param_space,
-            tune_config=tune.TuneConfig(metric=cfg.search.metric, mode=cfg.search.mode,
-                                        num_samples=tune_plan.num_samples, scheduler=tune_plan.scheduler,
-                                        search_alg=tune_plan.search_alg,
-                                        # local path: a trial process (its imports, prepared
-                                        # data) serves the next trial too
-                                        reuse_actors=execution_path(cfg) == LOCAL_PATH),
+            trainable,
+            param_space=tune_plan.param_space,
+            tune_config=tune.TuneConfig(
+                metric=cfg.search.metric,
+                mode=cfg.search.mode,
+                num_samples=tune_plan.num_samples,
+                scheduler=tune_plan.scheduler,
+                search_alg=tune_plan.search_alg,
+                # local path: a trial process (its imports, prepared
+                # data) serves the next trial too
+                reuse_actors=execution_path(cfg) == LOCAL_PATH,
+            ),
             run_config=tune.RunConfig(
-                name=plan.name, storage_path=plan.storage, callbacks=callbacks, stop=stopper,
-                progress_reporter=reporter, verbose=1,
+                name=plan.name,
+                storage_path=plan.storage,
+                callbacks=callbacks,
+                stop=stopper,
+                progress_reporter=reporter,
+                verbose=1,
                 # Tune's checkpoints are small pointers to Train checkpoints: keep them all
                 # (an exploit may clone any trial's latest); the janitor bounds the real ones.
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
-                failure_config=tune.FailureConfig(max_failures=1)))
+                failure_config=tune.FailureConfig(max_failures=1),
+            ),
+        )
+        write_metadata(plan.study_dir, metadata)  # only once the Tuner exists: no half-made study
     print_plan(plan, slots, study_path)
-    meter = ClusterMeter(carbon, run_started, cfg.energy.cpu_tdp_w, snapshot=plan.study_dir / schema.CLUSTER_ENERGY_FILE,
-                         previous_runs=previous_cluster_runs(plan.study_dir) if plan.resume else [],
-                         billing=node_billing(cfg), vm_size=cfg.energy.vm_size,
-                         head_vm_size=cfg.energy.head_vm_size).start()
+    meter = ClusterMeter(
+        carbon,
+        run_started,
+        cfg.energy.cpu_tdp_w,
+        snapshot=plan.study_dir / schema.CLUSTER_ENERGY_FILE,
+        previous_runs=previous_cluster_runs(plan.study_dir) if plan.resume else [],
+        billing=node_billing(cfg),
+        vm_size=cfg.energy.vm_size,
+        head_vm_size=cfg.energy.head_vm_size,
+    ).start()
     stopper.cluster = meter.spend  # energy, CO2 and dollar budgets count the whole cluster
     results = tuner.fit()
     fit_finished = time.time()
@@ -385,39 +733,69 @@ def run(plan: Plan, keep_ray: bool = False) -> dict[str, Any]:
     spend = spend_of_trials(latest, carbon.pue, meter.spend(max_age_s=math.inf))
     budget = plan.numbers.budget
     attributed = [r.get(schema.COST_USD) for r in latest.values()]
+    runs = [*metadata.get("runs", []), {"started_at": run_started, "finished_at": finished}]
     metadata.update(
-        finished_at=finished, wall_s=finished - started, tune_wall_s=fit_finished - run_started,
-        stopped_on_budget=stopper.reason, cluster_energy=cluster,
+        # wall time: each run's own (a resumed study adds its runs, not the gap between them)
+        runs=runs,
+        finished_at=finished,
+        wall_s=sum(r["finished_at"] - r["started_at"] for r in runs),
+        tune_wall_s=fit_finished - run_started,
+        stopped_on_budget=stopper.reason,
+        cluster_energy=cluster,
         budget=budget_record(budget, spend, stopper.reason, slots),
         cost={
             # billed: every node's VM at its own size, for the time this run held it, idle included
             "billed_usd": cluster["billed_usd"],
-            "attributed_usd": sum(attributed) if all(a is not None for a in attributed) and attributed else None,
-            "vm_size": cfg.energy.vm_size or None, "head_vm_size": (cfg.energy.head_vm_size or cfg.energy.vm_size) or None,
+            "attributed_usd": sum(attributed)
+            if all(a is not None for a in attributed) and attributed
+            else None,
+            "vm_size": cfg.energy.vm_size or None,
+            "head_vm_size": (cfg.energy.head_vm_size or cfg.energy.vm_size) or None,
             "nodes": len(cluster["nodes"]),
-            "note": footprint.get("cost_note") or BILLED_NOTE},
-        **(held_out or {}))
-    metadata["carbon"] = study_carbon(cfg, carbon, cluster, metadata.get("test"), run_started, finished)
+            "note": footprint.get("cost_note") or BILLED_NOTE,
+        },
+        **(held_out or {}),
+    )
+    metadata["carbon"] = study_carbon(
+        cfg, carbon, cluster, metadata.get("test"), run_started, finished
+    )
     write_metadata(plan.study_dir, metadata)
     if not keep_ray:
         ray.shutdown()
     best = writer.selected()
     summary = {
-        "study_dir": study_path, "trials": len(results), "errors": results.num_errors,
-        "wall_s": finished - started, "stopped_on_budget": stopper.reason,
+        "study_dir": study_path,
+        "trials": len(results),
+        "errors": results.num_errors,
+        "wall_s": finished - started,
+        "stopped_on_budget": stopper.reason,
         "best_" + cfg.search.metric: best.get(cfg.search.metric) if best else None,
         "best_trial": best.get(schema.TRIAL_ID) if best else None,
-        "best_config": {k[len(schema.CONFIG_PREFIX):]: v for k, v in (best or {}).items()
-                        if k.startswith(schema.CONFIG_PREFIX)},
-        "budget": metadata["budget"], "test": (held_out or {}).get("test"),
-        "cluster_energy_j": cluster["energy_j"], "overhead_energy_j": cluster["overhead_energy_j"],
+        "best_config": {
+            k[len(schema.CONFIG_PREFIX) :]: v
+            for k, v in (best or {}).items()
+            if k.startswith(schema.CONFIG_PREFIX)
+        },
+        "budget": metadata["budget"],
+        "stopped_by_budget": sum(
+            1 for st in writer.statuses.values() if st.get("stop_reason") == "budget"
+        ),
+        "test": (held_out or {}).get("test"),
+        "cluster_energy_j": cluster["energy_j"],
+        "overhead_energy_j": cluster["overhead_energy_j"],
     }
     print_summary(summary, cfg.search.metric)
     return summary
 
 
-def study_carbon(cfg: StudyConfig, carbon, cluster: dict[str, Any], test: dict[str, Any] | None,
-                 started: float, finished: float) -> dict[str, Any]:
+def study_carbon(
+    cfg: StudyConfig,
+    carbon,
+    cluster: dict[str, Any],
+    test: dict[str, Any] | None,
+    started: float,
+    finished: float,
+) -> dict[str, Any]:
     """metadata.json `carbon`: location- and market-based CO2, embodied, SCI, filled hours."""
     from study.footprint import carbon_accounting
 
@@ -425,11 +803,20 @@ def study_carbon(cfg: StudyConfig, carbon, cluster: dict[str, Any], test: dict[s
     co2 = [r["co2_kg"] for r in runs if r.get("co2_kg") is not None]
     energy = [r["energy_j"] for r in runs if r.get("energy_j") is not None]
     held = [(n.get("vm_size") or "", n["held_s"]) for n in cluster["nodes"]]
-    held_out_j = ((test or {}).get("energy") or {}).get("total_j") if (test or {}).get("evaluated") else None
+    held_out_j = (
+        ((test or {}).get("energy") or {}).get("total_j") if (test or {}).get("evaluated") else None
+    )
     e = cfg.energy
-    out = carbon_accounting(sum(co2) if co2 else None, sum(energy) if energy else None, carbon.pue,
-                            e.market_intensity_g_per_kwh if e.market_intensity_g_per_kwh >= 0 else None,
-                            held, held_out_j, (test or {}).get("n", 0), carbon.at(finished))
+    out = carbon_accounting(
+        sum(co2) if co2 else None,
+        sum(energy) if energy else None,
+        carbon.pue,
+        e.market_intensity_g_per_kwh if e.market_intensity_g_per_kwh >= 0 else None,
+        held,
+        held_out_j,
+        (test or {}).get("n", 0),
+        carbon.at(finished),
+    )
     if carbon.hourly is not None:
         out["filled_hours"] = carbon.hourly.filled_hours(started, finished)
     return out
@@ -452,14 +839,23 @@ def budget_record(budget, spend, reason: str | None, slots: int) -> dict[str, An
     from study.budget import spent_in
 
     value = spent_in(budget, spend)
-    return {"unit": budget.unit, "amount": budget.amount, "scope": budget.scope, "spent": value,
-            "overshoot": (value - budget.amount) if value is not None else None,
-            "stopped": reason, "slots": slots, "spend": spend.to_dict(),
-            "rule": "samplers start trials until the budget is spent; running trials stop when it "
-                    "runs out; the overshoot is bounded by one report interval per running slot"}
+    return {
+        "unit": budget.unit,
+        "amount": budget.amount,
+        "scope": budget.scope,
+        "spent": value,
+        "overshoot": (value - budget.amount) if value is not None else None,
+        "stopped": reason,
+        "slots": slots,
+        "spend": spend.to_dict(),
+        "rule": "samplers start trials until the budget is spent; running trials stop when it "
+        "runs out; the overshoot is bounded by one report interval per running slot",
+    }
 
 
-def evaluate_selected_model(plan: Plan, selected: dict[str, Any] | None, ctx) -> dict[str, Any] | None:
+def evaluate_selected_model(
+    plan: Plan, selected: dict[str, Any] | None, ctx
+) -> dict[str, Any] | None:
     """Score the selected model (the best validation report's checkpoint) once on the test split,
     in a Ray task with one worker's resources; write the per-example scores to
     `test_scores.parquet` and return the `selection` and `test` entries of metadata.json."""
@@ -472,36 +868,79 @@ def evaluate_selected_model(plan: Plan, selected: dict[str, Any] | None, ctx) ->
 
     cfg = plan.config
     if selected is None or not cfg.data.n_test:
-        why = "data.n_test=0" if selected is not None else "no report with a checkpoint and a finite metric"
+        why = (
+            "data.n_test=0"
+            if selected is not None
+            else "no report with a checkpoint and a finite metric"
+        )
         return {"selection": None, "test": {"evaluated": False, "why": why}}
     location = storage.join(ctx.train_runs_path, selected[schema.CHECKPOINT_PATH])
     r = cfg.resources
     # One trial's CPUs; a local study has finished its trials, so it takes the whole machine.
-    cpus = ray.cluster_resources().get("CPU", 1) if plan.address == "local" else r.cpus_per_worker * r.workers_per_trial
-    task = ray.remote(num_cpus=cpus, num_gpus=1 if r.gpus_per_worker else 0, max_retries=1)(evaluate_checkpoint)
-    print(f"scoring the selected model (trial {selected[schema.TRIAL_ID]}, report "
-          f"{selected[schema.ITERATION]}, validation {cfg.search.metric} {selected[cfg.search.metric]:.4f}) "
-          f"on {cfg.data.n_test} held-out {cfg.data.test_split!r} examples")
-    result = ray.get(task.remote(cfg, location, cfg.data.test_split, cfg.data.n_test,
-                                 max(1, int(cpus)) if not r.torch_threads else r.torch_threads))
-    identity = {schema.STUDY: plan.name, schema.STRATEGY: plan.strategy, schema.SEED: cfg.seed,
-                schema.TRIAL_ID: selected[schema.TRIAL_ID]}
-    table = pd_frame({**identity, schema.EXAMPLE: list(range(result.n)), **result.scores,
-                      schema.PREDICTION: result.predictions, schema.REFERENCE: result.references})
+    cpus = (
+        ray.cluster_resources().get("CPU", 1)
+        if plan.address == "local"
+        else r.cpus_per_worker * r.workers_per_trial
+    )
+    task = ray.remote(num_cpus=cpus, num_gpus=1 if r.gpus_per_worker else 0, max_retries=1)(
+        evaluate_checkpoint
+    )
+    print(
+        f"scoring the selected model (trial {selected[schema.TRIAL_ID]}, report "
+        f"{selected[schema.ITERATION]}, validation {cfg.search.metric} {selected[cfg.search.metric]:.4f}) "
+        f"on {cfg.data.n_test} held-out {cfg.data.test_split!r} examples"
+    )
+    result = ray.get(
+        task.remote(
+            cfg,
+            location,
+            cfg.data.test_split,
+            cfg.data.n_test,
+            max(1, int(cpus)) if not r.torch_threads else r.torch_threads,
+        )
+    )
+    identity = {
+        schema.STUDY: plan.name,
+        schema.STRATEGY: plan.strategy,
+        schema.SEED: cfg.seed,
+        schema.TRIAL_ID: selected[schema.TRIAL_ID],
+    }
+    table = pd_frame(
+        {
+            **identity,
+            schema.EXAMPLE: list(range(result.n)),
+            **result.scores,
+            schema.PREDICTION: result.predictions,
+            schema.REFERENCE: result.references,
+        }
+    )
     write_parquet_atomic(table, plan.study_dir / schema.TEST_SCORES_FILE)
-    test: dict[str, Any] = {"evaluated": True, "split": result.split, "n": result.n, "loss": result.loss,
-                            "seconds": result.seconds, "energy": result.energy.to_dict(),
-                            "interval": "95 % percentile bootstrap over examples (4000 resamples)"}
+    test: dict[str, Any] = {
+        "evaluated": True,
+        "split": result.split,
+        "n": result.n,
+        "loss": result.loss,
+        "seconds": result.seconds,
+        "energy": result.energy.to_dict(),
+        "interval": "95 % percentile bootstrap over examples (4000 resamples)",
+    }
     for key, values in result.scores.items():
         test[key] = sum(values) / len(values)
         test[f"{key}_ci95"] = list(bootstrap_ci(values))
-    selection = {"trial_id": selected[schema.TRIAL_ID], "iteration": selected[schema.ITERATION],
-                 "checkpoint": selected[schema.CHECKPOINT_PATH], "metric": cfg.search.metric,
-                 "validation_score": selected[cfg.search.metric],
-                 "config": {k[len(schema.CONFIG_PREFIX):]: v for k, v in selected.items()
-                            if k.startswith(schema.CONFIG_PREFIX)},
-                 "rule": "the best validation report of any trial (ties: the earliest); the test "
-                         "split is read once, here, and by nothing that made a decision"}
+    selection = {
+        "trial_id": selected[schema.TRIAL_ID],
+        "iteration": selected[schema.ITERATION],
+        "checkpoint": selected[schema.CHECKPOINT_PATH],
+        "metric": cfg.search.metric,
+        "validation_score": selected[cfg.search.metric],
+        "config": {
+            k[len(schema.CONFIG_PREFIX) :]: v
+            for k, v in selected.items()
+            if k.startswith(schema.CONFIG_PREFIX)
+        },
+        "rule": "the best validation report of any trial (ties: the earliest); the test "
+        "split is read once, here, and by nothing that made a decision",
+    }
     return {"selection": selection, "test": test}
 
 
@@ -531,8 +970,10 @@ def describe_trials(n: StrategyNumbers) -> str:
 def print_plan(plan: Plan, slots: int | None, study_path: str) -> None:
     n = plan.numbers
     at_once = f"{slots} at a time" if slots else "as many at a time as the cluster holds"
-    print(f"study {plan.name}: strategy {plan.strategy}, {describe_trials(n)}, "
-          f"budget {n.budget.label}, {at_once}")
+    print(
+        f"study {plan.name}: strategy {plan.strategy}, {describe_trials(n)}, "
+        f"budget {n.budget.label}, {at_once}"
+    )
     print(f"  derived: {json.dumps(n.to_dict())}")
     print(f"  results: {study_path}")
 
@@ -545,20 +986,33 @@ def print_summary(summary: dict[str, Any], metric: str) -> None:
     print(f"  wall time:  {summary['wall_s']:.0f} s")
     budget = summary.get("budget") or {}
     if budget.get("spent") is not None:
-        print(f"  budget:     spent {budget['spent']:.4g} of {budget['amount']:.4g} {budget['unit']}"
-              f" ({budget['overshoot']:+.3g})" + (" - stopped on it" if summary["stopped_on_budget"] else ""))
+        print(
+            f"  budget:     spent {budget['spent']:.4g} of {budget['amount']:.4g} {budget['unit']}"
+            f" ({budget['overshoot']:+.3g})"
+            + (
+                f" - {summary['stopped_by_budget']} running trial(s) stopped when it ran out"
+                if summary.get("stopped_by_budget")
+                else ""
+            )
+        )
     if summary.get("cluster_energy_j") is not None:
         trials = summary["cluster_energy_j"] - (summary["overhead_energy_j"] or 0.0)
-        print(f"  energy:     {summary['cluster_energy_j']:.0f} J whole cluster (estimated where no "
-              f"counter), {trials:.0f} J in trials, {summary['overhead_energy_j'] or 0:.0f} J overhead")
+        print(
+            f"  energy:     {summary['cluster_energy_j']:.0f} J whole cluster (estimated where no "
+            f"counter), {trials:.0f} J in trials, {summary['overhead_energy_j'] or 0:.0f} J overhead"
+        )
     if best is not None:
-        print(f"  selected:   validation {metric} {best:.4f} (trial {summary['best_trial']}), "
-              f"config {json.dumps(summary['best_config'])}")
+        print(
+            f"  selected:   validation {metric} {best:.4f} (trial {summary['best_trial']}), "
+            f"config {json.dumps(summary['best_config'])}"
+        )
     test = summary.get("test") or {}
     if test.get("evaluated"):
         low, high = test["rougeL_ci95"]
-        print(f"  test:       ROUGE-L {test['rougeL']:.4f} (95 % CI {low:.4f}-{high:.4f}) on "
-              f"{test['n']} held-out {test['split']!r} examples")
+        print(
+            f"  test:       ROUGE-L {test['rougeL']:.4f} (95 % CI {low:.4f}-{high:.4f}) on "
+            f"{test['n']} held-out {test['split']!r} examples"
+        )
 
 
 def plan_comparison(args: argparse.Namespace) -> list[Plan]:
@@ -566,29 +1020,45 @@ def plan_comparison(args: argparse.Namespace) -> list[Plan]:
     strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
     unknown = [s for s in strategies if s not in STRATEGIES]
     if unknown or not strategies:
-        raise ConfigError(f"--strategies {args.strategies!r}: use a comma-separated subset of "
-                          f"{', '.join(STRATEGIES)}")
+        raise ConfigError(
+            f"--strategies {args.strategies!r}: use a comma-separated subset of "
+            f"{', '.join(STRATEGIES)}"
+        )
     if args.seeds < 1:
         raise ConfigError(f"--seeds {args.seeds}: must be >= 1")
     if args.name or args.resume:
-        raise ConfigError("compare names its studies <strategy>-<model>-<dataset>-seed<seed>; drop "
-                          "--name/--resume (resume a single study with its own name instead)")
+        raise ConfigError(
+            "compare names its studies <strategy>-<model>-<dataset>-seed<seed>; drop "
+            "--name/--resume (resume a single study with its own name instead)"
+        )
     first = args.seed or 0
-    return [plan_study(argparse.Namespace(**{**vars(args), "strategy": strategy, "seed": seed}))
-            for seed in range(first, first + args.seeds) for strategy in strategies]
+    return [
+        plan_study(argparse.Namespace(**{**vars(args), "strategy": strategy, "seed": seed}))
+        for seed in range(first, first + args.seeds)
+        for strategy in strategies
+    ]
 
 
 def compare(plans: list[Plan], dry_run: bool) -> int:
     group = f"compare-{default_name('x', plans[0].config).split('-', 1)[1].rsplit('-seed', 1)[0]}"
     out = Path(DEFAULT_STORAGE if "://" in plans[0].storage else plans[0].storage) / group
-    runs = [{"strategy": p.strategy, "seed": p.config.seed, "study": p.name, **p.numbers.to_dict()}
-            for p in plans]
-    print(f"compare: {len(plans)} studies under the same budget "
-          f"({plans[0].numbers.budget.label} each); report -> {out}")
+    runs = [
+        {"strategy": p.strategy, "seed": p.config.seed, "study": p.name, **p.numbers.to_dict()}
+        for p in plans
+    ]
+    print(
+        f"compare: {len(plans)} studies under the same budget "
+        f"({plans[0].numbers.budget.label} each); report -> {out}"
+    )
     for p in plans:
         print(f"  {p.name}: {describe_trials(p.numbers)}")
     if dry_run:
         return 0
+    if (out / "compare.json").exists():
+        raise ConfigError(
+            f"compare: {out / 'compare.json'} already exists (an earlier comparison); "
+            "use another --storage, or move that comparison away"
+        )
     out.mkdir(parents=True, exist_ok=True)
     (out / "compare.json").write_text(json.dumps({"runs": runs}, indent=2, default=str))
     # One Ray instance for every study of the comparison (its start-up is paid once); each study
@@ -619,7 +1089,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if args.dry_run:
-        print_plan(plan, plan.config.resources.max_concurrent_trials or None, f"{plan.storage}/{plan.name}")
+        print_plan(
+            plan, plan.config.resources.max_concurrent_trials or None, f"{plan.storage}/{plan.name}"
+        )
+        print(f"  config: {json.dumps(plan.config.to_dict())}")
         return 0
     try:
         summary = run(plan)
@@ -627,8 +1100,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if summary["errors"]:
-        print(f"error: {summary['errors']} trial(s) ended in ERROR; their error.txt files are in "
-              f"the trial folders under {summary['study_dir']}", file=sys.stderr)
+        print(
+            f"error: {summary['errors']} trial(s) ended in ERROR; their error.txt files are in "
+            f"the trial folders under {summary['study_dir']}",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

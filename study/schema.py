@@ -22,7 +22,9 @@ REPORTS_FILE = "reports.parquet"
 TRIALS_FILE = "trials.parquet"
 TRAIN_RUNS_DIR = "train_runs"
 CLUSTER_ENERGY_FILE = "cluster_energy.json"
-PBT_DECISIONS_FILE = "pbt_decisions.parquet"  # every PBT exploit decision: who, whom, at which score
+PBT_DECISIONS_FILE = (
+    "pbt_decisions.parquet"  # every PBT exploit decision: who, whom, at which score
+)
 TEST_SCORES_FILE = "test_scores.parquet"  # the selected model on the held-out split, per example
 TRIAL_TOTALS_DIR = "trial_totals"  # each trial's running totals over its segments (the driver's)
 
@@ -48,6 +50,7 @@ PROCESS_ID = "process_id"  # the trial driver's process (local path: the one tha
 
 # Progress and time
 TIMESTAMP_S = "timestamp_s"  # unix time of the report
+TIMESTAMP_UTC = "timestamp_utc"  # the same moment as a UTC datetime
 REPORT_TIME_S = "report_time_s"  # the driver's clock when it reported (becomes timestamp_s)
 SEGMENT_LAUNCH_S = "segment_launch_s"  # a segment's start-up before its worker loop (first report)
 SEGMENT_SETUP_S = "segment_setup_s"  # the worker's data/model set-up and restore (first report)
@@ -122,4 +125,24 @@ FINAL_PREFIX = "final_"  # final_rougeL, ...
 # shared_device: a counter of a device other work shares too (a MIG slice reads its whole GPU);
 # estimated: a stated model (TDP share, per-GiB RAM); partial: some attempted reads failed, so
 # the sum is a lower bound (its `*_coverage` says how much was measured).
+# Text columns (every other column of the tables is numeric: missing is NaN, never null or 0)
+STRING_COLUMNS = (
+    "study",
+    "strategy",
+    "trial_id",
+    "report_id",
+    "restored_from_trial",
+    "checkpoint_path",
+    "execution_path",
+    "node_id",
+    "train_flops_source",
+    "energy_gpu_source",
+    "energy_cpu_source",
+    "energy_ram_source",
+    "status",
+    "stop_reason",
+    "prediction",
+    "reference",
+)
+
 ENERGY_SOURCES = ("counter", "power_integral", "shared_device", "estimated", "partial")

@@ -116,7 +116,10 @@ def _log_read(split: str, n: int) -> None:
     path = os.environ.get(READ_LOG_ENV)
     if path:
         with open(path, "a", encoding="utf-8") as f:
-            f.write(json.dumps({"split": split, "n": n, "time_s": time.time(), "pid": os.getpid()}) + "\n")
+            f.write(
+                json.dumps({"split": split, "n": n, "time_s": time.time(), "pid": os.getpid()})
+                + "\n"
+            )
 
 
 def load_split(cfg: DataConfig, split: str, n: int, seed: int) -> list[tuple[str, str]]:
@@ -260,6 +263,7 @@ def _load_hub(
             "data.source_column and data.target_column"
         )
     hub_id, config = (spec.hub_id, spec.hub_config) if spec else (name, None)
+    _require_hub(name, hub_id)
     ds = _hub_dataset(name, hub_id, config, split, split_field)
     columns = list(ds.column_names)
     source = cfg.source_column or (spec.source_column if spec else "")
@@ -305,6 +309,19 @@ def _hub_dataset(name: str, hub_id: str, config: str | None, split: str, split_f
         raise _hub_error(name, hub_id, e) from e
 
 
+def _require_hub(name: str, hub_id: str) -> None:
+    """An unreachable hub fails in seconds (not after the client's retries), unless cached."""
+    from trainables.hub import cached, hub_reachable
+
+    if not hub_reachable() and not cached(hub_id, "README.md", repo_type="dataset"):
+        via = f" (hub id {hub_id!r})" if hub_id != name else ""
+        raise ConfigError(
+            f"data.dataset={name!r}{via}: the Hugging Face hub is unreachable from here and the "
+            f"dataset is not in the local cache; use `builtin`, a local {'/'.join(FILE_SUFFIXES)} "
+            "file, or run where the hub is reachable"
+        )
+
+
 def _hub_error(name: str, hub_id: str, e: Exception) -> ConfigError:
     via = f" (hub id {hub_id!r})" if hub_id != name else ""
     return ConfigError(
@@ -335,8 +352,10 @@ def check_split_exists(cfg: DataConfig, split: str) -> None:
     name = cfg.dataset.strip()
     if name == BUILTIN:
         if split not in SPLIT_OFFSETS:
-            raise ConfigError(f"{field_name}={split!r}: the builtin dataset has the splits "
-                              f"{', '.join(SPLIT_OFFSETS)}; use one of them")
+            raise ConfigError(
+                f"{field_name}={split!r}: the builtin dataset has the splits "
+                f"{', '.join(SPLIT_OFFSETS)}; use one of them"
+            )
         return
     if _looks_like_path(name):
         path = Path(name).expanduser()
@@ -344,17 +363,22 @@ def check_split_exists(cfg: DataConfig, split: str) -> None:
         if df is None:
             return  # the train split's read names the missing file
         if "split" not in df.columns:
-            raise ConfigError(f"{field_name}={split!r}: {path.name} has no `split` column, so no "
-                              f"held-out rows; add one (train/validation/test), or set data.n_test=0 "
-                              "to skip the test evaluation")
+            raise ConfigError(
+                f"{field_name}={split!r}: {path.name} has no `split` column, so no "
+                f"held-out rows; add one (train/validation/test), or set data.n_test=0 "
+                "to skip the test evaluation"
+            )
         present = sorted({str(v) for v in df["split"].dropna().unique()})
         if split not in present:
-            raise ConfigError(f"{field_name}={split!r}: {path.name} has no rows with split == {split!r} "
-                              f"(splits present: {', '.join(present)}); set {field_name} to one of "
-                              "them, or data.n_test=0 to skip the test evaluation")
+            raise ConfigError(
+                f"{field_name}={split!r}: {path.name} has no rows with split == {split!r} "
+                f"(splits present: {', '.join(present)}); set {field_name} to one of "
+                "them, or data.n_test=0 to skip the test evaluation"
+            )
         return
     spec = dataset_spec(name)
     hub_id, config = (spec.hub_id, spec.hub_config) if spec else (name, None)
+    _require_hub(name, hub_id)
     import datasets
 
     try:
@@ -362,8 +386,10 @@ def check_split_exists(cfg: DataConfig, split: str) -> None:
     except Exception as e:  # noqa: BLE001 - network, offline, missing repo: say so in one line
         raise _hub_error(name, hub_id, e) from e
     if split not in names:
-        raise ConfigError(f"{field_name}={split!r}: hub dataset {hub_id!r} has the splits "
-                          f"{', '.join(names)}; set {field_name} to one of them, or data.n_test=0")
+        raise ConfigError(
+            f"{field_name}={split!r}: hub dataset {hub_id!r} has the splits "
+            f"{', '.join(names)}; set {field_name} to one of them, or data.n_test=0"
+        )
 
 
 def _clean(text: Any) -> str:

@@ -45,16 +45,26 @@ def seq2seq_loss(model, batch: dict[str, torch.Tensor], label_smoothing: float) 
     """Token-level cross entropy over non-padding labels, with label smoothing."""
     outputs = model(**batch)
     logits = outputs.logits
-    return F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), batch["labels"].reshape(-1),
-                           ignore_index=LABEL_PAD, label_smoothing=label_smoothing)
+    return F.cross_entropy(
+        logits.reshape(-1, logits.size(-1)).float(),
+        batch["labels"].reshape(-1),
+        ignore_index=LABEL_PAD,
+        label_smoothing=label_smoothing,
+    )
 
 
 def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
     if cfg.optimizer == "adafactor":
         from transformers.optimization import Adafactor
 
-        return Adafactor(params, lr=cfg.lr, weight_decay=cfg.weight_decay, scale_parameter=False,
-                         relative_step=False, warmup_init=False)
+        return Adafactor(
+            params,
+            lr=cfg.lr,
+            weight_decay=cfg.weight_decay,
+            scale_parameter=False,
+            relative_step=False,
+            warmup_init=False,
+        )
     return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
@@ -95,9 +105,12 @@ class TorchEngine(_Engine):
         self._model = model
         if world_size > 1:
             model = torch.nn.parallel.DistributedDataParallel(
-                model, device_ids=[device.index] if device.type == "cuda" else None)
+                model, device_ids=[device.index] if device.type == "cuda" else None
+            )
         self.model = model
-        self.optimizer = make_optimizer([p for p in self._model.parameters() if p.requires_grad], cfg)
+        self.optimizer = make_optimizer(
+            [p for p in self._model.parameters() if p.requires_grad], cfg
+        )
         self.scaler = torch.amp.GradScaler(device.type, enabled=cfg.precision == "fp16")
         self._micro = 0
 
@@ -125,12 +138,20 @@ class TorchEngine(_Engine):
 
     def save(self, directory: Path, rank: int) -> None:
         if rank == 0:
-            torch.save({"model": self._model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                        "scaler": self.scaler.state_dict(), "micro": self._micro},
-                       directory / TORCH_STATE_FILE)
+            torch.save(
+                {
+                    "model": self._model.state_dict(),
+                    "optimizer": self.optimizer.state_dict(),
+                    "scaler": self.scaler.state_dict(),
+                    "micro": self._micro,
+                },
+                directory / TORCH_STATE_FILE,
+            )
 
     def load(self, directory: Path) -> None:
-        state = torch.load(directory / TORCH_STATE_FILE, map_location=self.device, weights_only=False)
+        state = torch.load(
+            directory / TORCH_STATE_FILE, map_location=self.device, weights_only=True
+        )
         self._model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scaler.load_state_dict(state["scaler"])
@@ -172,8 +193,11 @@ class DeepSpeedEngine(_Engine):
         self.cfg, self.device = cfg, device
         optimizer = make_optimizer([p for p in model.parameters() if p.requires_grad], cfg)
         self.model, self.optimizer, _, _ = deepspeed.initialize(
-            model=model, optimizer=optimizer, config=deepspeed_config(cfg, world_size),
-            dist_init_required=False)
+            model=model,
+            optimizer=optimizer,
+            config=deepspeed_config(cfg, world_size),
+            dist_init_required=False,
+        )
 
     @property
     def unwrapped(self):
@@ -208,8 +232,10 @@ def load_model_weights(model, directory: Path) -> None:
 
         state = get_fp32_state_dict_from_zero_checkpoint(str(directory), tag=DEEPSPEED_TAG)
     else:
-        raise FileNotFoundError(f"{directory}: neither {TORCH_STATE_FILE} nor a DeepSpeed "
-                                f"'{DEEPSPEED_TAG}' folder; not a greentune training checkpoint")
+        raise FileNotFoundError(
+            f"{directory}: neither {TORCH_STATE_FILE} nor a DeepSpeed "
+            f"'{DEEPSPEED_TAG}' folder; not a greentune training checkpoint"
+        )
     model.load_state_dict(state)
 
 

@@ -26,30 +26,81 @@ def _preset_configs():
 
     d, n, h, f, pos = (TINY[k] for k in ("d_model", "layers", "heads", "ffn", "max_positions"))
     ids = dict(pad_token_id=PAD, bos_token_id=BOS, eos_token_id=EOS)
-    bart_like = dict(d_model=d, encoder_layers=n, decoder_layers=n, encoder_attention_heads=h,
-                     decoder_attention_heads=h, encoder_ffn_dim=f, decoder_ffn_dim=f, dropout=0.1,
-                     decoder_start_token_id=EOS, forced_eos_token_id=EOS, **ids)
+    bart_like = dict(
+        d_model=d,
+        encoder_layers=n,
+        decoder_layers=n,
+        encoder_attention_heads=h,
+        decoder_attention_heads=h,
+        encoder_ffn_dim=f,
+        decoder_ffn_dim=f,
+        dropout=0.1,
+        decoder_start_token_id=EOS,
+        forced_eos_token_id=EOS,
+        **ids,
+    )
     return {
-        "tiny-bart": lambda v: tf.BartConfig(vocab_size=v, max_position_embeddings=pos, **bart_like),
-        "tiny-pegasus": lambda v: tf.PegasusConfig(vocab_size=v, max_position_embeddings=pos,
-                                                   **{**bart_like, "decoder_start_token_id": PAD}),
-        "tiny-t5": lambda v: tf.T5Config(vocab_size=v, d_model=d, d_kv=d // h, d_ff=f, num_layers=n,
-                                         num_decoder_layers=n, num_heads=h, dropout_rate=0.1,
-                                         decoder_start_token_id=PAD, pad_token_id=PAD, eos_token_id=EOS),
+        "tiny-bart": lambda v: tf.BartConfig(
+            vocab_size=v, max_position_embeddings=pos, **bart_like
+        ),
+        "tiny-pegasus": lambda v: tf.PegasusConfig(
+            vocab_size=v,
+            max_position_embeddings=pos,
+            **{**bart_like, "decoder_start_token_id": PAD},
+        ),
+        "tiny-t5": lambda v: tf.T5Config(
+            vocab_size=v,
+            d_model=d,
+            d_kv=d // h,
+            d_ff=f,
+            num_layers=n,
+            num_decoder_layers=n,
+            num_heads=h,
+            dropout_rate=0.1,
+            decoder_start_token_id=PAD,
+            pad_token_id=PAD,
+            eos_token_id=EOS,
+        ),
         "tiny-prophetnet": lambda v: tf.ProphetNetConfig(
-            vocab_size=v, hidden_size=d, encoder_ffn_dim=f, decoder_ffn_dim=f, num_encoder_layers=n,
-            num_decoder_layers=n, num_encoder_attention_heads=h, num_decoder_attention_heads=h,
-            ngram=2, max_position_embeddings=pos, decoder_start_token_id=BOS, **ids),
-        "tiny-led": lambda v: tf.LEDConfig(vocab_size=v, max_encoder_position_embeddings=pos,
-                                           max_decoder_position_embeddings=pos,
-                                           attention_window=[32] * n, **bart_like),
+            vocab_size=v,
+            hidden_size=d,
+            encoder_ffn_dim=f,
+            decoder_ffn_dim=f,
+            num_encoder_layers=n,
+            num_decoder_layers=n,
+            num_encoder_attention_heads=h,
+            num_decoder_attention_heads=h,
+            ngram=2,
+            max_position_embeddings=pos,
+            decoder_start_token_id=BOS,
+            **ids,
+        ),
+        "tiny-led": lambda v: tf.LEDConfig(
+            vocab_size=v,
+            max_encoder_position_embeddings=pos,
+            max_decoder_position_embeddings=pos,
+            attention_window=[32] * n,
+            **bart_like,
+        ),
         "tiny-bigbird-pegasus": lambda v: tf.BigBirdPegasusConfig(
-            vocab_size=v, max_position_embeddings=pos, attention_type="block_sparse", block_size=16,
-            num_random_blocks=2, **{**bart_like, "decoder_start_token_id": PAD}),
+            vocab_size=v,
+            max_position_embeddings=pos,
+            attention_type="block_sparse",
+            block_size=16,
+            num_random_blocks=2,
+            **{**bart_like, "decoder_start_token_id": PAD},
+        ),
     }
 
 
-PRESETS = ("tiny-bart", "tiny-t5", "tiny-pegasus", "tiny-prophetnet", "tiny-led", "tiny-bigbird-pegasus")
+PRESETS = (
+    "tiny-bart",
+    "tiny-t5",
+    "tiny-pegasus",
+    "tiny-prophetnet",
+    "tiny-led",
+    "tiny-bigbird-pegasus",
+)
 
 
 def is_preset(name: str) -> bool:
@@ -64,12 +115,24 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int):
     tok = Tokenizer(models.BPE(unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
     tok.train_from_iterator(texts, trainer=trainer)
-    tok.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", EOS)])
-    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", bos_token="<s>",
-                                   eos_token="</s>", unk_token="<unk>", mask_token="<mask>")
+    tok.post_processor = processors.TemplateProcessing(
+        single="$A </s>", special_tokens=[("</s>", EOS)]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        pad_token="<pad>",
+        bos_token="<s>",
+        eos_token="</s>",
+        unk_token="<unk>",
+        mask_token="<mask>",
+    )
 
 
 def load_tokenizer(cfg: ModelConfig, train_texts: Iterable[str] | None = None):
@@ -100,17 +163,52 @@ def build_model(cfg: ModelConfig, tokenizer, seed: int = 0):
         raise _load_error(cfg.name, e) from e
 
 
-def check_model_name(cfg: ModelConfig) -> None:
-    """Fail before Ray starts for a model that cannot load: not a preset, nor a folder, nor a
-    hub name whose config loads (this reads the small config.json, not the weights)."""
+WEIGHT_FILES = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "spiece.model",
+    "vocab.json",
+    "sentencepiece.bpe.model",
+)
+
+
+def check_model_name(cfg: ModelConfig) -> int:
+    """Fail before Ray starts for a model that cannot load: not a preset, nor a folder with a
+    config, weights and a tokenizer, nor a hub name whose config loads (this reads the small
+    config.json, not the weights; an unreachable hub fails in seconds, not after the client's
+    retries). Returns the longest input the model's positions allow (tokens)."""
     name = cfg.name
     if is_preset(name):
-        return
-    if not Path(name).is_dir() and (name.startswith(("tiny-", "./", "/")) or name.count("/") > 1
-                                    or " " in name):
-        raise ConfigError(f"model.name={name!r}: not a preset, nor a folder, nor a hub name; use one "
-                          f"of {', '.join(PRESETS)}, a local model folder, or a hub name like "
-                          f"facebook/bart-base")
+        return TINY["max_positions"]
+    folder = Path(name)
+    if not folder.is_dir() and (
+        name.startswith(("tiny-", "./", "/")) or name.count("/") > 1 or " " in name
+    ):
+        raise ConfigError(
+            f"model.name={name!r}: not a preset, nor a folder, nor a hub name; use one "
+            f"of {', '.join(PRESETS)}, a local model folder, or a hub name like "
+            f"facebook/bart-base"
+        )
+    if folder.is_dir() and not (folder / "config.json").exists():
+        raise ConfigError(
+            f"model.name={name!r}: the folder has no config.json; save the model with "
+            "save_pretrained (model and tokenizer) into it"
+        )
+    if not folder.is_dir():
+        from trainables.hub import cached, hub_reachable
+
+        if not hub_reachable() and not cached(name, "config.json"):
+            raise ConfigError(
+                f"model.name={name!r}: the Hugging Face hub is unreachable from here and "
+                "the model is not in the local cache; use a preset "
+                f"({', '.join(PRESETS)}), a local model folder, or run where the hub is reachable"
+            )
     from transformers import AutoConfig
 
     try:
@@ -119,12 +217,30 @@ def check_model_name(cfg: ModelConfig) -> None:
         # ValueError/KeyError: a model type this transformers does not know (family missing)
         raise _load_error(name, e) from e
     if not config.is_encoder_decoder:
-        raise ConfigError(f"model.name={name!r}: a {config.model_type} model is not encoder-decoder; "
-                          f"use a seq2seq summarizer (BART, T5, PEGASUS, ProphetNet, LED, ...)")
+        raise ConfigError(
+            f"model.name={name!r}: a {config.model_type} model is not encoder-decoder; "
+            f"use a seq2seq summarizer (BART, T5, PEGASUS, ProphetNet, LED, ...)"
+        )
+    if folder.is_dir():
+        missing = [
+            what
+            for what, files in (("weights", WEIGHT_FILES), ("tokenizer files", TOKENIZER_FILES))
+            if not any((folder / f).exists() for f in files)
+        ]
+        if missing:
+            raise ConfigError(
+                f"model.name={name!r}: the folder has no {' and no '.join(missing)}; save "
+                "the model with save_pretrained (model and tokenizer) into it"
+            )
+    for key in ("max_encoder_position_embeddings", "max_position_embeddings", "n_positions"):
+        if getattr(config, key, None):
+            return int(getattr(config, key))
+    return 10**9  # relative positions (T5): no hard limit
 
 
 def _load_error(name: str, e: Exception) -> ConfigError:
     return ConfigError(
         f"model.name={name!r}: could not load it from a local folder or the Hugging Face hub "
         f"({type(e).__name__}: {str(e).splitlines()[0][:200]}); use a preset "
-        f"({', '.join(PRESETS)}), a local folder, or a reachable hub name")
+        f"({', '.join(PRESETS)}), a local folder, or a reachable hub name"
+    )

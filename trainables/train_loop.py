@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from study.config import ConfigError, DataConfig, ModelConfig, StudyConfig, TrainConfig, from_dict
+from study.config import ConfigError, DataConfig, ModelConfig, StudyConfig, trial_train_config
 from trainables import batching
 from trainables.models import build_model, load_tokenizer
 from trainables.report import RankZero, WorkerReport
@@ -52,26 +52,26 @@ class Progress:
     data_seed: int = 0
 
 
-def trial_train_config(cfg: StudyConfig, params: dict[str, Any]) -> TrainConfig:
-    """The study's train settings with this trial's hyperparameters applied, validated."""
-    train = from_dict(TrainConfig, {**dataclasses.asdict(cfg.train), **params}, prefix="train.")
-    train.validate()
-    return train
-
-
 def apply_freeze(model, freeze: str) -> int:
     """Freeze part of the model; returns the number of trainable parameters left."""
     if freeze == "embeddings":
-        for module in (model.get_input_embeddings(), getattr(model.get_encoder(), "embed_positions", None)):
+        for module in (
+            model.get_input_embeddings(),
+            getattr(model.get_encoder(), "embed_positions", None),
+        ):
             if module is not None:
                 module.requires_grad_(False)
     elif freeze == "encoder":
         model.get_encoder().requires_grad_(False)
     elif freeze.startswith("layers:"):
         n = int(freeze.split(":")[1])
-        layers = getattr(model.get_encoder(), "layers", None) or getattr(model.get_encoder(), "block", None)
+        layers = getattr(model.get_encoder(), "layers", None) or getattr(
+            model.get_encoder(), "block", None
+        )
         if layers is None or n > len(layers):
-            raise ConfigError(f"train.freeze={freeze!r}: the encoder has {len(layers or [])} layers")
+            raise ConfigError(
+                f"train.freeze={freeze!r}: the encoder has {len(layers or [])} layers"
+            )
         model.get_input_embeddings().requires_grad_(False)
         for layer in layers[:n]:
             layer.requires_grad_(False)
@@ -82,8 +82,12 @@ def train_worker(loop_config: dict[str, Any]) -> None:
     """Ray Train's `train_loop_per_worker`: the worker loop on a Train worker group."""
     from trainables.session import TrainSession
 
-    run_worker(loop_config["study"], loop_config["params"], loop_config["trial_seed"],
-               TrainSession(restore_from=loop_config.get("restore_from")))
+    run_worker(
+        loop_config["study"],
+        loop_config["params"],
+        loop_config["trial_seed"],
+        TrainSession(restore_from=loop_config.get("restore_from")),
+    )
 
 
 @functools.lru_cache(maxsize=4)
@@ -94,11 +98,16 @@ def prepared_data(model_cfg: ModelConfig, data_cfg: DataConfig) -> PreparedData:
     from trainables.datasets import load_split
 
     train_pairs = load_split(data_cfg, data_cfg.train_split, data_cfg.n_train, data_cfg.seed)
-    val_pairs = load_split(data_cfg, data_cfg.validation_split, data_cfg.n_validation, data_cfg.seed)
+    val_pairs = load_split(
+        data_cfg, data_cfg.validation_split, data_cfg.n_validation, data_cfg.seed
+    )
     tokenizer = load_tokenizer(model_cfg, [t for pair in train_pairs for t in pair])
-    encode = functools.partial(batching.encode_pairs, tokenizer=tokenizer,
-                               max_source_tokens=data_cfg.max_source_tokens,
-                               max_target_tokens=data_cfg.max_target_tokens)
+    encode = functools.partial(
+        batching.encode_pairs,
+        tokenizer=tokenizer,
+        max_source_tokens=data_cfg.max_source_tokens,
+        max_target_tokens=data_cfg.max_target_tokens,
+    )
     return PreparedData(tokenizer, encode(train_pairs), encode(val_pairs))
 
 
@@ -109,7 +118,9 @@ class PreparedData:
     validation: batching.EncodedSplit
 
 
-def run_worker(cfg: StudyConfig, params: dict[str, Any], trial_seed: int, session: WorkerSession) -> None:
+def run_worker(
+    cfg: StudyConfig, params: dict[str, Any], trial_seed: int, session: WorkerSession
+) -> None:
     """Fine-tune, evaluate, checkpoint and report until the trial's epoch budget is spent.
 
     `trial_seed` seeds what a fresh trial draws (model init, data order, dropout); a restored
@@ -123,9 +134,15 @@ def run_worker(cfg: StudyConfig, params: dict[str, Any], trial_seed: int, sessio
     rank, world, device = session.rank, session.world_size, session.device
     if cfg.resources.torch_threads:
         torch.set_num_threads(cfg.resources.torch_threads)
-    if train_cfg.precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        raise ConfigError(f"train.precision='bf16': {torch.cuda.get_device_name(device)} cannot do bf16 "
-                          f"(it needs Ampere or newer); use fp16 or fp32")
+    if (
+        train_cfg.precision == "bf16"
+        and device.type == "cuda"
+        and not torch.cuda.is_bf16_supported()
+    ):
+        raise ConfigError(
+            f"train.precision='bf16': {torch.cuda.get_device_name(device)} cannot do bf16 "
+            f"(it needs Ampere or newer); use fp16 or fp32"
+        )
 
     # ---- data: the same examples and tokenizer on every worker (deterministic from the seed)
     data = prepared_data(cfg.model, cfg.data)
@@ -153,22 +170,28 @@ def run_worker(cfg: StudyConfig, params: dict[str, Any], trial_seed: int, sessio
 
     @functools.lru_cache(maxsize=2)  # one shuffle per epoch, not one per step
     def epoch_batches(epoch: int, batch_size: int) -> list[list[int]]:
-        order = batching.batch_order(source_lengths, batch_size, progress.data_seed, epoch,
-                                     cfg.data.sortish)
+        order = batching.batch_order(
+            source_lengths, batch_size, progress.data_seed, epoch, cfg.data.sortish
+        )
         return batching.shard_batches(order, rank, world)
 
     batches_per_epoch = len(epoch_batches(0, train_cfg.batch_size))
     if batches_per_epoch == 0:
-        raise ConfigError(f"data.n_train={len(train_set)}: too few examples for batch_size="
-                          f"{train_cfg.batch_size} x {world} workers; add data or lower the batch size")
+        raise ConfigError(
+            f"data.n_train={len(train_set)}: too few examples for batch_size="
+            f"{train_cfg.batch_size} x {world} workers; add data or lower the batch size"
+        )
     samples_per_epoch = batches_per_epoch * train_cfg.batch_size  # this rank's share
     max_reports = train_cfg.epochs * train_cfg.evals_per_epoch
     batches_per_report = max(1, batches_per_epoch // train_cfg.evals_per_epoch)
     sync = torch.cuda.synchronize if device.type == "cuda" else None
     # every GPU this worker holds, each once (workers hold whole GPUs: resources.gpus_per_worker)
-    gpu_uuids = [u for d in session.devices if d.type == "cuda" and (u := cuda_device_uuid(d.index))]
-    meter = EnergyMeter(gpu_uuids=gpu_uuids,
-                        cpu_tdp_w=cfg.energy.cpu_tdp_w, vm_size=cfg.energy.vm_size, sync=sync)
+    gpu_uuids = [
+        u for d in session.devices if d.type == "cuda" and (u := cuda_device_uuid(d.index))
+    ]
+    meter = EnergyMeter(
+        gpu_uuids=gpu_uuids, cpu_tdp_w=cfg.energy.cpu_tdp_w, vm_size=cfg.energy.vm_size, sync=sync
+    )
     pad_id = tokenizer.pad_token_id
     padding = batching.padding_fraction(source_lengths, epoch_batches(0, train_cfg.batch_size))
     metric, mode = cfg.search.metric, cfg.search.mode
@@ -218,14 +241,21 @@ def run_worker(cfg: StudyConfig, params: dict[str, Any], trial_seed: int, sessio
         eval_s = time.perf_counter() - eval0
         progress.reports += 1
         score = quality.get(metric) if rank == 0 else None
-        improved = score is not None and math.isfinite(score) and (
-            progress.best_metric is None or (score > progress.best_metric if mode == "max"
-                                             else score < progress.best_metric))
+        improved = (
+            score is not None
+            and math.isfinite(score)
+            and (
+                progress.best_metric is None
+                or (score > progress.best_metric if mode == "max" else score < progress.best_metric)
+            )
+        )
         progress.reports_since_best = 0 if improved else progress.reports_since_best + 1
         if improved:
             progress.best_metric = score
-        early_stop = bool(train_cfg.early_stopping_patience
-                          and progress.reports_since_best >= train_cfg.early_stopping_patience)
+        early_stop = bool(
+            train_cfg.early_stopping_patience
+            and progress.reports_since_best >= train_cfg.early_stopping_patience
+        )
         early_stop = agree_on_early_stop(early_stop, world)
 
         measurement = meter.end_window("report")
@@ -239,22 +269,39 @@ def run_worker(cfg: StudyConfig, params: dict[str, Any], trial_seed: int, sessio
             if rank == 0:
                 rank_zero = RankZero(
                     quality={**quality, "train_loss": train_loss},
-                    step=progress.step, epoch=progress.samples / samples_per_epoch,
-                    step_time_s=train_s / max(n_steps, 1), trainable_params=trainable_params,
-                    total_params=total_params, padding_fraction=padding,
+                    step=progress.step,
+                    epoch=progress.samples / samples_per_epoch,
+                    step_time_s=train_s / max(n_steps, 1),
+                    trainable_params=trainable_params,
+                    total_params=total_params,
+                    padding_fraction=padding,
                     truncated_source_fraction=train_set.truncated_source_fraction,
                     truncated_target_fraction=train_set.truncated_target_fraction,
-                    early_stopped=early_stop, setup_s=setup_s, node_id=session.node_id,
-                    checkpoint_bytes=sum(f.stat().st_size for f in directory.rglob("*") if f.is_file()))
+                    early_stopped=early_stop,
+                    setup_s=setup_s,
+                    node_id=session.node_id,
+                    checkpoint_bytes=sum(
+                        f.stat().st_size for f in directory.rglob("*") if f.is_file()
+                    ),
+                )
                 setup_s = 0.0
             report = WorkerReport(
-                rank=rank, samples=samples, tokens=tokens, train_s=train_s, eval_s=eval_s,
-                device_s=wall_s, energy=measurement,
+                rank=rank,
+                samples=samples,
+                tokens=tokens,
+                train_s=train_s,
+                eval_s=eval_s,
+                device_s=wall_s,
+                energy=measurement,
                 # Analytic estimate: 6 x parameters x tokens (forward 2, backward 4), labelled.
-                flops=6.0 * total_params * tokens, cpu_s=cpu_s,
+                flops=6.0 * total_params * tokens,
+                cpu_s=cpu_s,
                 peak_rss_bytes=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-                checkpoint_save_s=save_s, sent_s=time.time(), rank_zero=rank_zero,
-                **_cuda_memory(device))
+                checkpoint_save_s=save_s,
+                sent_s=time.time(),
+                rank_zero=rank_zero,
+                **_cuda_memory(device),
+            )
             # DDP: rank 0 holds the whole state. ZeRO: every rank saves its own shard.
             shards = train_cfg.zero_stage > 0
             session.report(report, directory if (rank == 0 or shards) else None)
@@ -279,8 +326,15 @@ def agree_on_early_stop(stop: bool, world: int) -> bool:
     return bool(decision[0])
 
 
-def evaluate(engine, tokenizer, val_set: batching.EncodedSplit, cfg: StudyConfig, device, rank: int,
-             world: int) -> dict[str, float]:
+def evaluate(
+    engine,
+    tokenizer,
+    val_set: batching.EncodedSplit,
+    cfg: StudyConfig,
+    device,
+    rank: int,
+    world: int,
+) -> dict[str, float]:
     """Validation loss and ROUGE on the whole validation set, split over the workers."""
     import torch.distributed as dist
 
@@ -291,8 +345,16 @@ def evaluate(engine, tokenizer, val_set: batching.EncodedSplit, cfg: StudyConfig
     per_rank = -(-len(indices) // world)
     mine = (indices[rank::world] + indices[:1] * per_rank)[:per_rank]
     real = len(indices[rank::world])
-    predictions, loss_sum = summarize(engine.unwrapped, tokenizer, val_set, mine, cfg, device,
-                                      engine.generation_kwargs(), real=real)
+    predictions, loss_sum = summarize(
+        engine.unwrapped,
+        tokenizer,
+        val_set,
+        mine,
+        cfg,
+        device,
+        engine.generation_kwargs(),
+        real=real,
+    )
     loss_n = real
     mine = mine[:real]
     if world > 1:
@@ -306,8 +368,16 @@ def evaluate(engine, tokenizer, val_set: batching.EncodedSplit, cfg: StudyConfig
     return {"val_loss": loss_sum / max(loss_n, 1), **scores}
 
 
-def summarize(model, tokenizer, split: batching.EncodedSplit, indices: list[int], cfg: StudyConfig,
-              device, generation_kwargs: dict[str, Any], real: int | None = None) -> tuple[list[str], float]:
+def summarize(
+    model,
+    tokenizer,
+    split: batching.EncodedSplit,
+    indices: list[int],
+    cfg: StudyConfig,
+    device,
+    generation_kwargs: dict[str, Any],
+    real: int | None = None,
+) -> tuple[list[str], float]:
     """Summaries of `split[indices]` (the first `real` of them kept; the rest pad a shard) and
     the summed token-level loss over those kept."""
     from trainables.engine import seq2seq_loss
@@ -317,37 +387,53 @@ def summarize(model, tokenizer, split: batching.EncodedSplit, indices: list[int]
     loss_sum, predictions = 0.0, []
     with torch.no_grad():
         for start in range(0, len(indices), cfg.eval.batch_size):
-            chunk = indices[start:start + cfg.eval.batch_size]
-            batch = {k: v.to(device) for k, v in batching.collate(split, chunk, tokenizer.pad_token_id).items()}
+            chunk = indices[start : start + cfg.eval.batch_size]
+            batch = {
+                k: v.to(device)
+                for k, v in batching.collate(split, chunk, tokenizer.pad_token_id).items()
+            }
             keep = max(0, min(len(chunk), real - start))
             loss_sum += seq2seq_loss(model, batch, 0.0).item() * keep
-            generated = model.generate(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                                       num_beams=cfg.eval.num_beams, max_new_tokens=cfg.eval.max_new_tokens,
-                                       length_penalty=cfg.eval.length_penalty, **generation_kwargs)
-            predictions += [p.strip() for p in tokenizer.batch_decode(generated, skip_special_tokens=True)[:keep]]
+            generated = model.generate(
+                input_ids=batch["input_ids"],
+                attention_mask=batch["attention_mask"],
+                num_beams=cfg.eval.num_beams,
+                max_new_tokens=cfg.eval.max_new_tokens,
+                length_penalty=cfg.eval.length_penalty,
+                **generation_kwargs,
+            )
+            predictions += [
+                p.strip()
+                for p in tokenizer.batch_decode(generated, skip_special_tokens=True)[:keep]
+            ]
     return predictions, loss_sum
 
 
 def _cuda_memory(device) -> dict[str, float]:
     if device.type != "cuda":
         return {}
-    return {"peak_cuda_allocated_bytes": torch.cuda.max_memory_allocated(device),
-            "peak_cuda_reserved_bytes": torch.cuda.max_memory_reserved(device),
-            # NVML's utilisation over its last sample period (~1/6 s to 1 s), at report time
-            "gpu_util_pct": float(torch.cuda.utilization(device))}
+    return {
+        "peak_cuda_allocated_bytes": torch.cuda.max_memory_allocated(device),
+        "peak_cuda_reserved_bytes": torch.cuda.max_memory_reserved(device),
+        # NVML's utilisation over its last sample period (~1/6 s to 1 s), at report time
+        "gpu_util_pct": float(torch.cuda.utilization(device)),
+    }
 
 
 def _save_state(directory: Path, engine, progress: Progress, rank: int) -> None:
     engine.save(directory, rank)
     if rank == 0:
         (directory / STATE_FILE).write_text(json.dumps(dataclasses.asdict(progress)))
-        torch.save({"python": random.getstate(), "torch": torch.get_rng_state()}, directory / RNG_FILE)
+        torch.save(
+            {"python": random.getstate(), "torch": torch.get_rng_state()}, directory / RNG_FILE
+        )
 
 
 def _load_state(directory: Path, engine, rank: int, default_data_seed: int) -> Progress:
     engine.load(directory)
-    rng = torch.load(directory / RNG_FILE, weights_only=False)
+    rng = torch.load(directory / RNG_FILE, weights_only=True)
     random.setstate(rng["python"])
     torch.set_rng_state(rng["torch"])
-    return Progress(**{"data_seed": default_data_seed, **json.loads((directory / STATE_FILE).read_text())})
-
+    return Progress(
+        **{"data_seed": default_data_seed, **json.loads((directory / STATE_FILE).read_text())}
+    )

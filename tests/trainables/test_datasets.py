@@ -182,6 +182,8 @@ def test_known_datasets_table() -> None:
 def _fake_hub(monkeypatch: pytest.MonkeyPatch, behaviour):
     import datasets
 
+    from trainables import hub
+
     calls: list[tuple[tuple, dict]] = []
 
     def fake(*args, **kwargs):
@@ -189,6 +191,7 @@ def _fake_hub(monkeypatch: pytest.MonkeyPatch, behaviour):
         return behaviour(len(calls), *args, **kwargs)
 
     monkeypatch.setattr(datasets, "load_dataset", fake)
+    monkeypatch.setattr(hub, "hub_reachable", lambda: True)  # the probe would say offline here
     return calls
 
 
