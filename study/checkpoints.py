@@ -21,7 +21,7 @@ trial driver ever deletes a checkpoint another trial may clone.
 
 from __future__ import annotations
 
-import shutil
+import fnmatch
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -29,7 +29,7 @@ from typing import Any
 
 from ray.tune import Callback
 
-from study import schema
+from study import schema, storage
 
 CHECKPOINT_GLOB = "checkpoint_*"
 RESTORE_WINDOW_S = 60.0  # six of Tune's experiment-state periods
@@ -47,27 +47,42 @@ def deletable(runs: dict[str, list[str]], live_runs: set[str], protected: set[st
     return doomed
 
 
-def pointer_target(tune_checkpoint: Any, train_runs_dir: Path) -> str | None:
-    """The Train checkpoint path a Tune pointer checkpoint names (None if unreadable)."""
-    from trainables.driver import Pointer
+def pointer_target(tune_checkpoint: Any, train_runs_root: str) -> str | None:
+    """The Train checkpoint a Tune pointer checkpoint names, as a path in the train runs'
+    filesystem (None if unreadable). Reads through the checkpoint's own filesystem, so a
+    pointer on a URI storage is read where it lies."""
+    from trainables.driver import POINTER_FILE, Pointer
 
     path = getattr(tune_checkpoint, "path", None)
     if not path:
         return None
+    fs = getattr(tune_checkpoint, "filesystem", None)
     try:
-        return str(train_runs_dir / Pointer.read(Path(path)).checkpoint)
+        if fs is None:
+            text = (Path(path) / POINTER_FILE).read_text()
+        else:
+            with fs.open_input_stream(f"{path}/{POINTER_FILE}") as f:
+                text = f.read().decode("utf-8")
+        return f"{train_runs_root}/{Pointer.from_json(text).checkpoint}"
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
 
+def trial_of_run(run: str) -> str:
+    return schema.parse_run_name(run)[0]
+
+
 class CheckpointJanitor(Callback):
+    """Deletes the Train checkpoints no trial can use, on a local folder or a URI storage (through
+    `pyarrow.fs`, as Train wrote them)."""
+
     def __init__(
         self,
-        train_runs_dir: Path,
+        train_runs: str | Path,
         selected: Callable[[], dict[str, Any] | None],
         scheduler: Any = None,
     ):
-        self.train_runs_dir = Path(train_runs_dir)
+        self.train_runs = str(train_runs)  # the study's train_runs/: a folder or a URI
         # the selected model's report so far (study.results.ResultsWriter.selected): one rule,
         # shared with the held-out evaluation that scores it
         self.selected = selected
@@ -88,51 +103,85 @@ class CheckpointJanitor(Callback):
         self.collect(trials)
 
     def collect(self, trials) -> None:
-        if not self.train_runs_dir.is_dir():
+        import pyarrow.fs
+
+        fs, root = storage.filesystem(self.train_runs)
+        runs: dict[str, list[str]] = {}
+        mtime: dict[str, float | None] = {}
+        for run in fs.get_file_info(pyarrow.fs.FileSelector(root, allow_not_found=True)):
+            if run.type != pyarrow.fs.FileType.Directory:
+                continue
+            found = sorted(
+                (
+                    c
+                    for c in fs.get_file_info(pyarrow.fs.FileSelector(run.path))
+                    if _is_checkpoint(c)
+                ),
+                key=lambda c: c.path,
+            )
+            runs[run.path] = [c.path for c in found]
+            mtime |= {c.path: c.mtime.timestamp() if c.mtime is not None else None for c in found}
+        if not runs:
             return
-        runs = {
-            str(run): sorted(str(c) for c in run.glob(CHECKPOINT_GLOB) if c.is_dir())
-            for run in self.train_runs_dir.iterdir()
-            if run.is_dir()
-        }
         live = [t for t in trials if t.status not in ("TERMINATED", "ERROR")]
         live_ids = {t.trial_id for t in live}
         live_runs = set(newest_run_per_trial(runs, live_ids).values())
-        protected = {pointer_target(t.checkpoint, self.train_runs_dir) for t in live}
+        protected = {pointer_target(t.checkpoint, root) for t in live}
         selected = self.selected()
         if selected:  # the selected model: evaluated on the test split when the study ends
-            protected.add(str(self.train_runs_dir / selected[schema.CHECKPOINT_PATH]))
+            protected.add(f"{root}/{selected[schema.CHECKPOINT_PATH]}")
         now = time.time()
         protected |= {
             path
             for run, paths in runs.items()
-            if Path(run).name.split("-s")[0] in live_ids
+            if trial_of_run(run) in live_ids
             for path in paths
-            if now - Path(path).stat().st_mtime < RESTORE_WINDOW_S
+            # an unknown age is not an old one
+            if mtime[path] is None or now - mtime[path] < RESTORE_WINDOW_S
         }
         pbt_state = getattr(self.scheduler, "_trial_state", None)  # PBT's population (Ray's)
         if pbt_state is not None and live:
             # While any trial may still exploit, every trial's latest checkpoint, finished ones
             # included, is a possible clone source (study.pbt ranks finished trials too).
-            protected |= {
-                pointer_target(t.checkpoint, self.train_runs_dir)
-                for t in trials
-                if t.status != "ERROR"
-            }
+            protected |= {pointer_target(t.checkpoint, root) for t in trials if t.status != "ERROR"}
+            # and whatever PBT holds as a donor: a checkpoint, or a save still in flight (Ray's
+            # `_FutureTrainingResult`, no path yet): then every checkpoint of that trial stays
+            for trial, state in pbt_state.items():
+                held = getattr(state, "last_checkpoint", None)
+                if held is None:
+                    continue
+                if getattr(held, "path", None):
+                    protected.add(pointer_target(held, root))
+                else:
+                    protected |= {
+                        p
+                        for run, paths in runs.items()
+                        if trial_of_run(run) == trial.trial_id
+                        for p in paths
+                    }
         protected.discard(None)
         for path in deletable(runs, live_runs, protected):
             self.deleted_bytes += sum(
-                f.stat().st_size for f in Path(path).rglob("*") if f.is_file()
+                f.size
+                for f in fs.get_file_info(pyarrow.fs.FileSelector(path, recursive=True))
+                if f.type == pyarrow.fs.FileType.File
             )
-            shutil.rmtree(path, ignore_errors=True)
+            fs.delete_dir(path)
+
+
+def _is_checkpoint(info: Any) -> bool:
+    import pyarrow.fs
+
+    return info.type == pyarrow.fs.FileType.Directory and fnmatch.fnmatch(
+        info.base_name, CHECKPOINT_GLOB
+    )
 
 
 def newest_run_per_trial(runs: dict[str, Any], trial_ids: set[str]) -> dict[str, str]:
     """Each trial's latest segment run (run folders are named `<trial_id>-s<segment>-<tag>`)."""
     newest: dict[str, tuple[int, str]] = {}
     for run in runs:
-        name = Path(run).name
-        trial_id, segment = name.split("-s")[0], int(name.split("-s")[1].split("-")[0])
+        trial_id, segment = schema.parse_run_name(run)
         if trial_id in trial_ids and segment >= newest.get(trial_id, (-1, ""))[0]:
             newest[trial_id] = (segment, run)
     return {t: run for t, (_, run) in newest.items()}

@@ -26,6 +26,30 @@ PBT_DECISIONS_FILE = (
     "pbt_decisions.parquet"  # every PBT exploit decision: who, whom, at which score
 )
 TEST_SCORES_FILE = "test_scores.parquet"  # the selected model on the held-out split, per example
+# what greentune writes into a study folder itself (beside Tune's state and the trial folders);
+# with a URI storage each is written on the head and copied to the URI after every write
+RESULT_FILES = (
+    METADATA_FILE,
+    REPORTS_FILE,
+    TRIALS_FILE,
+    CLUSTER_ENERGY_FILE,
+    PBT_DECISIONS_FILE,
+    TEST_SCORES_FILE,
+)
+
+
+def run_name(trial_id: str, segment: int, tag: str) -> str:
+    """A Train run's folder under train_runs/: one per trial segment."""
+    return f"{trial_id}-s{segment}-{tag}"
+
+
+def parse_run_name(path: str) -> tuple[str, int]:
+    """(trial id, segment) of a run folder (a name or a path ending in one)."""
+    name = path.rstrip("/").rsplit("/", 1)[-1]
+    trial_id, rest = name.split("-s", 1)
+    return trial_id, int(rest.split("-", 1)[0])
+
+
 TRIAL_TOTALS_DIR = "trial_totals"  # each trial's running totals over its segments (the driver's)
 
 # Prefix of the per-trial hyperparameters in both tables: `config/lr`, `config/batch_size`, ...

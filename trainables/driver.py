@@ -102,7 +102,11 @@ class Pointer:
 
     @classmethod
     def read(cls, directory: Path) -> Pointer:
-        return cls(**json.loads((directory / POINTER_FILE).read_text()))
+        return cls.from_json((directory / POINTER_FILE).read_text())
+
+    @classmethod
+    def from_json(cls, text: str) -> Pointer:
+        return cls(**json.loads(text))
 
     def write(self, directory: Path) -> None:
         (directory / POINTER_FILE).write_text(json.dumps(asdict(self)))
@@ -264,7 +268,7 @@ class Segment:
             if (self.totals.segments > 1 and (restored is None or restored.trial_id == trial_id))
             else None
         )
-        self.run_name = f"{trial_id}-s{self.totals.segments}-{uuid.uuid4().hex[:6]}"
+        self.run_name = schema.run_name(trial_id, self.totals.segments, uuid.uuid4().hex[:6])
         self.launched = time.perf_counter()
         self.iteration = (
             restored.iteration if restored else 0
