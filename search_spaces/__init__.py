@@ -226,7 +226,8 @@ def _parse_param(where: str, name: str, spec: Any) -> Param:
     for point in grid:
         if not param.contains(point):
             raise ConfigError(
-                f"{where}: grid point {point!r} lies outside the domain {_describe(param)}"
+                f"{where}: grid point {point!r} lies outside the domain {_describe(param)}; "
+                "use points inside it, or widen the domain"
             )
 
     mutate = spec.get("mutate", "perturb")
@@ -238,7 +239,8 @@ def _parse_param(where: str, name: str, spec: Any) -> Param:
         for value in mutate:
             if not param.contains(value):
                 raise ConfigError(
-                    f"{where}: mutation value {value!r} lies outside the domain {_describe(param)}"
+                    f"{where}: mutation value {value!r} lies outside the domain {_describe(param)}; "
+                    "use values inside it, or widen the domain"
                 )
         mutate = tuple(mutate)
     elif mutate not in MUTATIONS:

@@ -33,6 +33,7 @@ import psutil
 
 from study.budget import ClusterSpend
 from study.footprint import J_PER_KWH, CarbonIntensity
+from study.storage import Mirror
 from trainables.energy import (
     ENERGY_PARTS,
     RAM_W_PER_GIB,
@@ -117,6 +118,7 @@ class ClusterMeter:
         head_vm_size: str = "",
         meter_cls: type = NodeMeter,
         read_timeout_s: float = READ_TIMEOUT_S,
+        mirror: Mirror | None = None,
     ):
         self.carbon, self.cpu_tdp_w, self.poll_s = carbon, cpu_tdp_w, poll_s
         # billing([(vm_size, held_s), ...]) -> dollars billed for those nodes (None: no price)
@@ -131,6 +133,7 @@ class ClusterMeter:
         # After every poll the reading so far goes to `snapshot` (atomically), so a study process
         # killed mid-study keeps its cluster energy: `--resume` adds it as a previous run.
         self.snapshot, self.previous_runs = snapshot, list(previous_runs or [])
+        self.mirror = mirror  # a URI study: the snapshot copied to the URI after each poll
         self.started_s = (
             started_s  # the study's start: nodes there at the first poll were held since
         )
@@ -222,6 +225,8 @@ class ClusterMeter:
                 tmp = self.snapshot.with_name(f".{self.snapshot.name}.tmp")
                 tmp.write_text(json.dumps(self.reading(None)))
                 os.replace(tmp, self.snapshot)
+                if self.mirror is not None:
+                    self.mirror.push(self.snapshot.name)
 
     def spend(self, max_age_s: float = 1.0) -> ClusterSpend:
         """The whole cluster's running totals for a budget (energy with PUE), polling first

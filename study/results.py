@@ -21,6 +21,7 @@ import pandas as pd
 from ray.tune import Callback
 
 from study import schema
+from study.storage import Mirror
 
 # Tune's own bookkeeping keys we keep, renamed; every other key of a result is ours already.
 _DROP = {
@@ -212,8 +213,10 @@ class ResultsWriter(Callback):
         mode: str,
         max_reports: int,
         flush_interval_s: float = 1.0,
+        mirror: Mirror | None = None,
     ):
         self.study_dir = Path(study_dir)
+        self.mirror = mirror  # a URI study: every table copied to the URI once written
         self.study, self.strategy, self.seed = study, strategy, seed
         self.started_at, self.metric, self.mode = started_at, metric, mode
         self.max_reports = max_reports
@@ -374,6 +377,8 @@ class ResultsWriter(Callback):
             )
             return
         self._dirty = False
+        if self.mirror is not None:
+            self.mirror.push(schema.REPORTS_FILE, schema.TRIALS_FILE, schema.PBT_DECISIONS_FILE)
 
     def latest_per_trial(self) -> dict[str, dict[str, Any]]:
         """Each trial's latest report (its running totals)."""

@@ -31,6 +31,7 @@ from study.config import (
     resolve_config,
     trial_train_config,
 )
+from study.storage import Mirror, read_text
 from study.strategies import STRATEGIES, StrategyNumbers, derive_numbers
 
 DEFAULT_STORAGE = "greentune_results"
@@ -148,6 +149,15 @@ class Plan:
     mlflow_uri: str | None = None
     footprint: dict[str, Any] = dataclasses.field(default_factory=dict)  # carbon and price inputs
 
+    @property
+    def remote_dir(self) -> str | None:
+        """The study's folder on a URI storage (Tune's state, checkpoints, a copy of the results)."""
+        return f"{self.storage}/{self.name}" if "://" in self.storage else None
+
+    @property
+    def mirror(self) -> Mirror:
+        return Mirror(self.study_dir, self.remote_dir)
+
 
 def plan_study(args: argparse.Namespace) -> Plan:
     """Resolve and validate everything; raises ConfigError on bad input. No Ray, no writes.
@@ -192,7 +202,7 @@ def _plan_study(args: argparse.Namespace) -> Plan:
         )
     storage, study_dir = resolve_storage(args.storage, name, args.resume, create=not args.dry_run)
     if args.resume:
-        check_resume_matches(study_dir, args.strategy, cfg)
+        check_resume_matches(read_study_metadata(study_dir, storage, name), args.strategy, cfg)
     if args.address != "local" and "://" not in storage:
         print(
             f"note: storage {storage} is a local path; a multi-node study needs it shared (NFS) "
@@ -255,15 +265,26 @@ def check_mlflow_uri(uri: str) -> None:
         )
 
 
-def check_resume_matches(study_dir: Path, strategy: str, cfg: StudyConfig) -> None:
+def read_study_metadata(study_dir: Path, storage: str, name: str) -> dict[str, Any]:
+    """A study's metadata.json: the head's copy, or (a URI study resumed on a new head) the
+    URI's. Reads only."""
+    local = study_dir / schema.METADATA_FILE
+    text = (
+        local.read_text()
+        if local.exists()
+        else read_text(f"{storage}/{name}/{schema.METADATA_FILE}")
+    )
+    if text is None:
+        raise ConfigError(f"--resume: {name!r} has no {schema.METADATA_FILE}; drop --resume")
+    return json.loads(text)
+
+
+def check_resume_matches(meta: dict[str, Any], strategy: str, cfg: StudyConfig) -> None:
     """--resume continues the same study: its strategy and every setting as metadata.json has
     them (only the study's name may be implied differently)."""
-    from study.metadata import read_metadata
-
-    meta = read_metadata(study_dir)
     if meta.get("strategy") != strategy:
         raise ConfigError(
-            f"--resume: {study_dir.name} is a {meta.get('strategy')} study, not {strategy}; "
+            f"--resume: {meta.get('study')} is a {meta.get('strategy')} study, not {strategy}; "
             f"resume it as {meta.get('strategy')}, or start a new study with another --name"
         )
     saved, given = meta.get("config") or {}, cfg.to_dict()
@@ -381,10 +402,9 @@ def resolve_storage(storage: str, name: str, resume: bool, create: bool = True) 
             f"--storage {storage!r}: cannot write there ({existing} is not a writable "
             "folder); choose a writable folder"
         )
-    if create:
+    if create:  # probe where the folders will be made; leaves nothing behind
         try:
-            root.mkdir(parents=True, exist_ok=True)
-            probe = root / f".write-test-{os.getpid()}"
+            probe = existing / f".write-test-{os.getpid()}"
             probe.write_text("ok")
             probe.unlink()
         except OSError as e:
@@ -394,10 +414,17 @@ def resolve_storage(storage: str, name: str, resume: bool, create: bool = True) 
             ) from e
     study_dir = root / name
     exists = (study_dir / schema.METADATA_FILE).exists()
-    if resume and not exists:
+    # a URI study lives on the URI: a new head (the old one went with `ray down`) resumes it
+    remote_exists = remote is not None and _uri_holds_study(storage, f"{remote}/{name}")
+    if resume and not (exists or remote_exists):
         raise ConfigError(
-            f"--resume: no study named {name!r} under {root}; check --name and --storage, "
-            f"or drop --resume to start it"
+            f"--resume: no study named {name!r} under {remote or root}; check --name and "
+            f"--storage, or drop --resume to start it"
+        )
+    if not resume and remote_exists:
+        raise ConfigError(
+            f"--name {name!r}: {remote}/{name} already holds a study; pass --resume to "
+            f"continue it, or choose another --name"
         )
     if not resume and study_dir.exists() and any(study_dir.iterdir()):
         raise ConfigError(
@@ -405,6 +432,13 @@ def resolve_storage(storage: str, name: str, resume: bool, create: bool = True) 
             f"continue it, or choose another --name"
         )
     return remote or str(root), study_dir
+
+
+def _uri_holds_study(storage: str, remote_dir: str) -> bool:
+    try:
+        return read_text(f"{remote_dir}/{schema.METADATA_FILE}") is not None
+    except OSError as e:
+        raise ConfigError(f"--storage {storage!r}: cannot read it ({str(e)[:160]})") from e
 
 
 def start_ray(plan: Plan) -> dict[str, float]:
@@ -518,22 +552,53 @@ def concurrent_trials(cfg: StudyConfig, resources: dict[str, float]) -> int:
 LOCK_FILE = ".greentune.lock"
 
 
+def lock_holder_gone(text: str) -> bool:
+    """Whether a lock's holder ("pid N on HOST") is a process of this machine that no longer
+    runs (a study killed with SIGKILL, or the machine rebooted). Another machine's: unknown."""
+    parts = text.split()
+    if len(parts) != 4 or parts[0] != "pid" or parts[2] != "on" or not parts[1].isdigit():
+        return False
+    if parts[3] != os.uname().nodename:
+        return False
+    try:
+        os.kill(int(parts[1]), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        return False
+    return False
+
+
+def take_lock(plan: Plan) -> Path:
+    """The study folder's lock, or ConfigError naming its holder. A lock whose holder is gone
+    from this machine is taken over (noted), so a killed study can be resumed."""
+    lock = plan.study_dir / LOCK_FILE
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            holder = lock.read_text().strip() if lock.exists() else ""
+            if lock_holder_gone(holder):
+                print(f"note: {lock} was left by {holder}, which is gone; taking it over")
+                lock.unlink(missing_ok=True)
+                continue
+            raise ConfigError(
+                f"--name {plan.name!r}: another greentune process is writing {plan.study_dir} "
+                f"({holder or 'pid unknown'}); wait for it, or delete {lock} "
+                "if that process is gone"
+            ) from None
+        os.write(fd, f"pid {os.getpid()} on {os.uname().nodename}".encode())
+        os.close(fd)
+        return lock
+    raise ConfigError(f"--name {plan.name!r}: could not take {lock}; try again")
+
+
 def run(plan: Plan, keep_ray: bool = False) -> dict[str, Any]:
     """Run one study, holding its folder's lock; a fresh study that fails before its
     metadata.json exists leaves no folder behind (a re-run starts clean)."""
     fresh = not plan.study_dir.exists()
     plan.study_dir.mkdir(parents=True, exist_ok=True)
-    lock = plan.study_dir / LOCK_FILE
-    try:
-        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-    except FileExistsError as e:
-        raise ConfigError(
-            f"--name {plan.name!r}: another greentune process is writing {plan.study_dir} "
-            f"({lock.read_text().strip() or 'pid unknown'}); wait for it, or delete {lock} "
-            "if that process is gone"
-        ) from e
-    os.write(fd, f"pid {os.getpid()} on {os.uname().nodename}".encode())
-    os.close(fd)
+    lock = take_lock(plan)
     try:
         return _run(plan, keep_ray)
     except BaseException:
@@ -587,7 +652,11 @@ def _run(plan: Plan, keep_ray: bool = False) -> dict[str, Any]:
         tune.with_parameters(trial_driver, ctx=ctx), trial_resources(cfg)
     )
 
+    mirror = plan.mirror
     if plan.resume:
+        fetched = mirror.pull(schema.RESULT_FILES)  # a new head: the results from the URI
+        if fetched:
+            print(f"resuming from {plan.remote_dir}: fetched {', '.join(fetched)}")
         metadata = read_metadata(plan.study_dir)
         started = metadata["started_at"]
         tuner = tune.Tuner.restore(
@@ -605,14 +674,13 @@ def _run(plan: Plan, keep_ray: bool = False) -> dict[str, Any]:
             cfg.search.metric,
             cfg.search.mode,
             plan.numbers.reports_per_trial,
+            mirror=mirror,
         )
         recovered = writer.recover_from_tune_logs()
         stopper = BudgetStopper(plan.numbers.budget, carbon.pue)
         stopper.latest = writer.latest_per_trial()
         writer.budget_stopper, writer.scheduler = stopper, scheduler
-        janitor = CheckpointJanitor(
-            plan.study_dir / schema.TRAIN_RUNS_DIR, writer.selected, scheduler
-        )
+        janitor = CheckpointJanitor(ctx.train_runs_path, writer.selected, scheduler)
         replace_study_callbacks(
             tuner, [writer, janitor], stopper, owned=(ResultsWriter, CheckpointJanitor)
         )
@@ -655,6 +723,7 @@ def _run(plan: Plan, keep_ray: bool = False) -> dict[str, Any]:
             cfg.search.metric,
             cfg.search.mode,
             plan.numbers.reports_per_trial,
+            mirror=mirror,
         )
         reporter = tune.CLIReporter(
             metric_columns={
@@ -680,9 +749,7 @@ def _run(plan: Plan, keep_ray: bool = False) -> dict[str, Any]:
             )
         stopper = BudgetStopper(plan.numbers.budget, carbon.pue)
         writer.budget_stopper, writer.scheduler = stopper, tune_plan.scheduler
-        janitor = CheckpointJanitor(
-            plan.study_dir / schema.TRAIN_RUNS_DIR, writer.selected, tune_plan.scheduler
-        )
+        janitor = CheckpointJanitor(ctx.train_runs_path, writer.selected, tune_plan.scheduler)
         callbacks.append(janitor)
         tuner = tune.Tuner(
             trainable,
@@ -711,12 +778,14 @@ def _run(plan: Plan, keep_ray: bool = False) -> dict[str, Any]:
             ),
         )
         write_metadata(plan.study_dir, metadata)  # only once the Tuner exists: no half-made study
-    print_plan(plan, slots, study_path)
+        mirror.push(schema.METADATA_FILE)
+    print_plan(plan, slots)
     meter = ClusterMeter(
         carbon,
         run_started,
         cfg.energy.cpu_tdp_w,
         snapshot=plan.study_dir / schema.CLUSTER_ENERGY_FILE,
+        mirror=mirror,
         previous_runs=previous_cluster_runs(plan.study_dir) if plan.resume else [],
         billing=node_billing(cfg),
         vm_size=cfg.energy.vm_size,
@@ -760,11 +829,13 @@ def _run(plan: Plan, keep_ray: bool = False) -> dict[str, Any]:
         cfg, carbon, cluster, metadata.get("test"), run_started, finished
     )
     write_metadata(plan.study_dir, metadata)
+    mirror.push(*schema.RESULT_FILES)
     if not keep_ray:
         ray.shutdown()
     best = writer.selected()
     summary = {
-        "study_dir": study_path,
+        "study_dir": study_path,  # Tune's state and the trial folders
+        "results": where_results_live(plan),
         "trials": len(results),
         "errors": results.num_errors,
         "wall_s": finished - started,
@@ -967,7 +1038,7 @@ def describe_trials(n: StrategyNumbers) -> str:
     return f"trials until the budget is spent{expected}"
 
 
-def print_plan(plan: Plan, slots: int | None, study_path: str) -> None:
+def print_plan(plan: Plan, slots: int | None) -> None:
     n = plan.numbers
     at_once = f"{slots} at a time" if slots else "as many at a time as the cluster holds"
     print(
@@ -975,13 +1046,24 @@ def print_plan(plan: Plan, slots: int | None, study_path: str) -> None:
         f"budget {n.budget.label}, {at_once}"
     )
     print(f"  derived: {json.dumps(n.to_dict())}")
-    print(f"  results: {study_path}")
+    print(f"  results: {where_results_live(plan)}")
+
+
+def where_results_live(plan: Plan) -> str:
+    """Where the metadata and tables are, in words (with a URI storage: both copies)."""
+    if plan.remote_dir is None:
+        return str(plan.study_dir)
+    return (
+        f"{plan.remote_dir} (metadata, tables, checkpoints and Tune's state; the metadata and "
+        f"tables are written first in {plan.study_dir} on this machine and copied there after "
+        "every write)"
+    )
 
 
 def print_summary(summary: dict[str, Any], metric: str) -> None:
     best = summary.get("best_" + metric)
     print("\n=== study finished ===")
-    print(f"  folder:     {summary['study_dir']}")
+    print(f"  folder:     {summary['results']}")
     print(f"  trials:     {summary['trials']} ({summary['errors']} errors)")
     print(f"  wall time:  {summary['wall_s']:.0f} s")
     budget = summary.get("budget") or {}
@@ -1089,9 +1171,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if args.dry_run:
-        print_plan(
-            plan, plan.config.resources.max_concurrent_trials or None, f"{plan.storage}/{plan.name}"
-        )
+        print_plan(plan, plan.config.resources.max_concurrent_trials or None)
         print(f"  config: {json.dumps(plan.config.to_dict())}")
         return 0
     try:

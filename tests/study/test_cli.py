@@ -1,5 +1,6 @@
 """`python -m study.run`: --help, the plan, and every bad input ends with exit 2 before Ray starts."""
 
+import json
 import subprocess
 import sys
 
@@ -111,6 +112,25 @@ def test_storage_and_resume_errors(tmp_path, capsys):
     assert "already holds a study; pass --resume" in capsys.readouterr().err
 
 
+def test_uri_storage_is_checked_on_the_uri(tmp_path, capsys, monkeypatch):
+    # a file:// URI goes through pyarrow.fs as abfss:// does; the head's folder is the cwd's
+    monkeypatch.chdir(tmp_path)
+    uri = (tmp_path / "remote").as_uri()
+    name = "pbt-tiny-bart-builtin-seed0"
+    assert run.main(["pbt", "--storage", uri, "--resume"]) == 2
+    assert f"--resume: no study named {name!r} under {uri}" in capsys.readouterr().err
+    # a study on the URI (its head gone): a plain run refuses it, --dry-run --resume reads it there
+    (tmp_path / "remote" / name).mkdir(parents=True)
+    assert run.main(["pbt", "--storage", uri, "--dry-run"]) == 0  # the config it will compare
+    capsys.readouterr()
+    (tmp_path / "remote" / name / "metadata.json").write_text('{"study": "x", "strategy": "asha"}')
+    assert run.main(["pbt", "--storage", uri]) == 2
+    assert f"{uri}/{name} already holds a study; pass --resume" in capsys.readouterr().err
+    assert run.main(["pbt", "--storage", uri, "--resume", "--dry-run"]) == 2
+    assert "is a asha study, not pbt" in capsys.readouterr().err
+    assert not (tmp_path / "greentune_results").exists()  # nothing written on the head
+
+
 def test_model_folders_that_cannot_serve_are_rejected(tmp_path, capsys):
     decoder_only = tmp_path / "gpt"
     decoder_only.mkdir()
@@ -220,3 +240,182 @@ def test_hourly_intensity_file_is_checked_before_ray(tmp_path, capsys):
         )
         == 0
     )
+
+
+# Every kind of bad input issue 12 listed, one row each: exit 2, one line on stderr naming the
+# field, the value and the fix, no traceback or warning before it, nothing written, Ray not
+# started, with and without --dry-run. Each row: a name, a function of the scratch folder that
+# returns the arguments, and the fragments the line must hold (field=value, then the fix).
+
+_SPACE = (
+    "parameters:\n  lr: {domain: {type: loguniform, low: 1.0e-4, high: 1.0e-2}, grid: [1.0e-3]}\n"
+)
+
+
+def _space(tmp, extra: str = "", text: str | None = None, raw: bytes | None = None) -> list[str]:
+    path = tmp / "inputs" / "space.yaml"
+    path.parent.mkdir(exist_ok=True)
+    path.write_bytes(raw if raw is not None else (text or _SPACE + extra).encode())
+    return ["grid", "--set", f"search.space={path}"]
+
+
+def _config(tmp, raw: bytes) -> list[str]:
+    path = tmp / "inputs" / "study.yaml"
+    path.parent.mkdir(exist_ok=True)
+    path.write_bytes(raw)
+    return ["grid", "--config", str(path)]
+
+
+def _resumable(tmp, strategy: str, model: str) -> list[str]:
+    study = tmp / "st" / "grid-tiny-bart-builtin-seed0"
+    study.mkdir(parents=True)
+    config = {"model": {"name": model}}
+    (study / "metadata.json").write_text(json.dumps({"strategy": strategy, "config": config}))
+    return ["grid", "--resume"]
+
+
+BAD_INPUTS = [
+    (
+        "space value below train.* bounds",
+        lambda t: _space(
+            t, "  batch_size: {domain: {type: choice, values: [0, 8]}, grid: [0, 8]}\n"
+        ),
+        ["parameter 'batch_size'", "train.batch_size=0", "must be >= 1"],
+    ),
+    (
+        "space optimizer name",
+        lambda t: _space(
+            t, "  optimizer: {domain: {type: choice, values: [adamw, sgdx]}, grid: [adamw, sgdx]}\n"
+        ),
+        ["train.optimizer='sgdx'", "use one of adamw, adafactor"],
+    ),
+    (
+        "space grid point <= 0",
+        lambda t: _space(
+            t,
+            text="parameters:\n  lr: {domain: {type: loguniform, low: 1.0e-4, high: 1.0e-2}, "
+            "grid: [0.0, 1.0e-3]}\n",
+        ),
+        ["parameter 'lr'", "grid point 0.0", "use points inside it"],
+    ),
+    ("space not UTF-8", lambda t: _space(t, raw=b"parameters: \xff"), ["search.space=", "UTF-8"]),
+    (
+        "metric never reported",
+        lambda t: ["grid", "--set", "search.metric=bleu"],
+        ["search.metric='bleu'", "use one of rougeL"],
+    ),  # fmt: skip
+    ("lr infinite", lambda t: ["grid", "--set", "train.lr=inf"], ["train.lr='inf'", "finite"]),
+    (
+        "lengths beyond the model's positions",
+        lambda t: ["grid", "--set", "data.max_source_tokens=100000"],
+        ["data.max_source_tokens=100000", "use at most 1024"],
+    ),
+    (
+        "config not UTF-8",
+        lambda t: _config(t, b"train:\n  lr: \xff\n"),
+        ["--config", "study.yaml", "save it as UTF-8"],
+    ),  # fmt: skip
+    (
+        "--set without =",
+        lambda t: ["grid", "--set", "train.lr"],
+        ["--set 'train.lr'", "expected key=value"],
+    ),  # fmt: skip
+    (
+        "--set unparsable",
+        lambda t: ["grid", "--set", "train.lr=[1"],
+        ["--set 'train.lr=[1'", "quote it"],
+    ),  # fmt: skip
+    (
+        "--name too long",
+        lambda t: ["grid", "--name", "n" * 300],
+        ["--name 'nnnn", "300 characters", "use at most"],
+    ),  # fmt: skip
+    (
+        "storage scheme",
+        lambda t: ["grid", "--storage", "bogus://x/y"],
+        ["--storage 'bogus://x/y'", "use a path, or abfss://"],
+    ),  # fmt: skip
+    ("storage empty", lambda t: ["grid", "--storage", ""], ["--storage ''", "give a folder"]),
+    (
+        "MLflow scheme",
+        lambda t: ["grid", "--mlflow", "bogus://x"],
+        ["--mlflow 'bogus://x'", "sqlite:///mlflow.db"],
+    ),  # fmt: skip
+    ("negative seed", lambda t: ["grid", "--seed", "-1"], ["seed=-1", "must be >= 0"]),
+    (
+        "resume as another strategy",
+        lambda t: _resumable(t, "asha", "tiny-bart"),
+        ["is a asha study, not grid", "resume it as asha"],
+    ),  # fmt: skip
+    (
+        "resume with another model",
+        lambda t: _resumable(t, "grid", "tiny-t5"),
+        ["model.name='tiny-bart'", "ran with 'tiny-t5'", "resume with the same settings"],
+    ),  # fmt: skip
+    (
+        "hub name while the hub is unreachable",
+        lambda t: ["grid", "--set", "model.name=greentune-tests/not-a-model"],
+        ["model.name='greentune-tests/not-a-model'", "unreachable", "use a preset"],
+    ),
+    (
+        "resources the machine does not have",
+        lambda t: ["grid", "--set", "resources.workers_per_trial=64"],
+        ["resources.workers_per_trial=64", "the cluster has", "Lower them or add nodes"],
+    ),
+]
+
+
+@pytest.mark.parametrize("dry_run", [False, True], ids=["run", "dry-run"])
+@pytest.mark.parametrize(
+    "make_args, fragments", [c[1:] for c in BAD_INPUTS], ids=[c[0] for c in BAD_INPUTS]
+)
+def test_every_kind_of_bad_input_is_one_line_exit_2_and_nothing_written(
+    make_args, fragments, dry_run, tmp_path, capsys, monkeypatch
+):
+    import ray
+
+    from trainables import hub
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the hub row: as on a machine without it
+    hub.hub_reachable.cache_clear()
+    args = make_args(tmp_path)
+    if "--storage" not in args:
+        args += ["--storage", str(tmp_path / "st")]
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    try:
+        code = run.main([*args, *(["--dry-run"] if dry_run else [])])
+    finally:
+        hub.hub_reachable.cache_clear()
+    err = capsys.readouterr().err
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert all(f in lines[0] for f in fragments), lines[0]
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+    assert not ray.is_initialized()
+
+
+def test_the_study_lock_is_refused_while_held_and_taken_over_when_its_holder_is_gone(
+    tmp_path, capsys
+):
+    import os
+    from types import SimpleNamespace
+
+    from study.config import ConfigError
+
+    plan = SimpleNamespace(study_dir=tmp_path, name="s")  # the two fields take_lock reads
+    lock = tmp_path / run.LOCK_FILE
+    here = os.uname().nodename
+    lock.write_text(f"pid {os.getpid()} on {here}")  # a live process: this one
+    with pytest.raises(ConfigError, match=r"another greentune process is writing .*\(pid \d+ on"):
+        run.take_lock(plan)
+    lock.write_text(f"pid {os.getpid()} on another-machine")  # cannot tell: refused
+    with pytest.raises(ConfigError, match="another-machine"):
+        run.take_lock(plan)
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    lock.write_text(f"pid {gone.pid} on {here}")  # killed (SIGKILL leaves its lock behind)
+    assert run.take_lock(plan) == lock
+    assert lock.read_text() == f"pid {os.getpid()} on {here}"
+    assert "taking it over" in capsys.readouterr().out
