@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
 from pathlib import Path
@@ -38,6 +39,27 @@ parameters:
     grid: [1.0e-3, 1.0e-2]
     mutate: perturb
 """
+
+
+# Every Ray this test process starts itself (a loopback cluster, a meter test) uses token auth
+# with one token of the session's own: a local Ray with auth disabled listens on every
+# interface, so never that, not even in a test. Ray loads the token once per process (checked on
+# 2.60: a second token in the same process is refused with InvalidAuthToken), so it is set here,
+# before any test module imports ray. Study processes started by `run_study` drop it and make
+# their own, as a user's study does.
+SESSION_RAY_TOKEN = secrets.token_hex(32)
+os.environ["RAY_AUTH_MODE"] = "token"
+os.environ["RAY_AUTH_TOKEN"] = SESSION_RAY_TOKEN
+os.environ.pop("RAY_AUTH_TOKEN_PATH", None)
+
+
+@pytest.fixture
+def ray_token() -> str:
+    """The session's Ray token, for a test that starts Ray in this process (and processes that
+    join it, which inherit it through the environment)."""
+    assert os.environ.get("RAY_AUTH_MODE") == "token"
+    assert os.environ.get("RAY_AUTH_TOKEN") == SESSION_RAY_TOKEN
+    return SESSION_RAY_TOKEN
 
 
 @pytest.fixture

@@ -306,6 +306,25 @@ def test_token_auth_on_every_ray_start():
     assert any("export RAY_AUTH_MODE=token" in c for c in cfg["setup_commands"])
 
 
+def test_ray_auth_is_never_disabled_anywhere():
+    """Not in the cluster, the docs, the code or the tests (they start Ray with a token of their
+    own, fixture `ray_token`): a Ray with auth disabled runs anyone's code who reaches a port."""
+    disabled = re.compile(r"RAY_AUTH_MODE\W{0,6}disabled")
+    folders = ("study", "trainables", "search_spaces", "analysis", "benchmarks", "tests", "docs")
+    files = [CLUSTER_YAML, ROOT / "README.md", ROOT / ".ci" / "run"]
+    files += [
+        p
+        for f in folders
+        for p in (ROOT / f).rglob("*")
+        if p.suffix in {".py", ".md", ".yaml", ".sh"}
+    ]
+    assert len(files) > 50
+    hits = [
+        str(p.relative_to(ROOT)) for p in files if disabled.search(p.read_text(errors="replace"))
+    ]
+    assert hits == []
+
+
 def test_token_is_copied_from_a_local_file_outside_the_repository():
     mounts = load_cluster()["file_mounts"]
     assert "~/.ray/auth_token" in mounts, "the token must land where Ray looks by default"

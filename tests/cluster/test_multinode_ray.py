@@ -29,10 +29,9 @@ ONE_CPU_PER_WORKER = ["--set", "resources.cpus_per_worker=1", "--set", "train.ev
 
 
 @pytest.fixture
-def cluster(monkeypatch):
+def cluster(ray_token):
     from ray.cluster_utils import Cluster
 
-    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
     head = Cluster(
         initialize_head=True,
         head_node_args={
@@ -69,7 +68,7 @@ def study_command(tmp_path: Path, strategy: str, name: str, address: str, *extra
 
 
 def study_env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(REPO), "RAY_AUTH_MODE": "disabled"}
+    return {**os.environ, "PYTHONPATH": str(REPO)}  # the cluster's token (fixture ray_token)
 
 
 def load(study_dir: Path):
@@ -235,10 +234,9 @@ def test_failures_mid_study_lose_no_report(tmp_path, cluster):
     assert meta["cluster_energy"]["energy_j"] > lost["cpu_j"] + lost["ram_j"]
 
 
-def test_joining_a_cluster_without_dashboard_fails_before_any_trial(tmp_path, monkeypatch):
+def test_joining_a_cluster_without_dashboard_fails_before_any_trial(tmp_path, ray_token):
     from ray.cluster_utils import Cluster
 
-    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
     bare = Cluster(
         initialize_head=True,
         head_node_args={

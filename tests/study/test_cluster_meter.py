@@ -100,7 +100,7 @@ class SlowOnce(NodeMeter):
 
 @pytest.mark.ray
 @pytest.mark.timeout(120)
-def test_a_node_that_misses_a_poll_is_stale_not_lost_and_the_head_is_priced_as_itself(monkeypatch):
+def test_a_node_that_misses_a_poll_is_stale_not_lost_and_the_head_is_priced_as_itself(ray_token):
     import sys
     import time
 
@@ -110,7 +110,6 @@ def test_a_node_that_misses_a_poll_is_stale_not_lost_and_the_head_is_priced_as_i
     from study.cluster_meter import ClusterMeter
     from study.footprint import CarbonIntensity
 
-    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
     cloudpickle.register_pickle_by_value(sys.modules[SlowOnce.__module__])  # a test module: ship it
     ray.init(address="local", num_cpus=1, include_dashboard=False, logging_level="ERROR")
     try:

@@ -58,10 +58,9 @@ def test_publish_needs_ray():
 
 @pytest.mark.ray
 @pytest.mark.timeout(180)
-def test_published_gauges_reach_the_metrics_endpoint(monkeypatch):
+def test_published_gauges_reach_the_metrics_endpoint(ray_token):
     import ray
 
-    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
     port = _free_port()
     ray.init(
         address="local",
