@@ -250,16 +250,25 @@ class ResultsWriter(Callback):
                 self.rows.append(row)
                 self._dirty = True
 
-    def recover_from_tune_logs(self) -> int:
-        """Add rows present in Tune's per-trial result.json but missing here (after a kill)."""
+    def recover_from_tune_logs(self, tune_dir: str | None = None) -> int:
+        """Add rows present in Tune's per-trial result.json but missing here (after a kill).
+        `tune_dir` is where Tune keeps the trial folders: a URI storage's study folder, read
+        through pyarrow.fs (default: the study folder here)."""
+        import pyarrow.fs
+
+        from study import storage
+
+        location = tune_dir if tune_dir is not None else str(self.study_dir)
+        fs, root = storage.filesystem(location)
         before = len(self.rows)
-        for result_file in sorted(self.study_dir.glob("*/result.json")):
-            params = (
-                json.loads((result_file.parent / "params.json").read_text())
-                if (result_file.parent / "params.json").exists()
-                else {}
-            )
-            for line in result_file.read_text().splitlines():
+        entries = fs.get_file_info(pyarrow.fs.FileSelector(root, allow_not_found=True))
+        for name in sorted(e.base_name for e in entries if e.type == pyarrow.fs.FileType.Directory):
+            text = storage.read_text(storage.join(location, name, "result.json"))
+            if not text:
+                continue
+            params_text = storage.read_text(storage.join(location, name, "params.json"))
+            params = json.loads(params_text) if params_text else {}
+            for line in text.splitlines():
                 if line.strip():
                     result = json.loads(line)
                     result.setdefault("config", params)

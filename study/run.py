@@ -19,10 +19,10 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from search_spaces import load_space
-from study import schema
+from study import schema, storage
 from study.config import (
     NAME_MAX,
     ConfigError,
@@ -33,6 +33,9 @@ from study.config import (
 )
 from study.storage import Mirror, read_text
 from study.strategies import STRATEGIES, StrategyNumbers, derive_numbers
+
+if TYPE_CHECKING:
+    from study.results import ResultsWriter
 
 DEFAULT_STORAGE = "greentune_results"
 # Ray Train polls its workers for reports at this interval (default 2 s): every report and the end
@@ -609,6 +612,24 @@ def run(plan: Plan, keep_ray: bool = False) -> dict[str, Any]:
         lock.unlink(missing_ok=True)
 
 
+def study_writer(plan: Plan, started_at: float, mirror: Mirror) -> ResultsWriter:
+    """The study's ResultsWriter (a fresh start or a resume: the same, over the folder's tables)."""
+    from study.results import ResultsWriter
+
+    cfg = plan.config
+    return ResultsWriter(
+        plan.study_dir,
+        plan.name,
+        plan.strategy,
+        cfg.seed,
+        started_at,
+        cfg.search.metric,
+        cfg.search.mode,
+        plan.numbers.reports_per_trial,
+        mirror=mirror,
+    )
+
+
 def _run(plan: Plan, keep_ray: bool = False) -> dict[str, Any]:
     """Start Ray, run Tune, stream parquet; returns the closing summary."""
     # The classic progress table lets us choose its columns (target metric, energy).
@@ -665,18 +686,8 @@ def _run(plan: Plan, keep_ray: bool = False) -> dict[str, Any]:
         # The callbacks Tune pickled at the first start hold that run's paths and an empty
         # state: rebuild them for the folder being resumed, from what it holds on disk.
         scheduler = restored_scheduler(tuner)
-        writer = ResultsWriter(
-            plan.study_dir,
-            plan.name,
-            plan.strategy,
-            cfg.seed,
-            started,
-            cfg.search.metric,
-            cfg.search.mode,
-            plan.numbers.reports_per_trial,
-            mirror=mirror,
-        )
-        recovered = writer.recover_from_tune_logs()
+        writer = study_writer(plan, started, mirror)
+        recovered = writer.recover_from_tune_logs(study_path)  # Tune's trial folders
         stopper = BudgetStopper(plan.numbers.budget, carbon.pue)
         stopper.latest = writer.latest_per_trial()
         writer.budget_stopper, writer.scheduler = stopper, scheduler
@@ -714,17 +725,7 @@ def _run(plan: Plan, keep_ray: bool = False) -> dict[str, Any]:
             "storage": study_path,
             "runs": [],
         }
-        writer = ResultsWriter(
-            plan.study_dir,
-            plan.name,
-            plan.strategy,
-            cfg.seed,
-            started,
-            cfg.search.metric,
-            cfg.search.mode,
-            plan.numbers.reports_per_trial,
-            mirror=mirror,
-        )
+        writer = study_writer(plan, started, mirror)
         reporter = tune.CLIReporter(
             metric_columns={
                 cfg.search.metric: cfg.search.metric,
@@ -830,12 +831,20 @@ def _run(plan: Plan, keep_ray: bool = False) -> dict[str, Any]:
     )
     write_metadata(plan.study_dir, metadata)
     mirror.push(*schema.RESULT_FILES)
+    if (metadata.get("selection") or {}).get("model"):
+        from study.model_card import model_card
+
+        storage.write_text(
+            storage.join(metadata["selection"]["model"], schema.MODEL_CARD_FILE),
+            model_card(metadata),
+        )
     if not keep_ray:
         ray.shutdown()
     best = writer.selected()
     summary = {
         "study_dir": study_path,  # Tune's state and the trial folders
         "results": where_results_live(plan),
+        "tables_dir": str(plan.study_dir),  # where analysis.report reads them on this machine
         "trials": len(results),
         "errors": results.num_errors,
         "wall_s": finished - started,
@@ -852,6 +861,7 @@ def _run(plan: Plan, keep_ray: bool = False) -> dict[str, Any]:
             1 for st in writer.statuses.values() if st.get("stop_reason") == "budget"
         ),
         "test": (held_out or {}).get("test"),
+        "model": ((held_out or {}).get("selection") or {}).get("model"),
         "cluster_energy_j": cluster["energy_j"],
         "overhead_energy_j": cluster["overhead_energy_j"],
     }
@@ -932,7 +942,6 @@ def evaluate_selected_model(
     `test_scores.parquet` and return the `selection` and `test` entries of metadata.json."""
     import ray
 
-    from study import storage
     from study.results import write_parquet_atomic
     from study.stats import bootstrap_ci
     from trainables.held_out import evaluate_checkpoint
@@ -946,6 +955,7 @@ def evaluate_selected_model(
         )
         return {"selection": None, "test": {"evaluated": False, "why": why}}
     location = storage.join(ctx.train_runs_path, selected[schema.CHECKPOINT_PATH])
+    model_location = storage.join(ctx.study_path, schema.BEST_MODEL_DIR)
     r = cfg.resources
     # One trial's CPUs; a local study has finished its trials, so it takes the whole machine.
     cpus = (
@@ -968,8 +978,15 @@ def evaluate_selected_model(
             cfg.data.test_split,
             cfg.data.n_test,
             max(1, int(cpus)) if not r.torch_threads else r.torch_threads,
+            model_location,
         )
     )
+    if result.export_error:
+        print(
+            f"warning: the selected model could not be saved to {model_location} "
+            f"({result.export_error}); its scores are kept",
+            file=sys.stderr,
+        )
     identity = {
         schema.STUDY: plan.name,
         schema.STRATEGY: plan.strategy,
@@ -1011,6 +1028,17 @@ def evaluate_selected_model(
         },
         "rule": "the best validation report of any trial (ties: the earliest); the test "
         "split is read once, here, and by nothing that made a decision",
+        # save_pretrained's files (the model card is added at the end); None if saving failed
+        "model": model_location if result.export_error is None else None,
+        "model_error": result.export_error,
+        # the selected trial's own training up to that report (a PBT clone: since its exploit)
+        "trial_energy_j": selected.get(schema.ENERGY_TOTAL_J),
+        "trial_co2_kg": selected.get(schema.CO2_KG),
+        "trial_energy_sources": {
+            "gpu": selected.get(schema.ENERGY_GPU_SOURCE),
+            "cpu": selected.get(schema.ENERGY_CPU_SOURCE),
+            "ram": selected.get(schema.ENERGY_RAM_SOURCE),
+        },
     }
     return {"selection": selection, "test": test}
 
@@ -1095,6 +1123,9 @@ def print_summary(summary: dict[str, Any], metric: str) -> None:
             f"  test:       ROUGE-L {test['rougeL']:.4f} (95 % CI {low:.4f}-{high:.4f}) on "
             f"{test['n']} held-out {test['split']!r} examples"
         )
+    if summary.get("model"):
+        print(f"  model:      {summary['model']} (from_pretrained; model card with its CO2)")
+    print(f"  next:       python -m analysis.report {summary['tables_dir']}")
 
 
 def plan_comparison(args: argparse.Namespace) -> list[Plan]:

@@ -25,6 +25,8 @@ CLUSTER_ENERGY_FILE = "cluster_energy.json"
 PBT_DECISIONS_FILE = (
     "pbt_decisions.parquet"  # every PBT exploit decision: who, whom, at which score
 )
+BEST_MODEL_DIR = "best_model"  # the selected model: save_pretrained's files and a model card
+MODEL_CARD_FILE = "README.md"  # in BEST_MODEL_DIR: Hugging Face's model card, with its CO2
 TEST_SCORES_FILE = "test_scores.parquet"  # the selected model on the held-out split, per example
 # what greentune writes into a study folder itself (beside Tune's state and the trial folders);
 # with a URI storage each is written on the head and copied to the URI after every write

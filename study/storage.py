@@ -123,6 +123,31 @@ class Mirror:
         return fetched
 
 
+def replace_dir(local_dir: Path, location: str) -> None:
+    """Put a local folder at `location`, replacing what was there. Locally the new folder is
+    filled beside it and swapped in by renames (a reader sees the old folder or the new); on a
+    URI the old files are deleted, then the new ones copied."""
+    import pyarrow.fs
+
+    fs, path = filesystem(location)
+    info = fs.get_file_info(path)
+    if info.type == pyarrow.fs.FileType.NotFound:
+        upload_dir(local_dir, location)
+        return
+    if isinstance(fs, pyarrow.fs.LocalFileSystem):
+        import shutil
+
+        tag = uuid.uuid4().hex[:8]
+        new, old = f"{path}.tmp-{tag}", f"{path}.old-{tag}"
+        shutil.copytree(local_dir, new)
+        os.replace(path, old)
+        os.replace(new, path)
+        shutil.rmtree(old, ignore_errors=True)
+        return
+    fs.delete_dir(path)
+    upload_dir(local_dir, location)
+
+
 def upload_dir(local_dir: Path, location: str) -> None:
     """Copy a local folder to `location` (created; a local destination is filled, then renamed,
     so a half-copied folder never appears under its final name)."""

@@ -26,16 +26,41 @@ class HeldOutEvaluation:
     loss: float  # mean token-level loss on the split
     seconds: float
     energy: Measurement
+    export_error: str | None = None  # why the model could not be saved for Hugging Face
 
     @property
     def n(self) -> int:
         return len(self.predictions)
 
 
+def export_model(model, tokenizer, cfg: StudyConfig, location: str) -> None:
+    """The model as Hugging Face users take it: `save_pretrained`'s weights, config, tokenizer
+    and a generation config set to the study's decoding (so `generate()` summarizes as the
+    evaluation did), at `location` (a folder or a URI)."""
+    import tempfile
+
+    from study import storage
+
+    generation = model.generation_config
+    generation.num_beams = cfg.eval.num_beams
+    generation.max_new_tokens = cfg.eval.max_new_tokens
+    generation.length_penalty = cfg.eval.length_penalty
+    with tempfile.TemporaryDirectory() as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        storage.replace_dir(Path(tmp), location)
+
+
 def evaluate_checkpoint(
-    cfg: StudyConfig, checkpoint_location: str, split: str, n: int, threads: int = 1
+    cfg: StudyConfig,
+    checkpoint_location: str,
+    split: str,
+    n: int,
+    threads: int = 1,
+    export_to: str | None = None,
 ) -> HeldOutEvaluation:
-    """Summarize `n` examples of `split` with the model saved at `checkpoint_location`."""
+    """Summarize `n` examples of `split` with the model saved at `checkpoint_location`; with
+    `export_to`, also save that model there for Hugging Face (`export_model`)."""
     import ray.train
     import torch
 
@@ -72,6 +97,12 @@ def evaluate_checkpoint(
     scores = rouge_per_example(predictions, encoded.target_texts)
     energy = meter.end_window("held_out")
     meter.close()
+    export_error = None
+    if export_to is not None:  # after the metered window: saving is not the evaluation's cost
+        try:
+            export_model(model, tokenizer, cfg, export_to)
+        except (OSError, ValueError, RuntimeError) as e:  # the scores stand without it
+            export_error = f"{type(e).__name__}: {str(e)[:300]}"
     return HeldOutEvaluation(
         split,
         predictions,
@@ -80,4 +111,5 @@ def evaluate_checkpoint(
         loss_sum / max(len(encoded), 1),
         time.perf_counter() - started,
         energy,
+        export_error,
     )

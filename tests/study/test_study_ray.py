@@ -21,6 +21,7 @@ from pathlib import Path
 import pandas as pd
 import psutil
 import pytest
+import yaml
 
 from study import schema
 from study.run import DEFAULT_STORAGE
@@ -169,6 +170,23 @@ def test_grid_study_end_to_end(tmp_path, study_args):
     assert meta["test"]["rougeL"] == pytest.approx(scores[schema.ROUGEL].mean())
     low, high = meta["test"]["rougeL_ci95"]
     assert low <= meta["test"]["rougeL"] <= high
+    # the selected model as Hugging Face users take it: from_pretrained, generate, its card
+    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+    model_dir = study_dir / schema.BEST_MODEL_DIR
+    assert Path(meta["selection"]["model"]) == model_dir.resolve()
+    model = AutoModelForSeq2SeqLM.from_pretrained(model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    assert model.generation_config.max_new_tokens == meta["config"]["eval"]["max_new_tokens"]
+    ids = tokenizer(["Amanda: I baked cookies. Do you want some?"], return_tensors="pt")
+    summary = tokenizer.batch_decode(model.generate(**ids), skip_special_tokens=True)
+    assert len(summary) == 1 and isinstance(summary[0], str)
+    card = (model_dir / schema.MODEL_CARD_FILE).read_text()
+    emissions = yaml.safe_load(card.split("---\n")[1])["co2_eq_emissions"]
+    assert emissions["emissions"] == pytest.approx(best[schema.CO2_KG] * 1000, rel=1e-5)
+    assert emissions["training_type"] == "fine-tuning" and "estimated" in emissions["source"]
+    assert "The whole search that found it (grid" in card
+    assert f"model:      {meta['selection']['model']}" in proc.stdout
     # the data loader never read the test split before the final evaluation: every read of it
     # comes after the last report, and only the final evaluation's
     logged = [json.loads(line) for line in reads.read_text().splitlines()]
