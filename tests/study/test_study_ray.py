@@ -65,6 +65,17 @@ def load(study_dir: Path):
     )
 
 
+LOAD_BEST_MODEL = """
+import json, sys
+from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+model = AutoModelForSeq2SeqLM.from_pretrained(sys.argv[1])
+tokenizer = AutoTokenizer.from_pretrained(sys.argv[1])
+ids = tokenizer(["Amanda: I baked cookies. Do you want some?"], return_tensors="pt")
+(summary,) = tokenizer.batch_decode(model.generate(**ids), skip_special_tokens=True)
+print(json.dumps([model.generation_config.max_new_tokens, summary]))
+"""
+
+
 def test_grid_study_end_to_end(tmp_path, study_args):
     tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
     reads = tmp_path / "data_reads.jsonl"  # the data loader notes every split it reads here
@@ -171,16 +182,17 @@ def test_grid_study_end_to_end(tmp_path, study_args):
     low, high = meta["test"]["rougeL_ci95"]
     assert low <= meta["test"]["rougeL"] <= high
     # the selected model as Hugging Face users take it: from_pretrained, generate, its card
-    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
-
     model_dir = study_dir / schema.BEST_MODEL_DIR
     assert Path(meta["selection"]["model"]) == model_dir.resolve()
-    model = AutoModelForSeq2SeqLM.from_pretrained(model_dir)
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    assert model.generation_config.max_new_tokens == meta["config"]["eval"]["max_new_tokens"]
-    ids = tokenizer(["Amanda: I baked cookies. Do you want some?"], return_tensors="pt")
-    summary = tokenizer.batch_decode(model.generate(**ids), skip_special_tokens=True)
-    assert len(summary) == 1 and isinstance(summary[0], str)
+    loaded = subprocess.run(  # in a fresh Python, as a user loads it
+        [sys.executable, "-c", LOAD_BEST_MODEL, str(model_dir)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert loaded.returncode == 0, loaded.stderr[-2000:]
+    max_new, summary = json.loads(loaded.stdout.strip().splitlines()[-1])
+    assert max_new == meta["config"]["eval"]["max_new_tokens"] and isinstance(summary, str)
     card = (model_dir / schema.MODEL_CARD_FILE).read_text()
     emissions = yaml.safe_load(card.split("---\n")[1])["co2_eq_emissions"]
     assert emissions["emissions"] == pytest.approx(best[schema.CO2_KG] * 1000, rel=1e-5)
@@ -317,16 +329,17 @@ parameters:
     grid: [3.0e-3]
     mutate: perturb
   batch_size:
-    domain: {type: choice, values: [4, 32]}
+    domain: {type: choice, values: [2, 32]}
     grid: [32]
     mutate: none
-# Two good, fast trials (batch 32) and two slow ones (batch 4) that learn nothing (a learning
-# rate far too low, or one that diverges): the good ones finish first.
+# Two good, fast trials (batch 32: 32 steps an epoch) and two slow ones (batch 2: 512 steps) that
+# learn nothing (a learning rate far too low, or one that diverges): the good ones finish first,
+# by a wide margin (short generations keep the evaluations, the same for every trial, small).
 points_to_evaluate:
   - {lr: 3.0e-3, batch_size: 32}
   - {lr: 3.0e-3, batch_size: 32}
-  - {lr: 1.0, batch_size: 4}
-  - {lr: 1.0e-5, batch_size: 4}
+  - {lr: 1.0, batch_size: 2}
+  - {lr: 1.0e-5, batch_size: 2}
 """
 
 
@@ -343,11 +356,13 @@ def test_pbt_learns_from_trials_that_finished(tmp_path):
         "--set",
         f"search.space={space}",
         "--set",
-        "data.n_train=256",
+        "data.n_train=1024",
         "--set",
         "train.evals_per_epoch=2",
         "--set",
         "budget.trial_epochs=8",
+        "--set",
+        "eval.max_new_tokens=4",
         "--set",
         "search.pbt_perturbation_interval=3",
         "--set",
@@ -363,7 +378,7 @@ def test_pbt_learns_from_trials_that_finished(tmp_path):
     reports, trials, _ = load(study_dir)
     decisions = pd.read_parquet(study_dir / schema.PBT_DECISIONS_FILE)
     configs = reports.groupby(schema.TRIAL_ID)["config/batch_size"].first()
-    slow = set(configs[configs == 4].index)
+    slow = set(configs[configs == 2].index)
     # the slow trials exploited, and at least one cloned a trial that had already finished
     exploits = decisions.dropna(subset=["donor"])
     assert set(exploits[schema.TRIAL_ID]) <= slow and len(exploits) >= 1
