@@ -443,7 +443,19 @@ def test_resume_after_the_study_process_is_killed(tmp_path, study_args, where):
     }
     uri = (tmp_path / "remote").as_uri()
     storage = ["--storage", uri] if where == "uri" else []
-    args = [sys.executable, "-m", "study.run", "grid", "--name", "r", *study_args, *storage]
+    # 256 examples a report: the kill lands mid-study, whatever the machine's speed
+    longer = ["--set", "data.n_train=512"]
+    args = [
+        sys.executable,
+        "-m",
+        "study.run",
+        "grid",
+        "--name",
+        "r",
+        *study_args,
+        *longer,
+        *storage,
+    ]
     proc = subprocess.Popen(
         args,
         cwd=tmp_path,
@@ -459,7 +471,7 @@ def test_resume_after_the_study_process_is_killed(tmp_path, study_args, where):
     while time.time() < deadline:
         if reports_file.exists() and len(pd.read_parquet(reports_file)) >= 2:
             break
-        time.sleep(1)
+        time.sleep(0.5)
     else:
         pytest.fail("the study reported nothing within 400 s")
     # the study process and the local Ray it started, trial workers included: they run in
@@ -483,7 +495,9 @@ def test_resume_after_the_study_process_is_killed(tmp_path, study_args, where):
         assert (tmp_path / DEFAULT_STORAGE / "r" / schema.METADATA_FILE).exists()
         shutil.rmtree(tmp_path / DEFAULT_STORAGE)  # the head and its disk are gone
         study_dir = tmp_path / "remote" / "r"
-    again = run_study("grid", "--name", "r", "--resume", *study_args, *storage, cwd=tmp_path)
+    again = run_study(
+        "grid", "--name", "r", "--resume", *study_args, *longer, *storage, cwd=tmp_path
+    )
     assert again.returncode == 0, again.stderr[-3000:]
     assert "resuming r:" in again.stdout
     if where == "moved":  # the copy resumed where it is; the original was not touched
