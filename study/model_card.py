@@ -36,8 +36,8 @@ def hardware_used(metadata: dict[str, Any]) -> str:
     cfg = metadata.get("config") or {}
     vm = (cfg.get("energy") or {}).get("vm_size")
     hw = metadata.get("hardware") or {}
-    gpus = hw.get("gpus") or []
-    names = sorted({g.get("name", "GPU") if isinstance(g, dict) else str(g) for g in gpus})
+    gpus = hw.get("gpus") or []  # device names (study.metadata.hardware)
+    names = sorted(set(gpus))
     device = (
         f"{len(gpus)} x {', '.join(names)}" if gpus else f"CPU ({hw.get('processor') or 'unknown'})"
     )

@@ -115,10 +115,7 @@ class Mirror:
                 continue
             data = read_bytes(join(self.remote_dir, name))
             if data is not None:
-                self.local_dir.mkdir(parents=True, exist_ok=True)
-                tmp = local.with_name(f".{name}.tmp-{uuid.uuid4().hex[:8]}")
-                tmp.write_bytes(data)
-                os.replace(tmp, local)
+                write_bytes(str(local), data)
                 fetched.append(name)
         return fetched
 
