@@ -1,4 +1,4 @@
-"""Read study folders (see `study.schema`) into `Study` objects, checking they can be compared.
+"""Read study folders (see `core.schema`) into `Study` objects, checking they can be compared.
 
     >>> studies = load_studies(["results/pbt-tiny-bart-builtin-seed0", "results/grid-...-seed0"])
     >>> studies[0].strategy, studies[0].running, len(studies[0].reports)
@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from study.schema import (
+from core.schema import (
     CONFIG_PREFIX,
     METADATA_FILE,
     N_REPORTS,

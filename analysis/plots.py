@@ -39,7 +39,7 @@ from analysis.summary import (
     pareto_front,
     trial_totals,
 )
-from study.schema import (
+from core.schema import (
     BEST_PREFIX,
     RESTORED_FROM,
     ROUGEL,

@@ -94,7 +94,7 @@ from analysis.summary import (
     what_if_region,
 )
 from analysis.verdict import verdicts
-from study.schema import (
+from core.schema import (
     BEST_PREFIX,
     CO2_KG,
     COST_USD,

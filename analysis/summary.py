@@ -30,9 +30,9 @@ import numpy as np
 import pandas as pd
 
 from analysis.load import CLUSTER_BILLED_USD, CLUSTER_CO2_KG, CLUSTER_ENERGY_J
-from study.footprint import ESTIMATE_BAND, J_PER_KWH, energy_band_j
-from study.footprint import LBS_PER_KG as LB_PER_KG
-from study.schema import (
+from core.footprint import ESTIMATE_BAND, J_PER_KWH, energy_band_j
+from core.footprint import LBS_PER_KG as LB_PER_KG
+from core.schema import (
     BEST_PREFIX,
     CO2_KG,
     CONFIG_PREFIX,
@@ -58,7 +58,7 @@ from study.schema import (
     TRIAL_EPOCHS,
     TRIAL_ID,
 )
-from study.stats import bootstrap_ci, iqm
+from core.stats import bootstrap_ci, iqm
 
 if TYPE_CHECKING:
     from analysis.load import Study

@@ -29,8 +29,8 @@ from analysis.summary import (
     TEST_ROUGEL,
     order_strategies,
 )
-from study.schema import EXAMPLE, ROUGEL, SEED, STRATEGY
-from study.stats import bootstrap_ci
+from core.schema import EXAMPLE, ROUGEL, SEED, STRATEGY
+from core.stats import bootstrap_ci
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ PEAK_BF16_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12}  # dense, SXM
 
 
 def meter_check(torch, pynvml) -> dict:
-    from trainables.energy import EnergyMeter, cuda_device_uuid
+    from meter.energy import EnergyMeter, cuda_device_uuid
 
     handle = pynvml.nvmlDeviceGetHandleByIndex(0)
     samples, stop = [], threading.Event()
@@ -69,7 +69,7 @@ def meter_check(torch, pynvml) -> dict:
 def train_check(torch, precision: str, zero_stage: int, steps: int) -> dict:
     from transformers import BartConfig, BartForConditionalGeneration
 
-    from study.config import TrainConfig
+    from core.config import TrainConfig
     from trainables.engine import make_engine
 
     config = BartConfig(

@@ -22,10 +22,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 def main() -> None:
     import torch
 
-    from study.config import DataConfig, ModelConfig, TrainConfig
+    from core.config import DataConfig, ModelConfig, TrainConfig
+    from meter.energy import EnergyMeter
     from trainables import batching
     from trainables.datasets import load_split
-    from trainables.energy import EnergyMeter
     from trainables.engine import make_engine
     from trainables.models import build_model, train_tokenizer
 

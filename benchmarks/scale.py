@@ -40,7 +40,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from study import schema  # noqa: E402
+from core import schema  # noqa: E402
 from trainables.driver import Pointer  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]

@@ -29,12 +29,12 @@ def mark(name):
     now = time.perf_counter(); marks[name] = now - t; t = now
 import torch; mark("import torch")
 import transformers, ray.train; mark("import transformers + ray.train")
-from study.config import StudyConfig
+from core.config import StudyConfig
 from trainables import batching
 from trainables.datasets import load_split
 from trainables.engine import make_engine
 from trainables.models import build_model, load_tokenizer
-from study.config import trial_train_config
+from core.config import trial_train_config
 cfg = StudyConfig(); mark("import greentune")
 train = load_split(cfg.data, cfg.data.train_split, cfg.data.n_train, cfg.data.seed)
 val = load_split(cfg.data, cfg.data.validation_split, cfg.data.n_validation, cfg.data.seed); mark("built-in data")

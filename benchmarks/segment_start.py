@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from study import schema  # noqa: E402
+from core import schema  # noqa: E402
 
 
 def segment_starts(study_dir: Path) -> pd.DataFrame:

@@ -26,8 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from analysis.load import CLUSTER_ENERGY_J, load_studies  # noqa: E402
 from analysis.summary import J_PER_KWH, study_cumulative  # noqa: E402
-from study import schema  # noqa: E402
-from study.stats import bootstrap_ci  # noqa: E402
+from core import schema  # noqa: E402
+from core.stats import bootstrap_ci  # noqa: E402
 
 POINT = 0.01  # one ROUGE point
 

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 def main() -> None:
     import torch
 
-    from study.config import DataConfig, ModelConfig, TrainConfig
+    from core.config import DataConfig, ModelConfig, TrainConfig
     from trainables import batching
     from trainables.datasets import load_split
     from trainables.engine import make_engine
@@ -75,7 +75,7 @@ def hf(data, tok, args, tokens: int, group_by_length: bool) -> float:
     import torch
     from transformers import DataCollatorForSeq2Seq, Seq2SeqTrainer, Seq2SeqTrainingArguments
 
-    from study.config import ModelConfig
+    from core.config import ModelConfig
     from trainables.models import build_model
 
     model = build_model(ModelConfig(), tok, seed=0)

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from study.config import ConfigError
+from core.config import ConfigError
 
 DOMAIN_TYPES = ("loguniform", "uniform", "int_uniform", "choice")
 MUTATIONS = ("perturb", "resample", "none")

@@ -1,6 +1,6 @@
 """The study budget, spent rather than predicted: every strategy runs until it has spent it.
 
-A budget has one unit (`study.config.BUDGET_UNITS`): trial-epochs (the default: one pass over the
+A budget has one unit (`core.config.BUDGET_UNITS`): trial-epochs (the default: one pass over the
 grid), device-hours, energy (kWh x PUE), CO2 or billed dollars. Energy, CO2 and dollars count the
 whole cluster by default (the cluster meter, idle time and start-up included: what the user
 pays for), or the trials' own meters with `budget.scope=trials`.
@@ -21,14 +21,14 @@ from typing import Any
 
 from ray.tune import Stopper
 
-from study import schema
-from study.config import BudgetConfig
-from study.footprint import J_PER_KWH
+from core import schema
+from core.config import BudgetConfig
+from core.footprint import J_PER_KWH
 
 
 @dataclass(frozen=True)
 class Budget:
-    unit: str  # one of study.config.BUDGET_UNITS
+    unit: str  # one of core.config.BUDGET_UNITS
     amount: float
     scope: str  # cluster | trials (energy, CO2, dollars)
 

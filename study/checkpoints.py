@@ -29,7 +29,7 @@ from typing import Any
 
 from ray.tune import Callback
 
-from study import schema, storage
+from core import schema, storage
 
 CHECKPOINT_GLOB = "checkpoint_*"
 RESTORE_WINDOW_S = 60.0  # six of Tune's experiment-state periods

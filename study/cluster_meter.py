@@ -4,7 +4,7 @@ Trial meters see only their own workers' devices while they train. The cluster m
 node's devices for the whole study, so its total includes idle GPUs, worker start-up,
 checkpoints, evaluation and the Tune driver; `cluster - sum of trials` is reported as overhead.
 
-Per node it uses the same device layer as the trials' meter (`trainables.energy`): every GPU of
+Per node it uses the same device layer as the trials' meter (`meter.energy`): every GPU of
 the node by NVML (its cumulative counter, or integrated power where the counter is missing;
 each GPU keyed by its UUID), the CPU by the estimate of `cpu_power_model` for the node's own VM
 size (watts per busy thread x the machine's busy CPU-seconds), RAM by 3 W per 8 GiB in use.
@@ -31,16 +31,16 @@ from typing import Any
 
 import psutil
 
-from study.budget import ClusterSpend
-from study.footprint import J_PER_KWH, CarbonIntensity
-from study.storage import Mirror
-from trainables.energy import (
-    ENERGY_PARTS,
+from core.footprint import J_PER_KWH, CarbonIntensity
+from core.measurement import ENERGY_PARTS
+from core.storage import Mirror
+from meter.energy import (
     RAM_W_PER_GIB,
     GpuReader,
     cpu_power_model,
     machine_busy_cpu_s,
 )
+from study.budget import ClusterSpend
 
 GIB = 1024**3
 POLL_S = 10.0

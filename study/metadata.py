@@ -10,7 +10,7 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
-from study import schema
+from core import schema
 
 PACKAGES = (
     "ray",

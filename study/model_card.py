@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from study import schema
+from core import schema
 
 HUB_DATASETS = {  # greentune's dataset names -> their Hugging Face ids (as data.dataset knows them)
     "cnn_dailymail": "abisee/cnn_dailymail",

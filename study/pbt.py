@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from study import schema
+from core import schema
 
 
 @dataclass(frozen=True)

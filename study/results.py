@@ -20,8 +20,8 @@ from typing import Any
 import pandas as pd
 from ray.tune import Callback
 
-from study import schema
-from study.storage import Mirror
+from core import schema
+from core.storage import Mirror
 
 # Tune's own bookkeeping keys we keep, renamed; every other key of a result is ours already.
 _DROP = {
@@ -256,7 +256,7 @@ class ResultsWriter(Callback):
         through pyarrow.fs (default: the study folder here)."""
         import pyarrow.fs
 
-        from study import storage
+        from core import storage
 
         location = tune_dir if tune_dir is not None else str(self.study_dir)
         fs, root = storage.filesystem(location)

@@ -21,9 +21,8 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from search_spaces import load_space
-from study import schema, storage
-from study.config import (
+from core import schema, storage
+from core.config import (
     NAME_MAX,
     ConfigError,
     StudyConfig,
@@ -31,7 +30,8 @@ from study.config import (
     resolve_config,
     trial_train_config,
 )
-from study.storage import Mirror, read_text
+from core.storage import Mirror, read_text
+from search_spaces import load_space
 from study.strategies import STRATEGIES, StrategyNumbers, derive_numbers
 
 if TYPE_CHECKING:
@@ -56,7 +56,7 @@ examples:
   python -m study.run pbt --address auto --storage abfss://results@acct.dfs.core.windows.net/studies
   python -m study.run pbt --name my-study --resume  # finish an interrupted study
 
-Settings (--set section.key=value) and their defaults live in study/config.py; the search space
+Settings (--set section.key=value) and their defaults live in core/config.py; the search space
 in search_spaces/default.yaml. Results: <storage>/<name>/{metadata.json,reports.parquet,trials.parquet}.
 """
 
@@ -312,7 +312,7 @@ def check_resume_matches(meta: dict[str, Any], strategy: str, cfg: StudyConfig) 
 
 def resolve_footprint(cfg: StudyConfig) -> dict[str, Any]:
     """Carbon and price inputs from the dated tables (unknown region or VM size: exit 2)."""
-    from study.footprint import FootprintError, footprint_inputs
+    from core.footprint import FootprintError, footprint_inputs
 
     try:
         return footprint_inputs(cfg.energy, time.time())
@@ -640,10 +640,10 @@ def _run(plan: Plan, keep_ray: bool = False) -> dict[str, Any]:
     import ray
     from ray import tune
 
+    from core.footprint import BILLED_NOTE, carbon_intensity, price_per_worker_hour
     from study.budget import BudgetStopper, spend_of_trials
     from study.checkpoints import CheckpointJanitor
     from study.cluster_meter import ClusterMeter
-    from study.footprint import BILLED_NOTE, carbon_intensity, price_per_worker_hour
     from study.metadata import read_metadata, write_metadata
     from study.results import ResultsWriter
     from study.strategies import build_tune_plan
@@ -878,7 +878,7 @@ def study_carbon(
     finished: float,
 ) -> dict[str, Any]:
     """metadata.json `carbon`: location- and market-based CO2, embodied, SCI, filled hours."""
-    from study.footprint import carbon_accounting
+    from core.footprint import carbon_accounting
 
     runs = [cluster, *(cluster.get("previous_runs") or [])]
     co2 = [r["co2_kg"] for r in runs if r.get("co2_kg") is not None]
@@ -906,7 +906,7 @@ def study_carbon(
 def node_billing(cfg: StudyConfig):
     """Dollars billed for [(vm_size, seconds held), ...], each node at its own size's price in the
     study's region (energy.price_usd_per_hour overriding energy.vm_size's); None locally."""
-    from study.footprint import billed_cost_for_nodes
+    from core.footprint import billed_cost_for_nodes
 
     e = cfg.energy
     if not e.vm_size and not e.head_vm_size:
@@ -942,8 +942,8 @@ def evaluate_selected_model(
     `test_scores.parquet` and return the `selection` and `test` entries of metadata.json."""
     import ray
 
+    from core.stats import bootstrap_ci
     from study.results import write_parquet_atomic
-    from study.stats import bootstrap_ci
     from trainables.held_out import evaluate_checkpoint
 
     cfg = plan.config

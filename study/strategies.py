@@ -3,7 +3,7 @@
 The arithmetic (how many trials a strategy gets for a budget) is plain functions over plain
 data; `build_tune_plan` is the thin adapter that turns a plan into Ray Tune objects.
 
-Units: the budget is in one of `study.config.BUDGET_UNITS` (trial-epochs by default); Tune counts
+Units: the budget is in one of `core.config.BUDGET_UNITS` (trial-epochs by default); Tune counts
 reports (`training_iteration`), and a trial reports `evals_per_epoch` times per epoch.
 """
 
@@ -14,9 +14,9 @@ import random
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from core.config import ConfigError, StudyConfig
 from search_spaces import SearchSpace
 from study.budget import Budget, study_budget
-from study.config import ConfigError, StudyConfig
 from study.pbt import make_pbt
 
 STRATEGIES = ("pbt", "asha", "grid", "random")
@@ -28,7 +28,7 @@ class StrategyNumbers:
     """What a strategy derives from the space and the budget; printed and saved in metadata."""
 
     strategy: str
-    budget_unit: str  # study.config.BUDGET_UNITS
+    budget_unit: str  # core.config.BUDGET_UNITS
     budget_amount: float  # in budget_unit (trial-epochs default: one pass over the grid)
     budget_scope: str  # cluster | trials, for energy, CO2 and dollars
     epochs_per_trial: int

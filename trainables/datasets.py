@@ -17,7 +17,7 @@ line, the fairseq layout has them on one line): `rouge_scores` re-lays both side
 Sub-sampling draws `n` rows without replacement with `random.Random(seed)` and keeps the file
 order; fewer rows than `n` are returned as they are.
 
-Every bad input raises `study.config.ConfigError` naming the field, the value and the fix.
+Every bad input raises `core.config.ConfigError` naming the field, the value and the fix.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from study.config import ConfigError, DataConfig
+from core.config import ConfigError, DataConfig
 from trainables.evaluation import summary_lines
 from trainables.synthetic import SPLIT_OFFSETS, generate_dialogues, split_seed
 

@@ -36,10 +36,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from study import schema, storage
-from study.config import StudyConfig
-from study.footprint import CarbonIntensity
-from trainables.energy import ENERGY_PARTS, SOURCE_RANK
+from core import schema, storage
+from core.config import StudyConfig
+from core.footprint import CarbonIntensity
+from core.measurement import ENERGY_PARTS, SOURCE_RANK
 from trainables.report import WorkerReport, combine_workers
 
 POINTER_FILE = "train_checkpoint.json"
@@ -282,7 +282,7 @@ class Segment:
         """
         from ray import tune
 
-        from study.live_metrics import publish
+        from trainables.live_metrics import publish
 
         report = combine_workers(per_worker)
         zero = report.rank_zero

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from study.config import TrainConfig
+from core.config import TrainConfig
 from trainables.batching import LABEL_PAD
 
 TORCH_STATE_FILE = "engine_state.pt"

@@ -13,8 +13,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from study.config import StudyConfig
-from trainables.energy import Measurement
+from core.config import StudyConfig
+from core.measurement import Measurement
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ def export_model(model, tokenizer, cfg: StudyConfig, location: str) -> None:
     evaluation did), at `location` (a folder or a URI)."""
     import tempfile
 
-    from study import storage
+    from core import storage
 
     generation = model.generation_config
     generation.num_beams = cfg.eval.num_beams
@@ -64,9 +64,9 @@ def evaluate_checkpoint(
     import ray.train
     import torch
 
+    from meter.energy import EnergyMeter, cuda_device_uuid
     from trainables import batching
     from trainables.datasets import load_split
-    from trainables.energy import EnergyMeter, cuda_device_uuid
     from trainables.engine import load_model_weights
     from trainables.evaluation import rouge_per_example
     from trainables.models import build_model

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from study.config import ConfigError, ModelConfig
+from core.config import ConfigError, ModelConfig
 
 SPECIAL_TOKENS = ["<pad>", "<s>", "</s>", "<unk>", "<mask>"]
 PAD, BOS, EOS = 0, 1, 2

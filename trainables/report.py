@@ -16,7 +16,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from trainables.energy import Measurement, sum_measurements
+from core.measurement import Measurement, sum_measurements
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from study.config import ConfigError, DataConfig, ModelConfig, StudyConfig, trial_train_config
+from core.config import ConfigError, DataConfig, ModelConfig, StudyConfig, trial_train_config
 from trainables import batching
 from trainables.models import build_model, load_tokenizer
 from trainables.report import RankZero, WorkerReport
@@ -126,7 +126,7 @@ def run_worker(
     `trial_seed` seeds what a fresh trial draws (model init, data order, dropout); a restored
     segment continues the RNG state and data order saved in its checkpoint instead.
     """
-    from trainables.energy import EnergyMeter, cuda_device_uuid
+    from meter.energy import EnergyMeter, cuda_device_uuid
     from trainables.engine import make_engine
 
     entered = time.perf_counter()

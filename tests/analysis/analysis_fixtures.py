@@ -11,8 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from study.cluster_meter import cluster_total
-from study.schema import (
+from core.schema import (
     CO2_KG,
     CONFIG_PREFIX,
     COST_USD,
@@ -50,6 +49,7 @@ from study.schema import (
     TRIAL_TRAIN_S,
     TRIALS_FILE,
 )
+from study.cluster_meter import cluster_total
 
 STARTED_AT = 1_700_000_000
 GPU_W = 100.0  # device_s = gpu_j / GPU_W in the simple fixture

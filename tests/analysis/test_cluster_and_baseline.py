@@ -48,7 +48,7 @@ from analysis.summary import (
     strategy_summary,
     study_baseline,
 )
-from study.schema import STRATEGY
+from core.schema import STRATEGY
 
 pytestmark = pytest.mark.timeout(120)
 

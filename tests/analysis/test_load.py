@@ -8,7 +8,7 @@ import pytest
 from analysis_fixtures import report_row, write_study
 
 from analysis.load import StudyLoadError, load_studies, load_study, mismatches
-from study.schema import METADATA_FILE, REPORTS_FILE, STATUS, STUDY_ELAPSED_S, TRIAL_ID, TRIALS_FILE
+from core.schema import METADATA_FILE, REPORTS_FILE, STATUS, STUDY_ELAPSED_S, TRIAL_ID, TRIALS_FILE
 
 pytestmark = pytest.mark.timeout(60)
 

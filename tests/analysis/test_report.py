@@ -27,7 +27,7 @@ from analysis_fixtures import (
 from analysis.load import load_studies
 from analysis.report import OUTPUTS, benchmark_table, main
 from analysis.summary import strategy_summary
-from study.schema import STRATEGY
+from core.schema import STRATEGY
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"

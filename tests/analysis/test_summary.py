@@ -55,7 +55,7 @@ from analysis.summary import (
     trial_totals,
     what_if_region,
 )
-from study.schema import (
+from core.schema import (
     BEST_PREFIX,
     CO2_KG,
     COST_USD,

@@ -20,7 +20,7 @@ import pandas as pd
 import psutil
 import pytest
 
-from study import schema
+from core import schema
 from tests.conftest import REPO, TINY_STUDY, TWO_LR_SPACE
 
 pytestmark = [pytest.mark.ray, pytest.mark.timeout(900)]

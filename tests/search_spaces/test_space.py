@@ -5,8 +5,8 @@ import random
 
 import pytest
 
+from core.config import ConfigError, TrainConfig
 from search_spaces import load_space, parse_space
-from study.config import ConfigError, TrainConfig
 
 TRAIN_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
 

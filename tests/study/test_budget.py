@@ -2,7 +2,8 @@
 
 import pytest
 
-from study import schema
+from core import schema
+from core.config import BudgetConfig, ConfigError
 from study.budget import (
     Budget,
     BudgetStopper,
@@ -12,7 +13,6 @@ from study.budget import (
     spent_reason,
     study_budget,
 )
-from study.config import BudgetConfig, ConfigError
 
 
 def report(epochs, device_s=0.0, energy_j=None, co2=None, cost=None):

@@ -11,7 +11,7 @@ from ray.train._internal.session import _FutureTrainingResult, _TrainingResult
 from ray.tune.experiment import Trial
 from ray.tune.schedulers.pbt import _PBTTrialState
 
-from study import schema
+from core import schema
 from study.checkpoints import (
     RESTORE_WINDOW_S,
     CheckpointJanitor,

@@ -402,7 +402,7 @@ def test_the_study_lock_is_refused_while_held_and_taken_over_when_its_holder_is_
     import os
     from types import SimpleNamespace
 
-    from study.config import ConfigError
+    from core.config import ConfigError
 
     plan = SimpleNamespace(study_dir=tmp_path, name="s")  # the two fields take_lock reads
     lock = tmp_path / run.LOCK_FILE

@@ -4,7 +4,7 @@ test needs GPUs (this machine has none)."""
 import pytest
 
 from study.cluster_meter import NodeMeter, cluster_total
-from tests.trainables.test_energy import FakeGpu, fake_nvml
+from tests.meter.test_energy import FakeGpu, fake_nvml
 
 
 def test_node_meter_estimates_cpu_and_ram_and_leaves_gpu_missing():
@@ -107,8 +107,8 @@ def test_a_node_that_misses_a_poll_is_stale_not_lost_and_the_head_is_priced_as_i
     import ray
     from ray import cloudpickle
 
+    from core.footprint import CarbonIntensity
     from study.cluster_meter import ClusterMeter
-    from study.footprint import CarbonIntensity
 
     cloudpickle.register_pickle_by_value(sys.modules[SlowOnce.__module__])  # a test module: ship it
     ray.init(address="local", num_cpus=1, include_dashboard=False, logging_level="ERROR")

@@ -7,7 +7,7 @@ import types
 import pandas as pd
 import pytest
 
-from study import schema
+from core import schema
 from study.results import ResultsWriter, select_model, supersedes
 
 

@@ -2,8 +2,8 @@
 
 import pytest
 
+from core.config import ConfigError, resolve_config
 from search_spaces import load_space
-from study.config import ConfigError, resolve_config
 from study.strategies import asha_expected_reports, asha_rungs, derive_numbers, pbt_explore
 
 

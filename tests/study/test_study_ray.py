@@ -23,7 +23,7 @@ import psutil
 import pytest
 import yaml
 
-from study import schema
+from core import schema
 from study.run import DEFAULT_STORAGE
 from tests.conftest import REPO, TINY_STUDY, run_study
 

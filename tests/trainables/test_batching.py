@@ -2,7 +2,7 @@
 
 import pytest
 
-from study.config import DataConfig
+from core.config import DataConfig
 from trainables import batching
 from trainables.datasets import load_split
 from trainables.models import train_tokenizer

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from study.config import ConfigError, DataConfig
+from core.config import ConfigError, DataConfig
 from trainables.datasets import KNOWN_DATASETS, dataset_spec, load_split, summary_lines
 
 SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"

@@ -5,9 +5,9 @@ import dataclasses
 
 import pytest
 
-from study.footprint import CarbonIntensity, HourlyIntensity
+from core.footprint import CarbonIntensity, HourlyIntensity
+from core.measurement import Measurement
 from trainables.driver import Pointer, TrialTotals, relative_checkpoint, trial_seed, weakest
-from trainables.energy import Measurement
 from trainables.report import RankZero, WorkerReport, combine_workers
 
 EASTUS = CarbonIntensity(379.1, 1.185)  # the region row's figure and Azure's PUE

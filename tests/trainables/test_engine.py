@@ -5,7 +5,7 @@ import dataclasses
 import pytest
 import torch
 
-from study.config import ModelConfig, TrainConfig
+from core.config import ModelConfig, TrainConfig
 from trainables import batching
 from trainables.engine import TorchEngine, deepspeed_config, lr_multiplier
 from trainables.models import build_model, train_tokenizer

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from study.config import DataConfig
+from core.config import DataConfig
 from trainables.datasets import KNOWN_DATASETS, load_split
 from trainables.evaluation import (
     _scorer,

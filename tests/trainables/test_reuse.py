@@ -10,7 +10,7 @@ from tests.conftest import REPO
 SCRIPT = r"""
 import json, sys
 import torch
-from study.config import resolve_config
+from core.config import resolve_config
 from trainables.session import LocalSession
 from trainables.train_loop import prepared_data, run_worker
 

@@ -7,7 +7,7 @@ import statistics
 
 import pytest
 
-from study.config import DataConfig
+from core.config import DataConfig
 from trainables.datasets import load_split
 from trainables.evaluation import lead_k_baseline, split_sentences
 from trainables.synthetic import (

@@ -8,7 +8,7 @@ import socket
 import pytest
 import torch
 
-from study.config import DataConfig, EvalConfig, ModelConfig, StudyConfig, TrainConfig
+from core.config import DataConfig, EvalConfig, ModelConfig, StudyConfig, TrainConfig
 from trainables import batching
 from trainables.datasets import load_split
 from trainables.engine import make_engine

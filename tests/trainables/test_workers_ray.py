@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 
-from study import schema
+from core import schema
 from tests.conftest import TINY_STUDY, run_study
 
 pytestmark = [pytest.mark.ray, pytest.mark.timeout(600)]

@@ -10,8 +10,10 @@ import types
 
 import pytest
 
-from trainables import energy
-from trainables.energy import EnergyMeter, Measurement, cuda_device_uuid, sum_measurements
+from core import footprint
+from core.measurement import Measurement, sum_measurements
+from meter import energy
+from meter.energy import EnergyMeter, cuda_device_uuid
 
 GIB = 1024**3
 
@@ -401,8 +403,8 @@ def test_a_mig_slice_reads_its_parent_gpu_labelled_shared():
 
 
 def test_estimated_parts_carry_a_band():
-    low, high = energy.energy_band_j(
+    low, high = footprint.energy_band_j(
         {"gpu": (100.0, "counter"), "cpu": (20.0, "estimated"), "ram": (None, None)}
     )
     assert (low, high) == (110.0, 130.0)  # 100 measured + 20 x (1 -/+ 0.5)
-    assert energy.energy_band_j({"cpu": (None, None)}) == (None, None)
+    assert footprint.energy_band_j({"cpu": (None, None)}) == (None, None)

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from study.stats import Estimate, bootstrap_ci, iqm, paired_difference_ci
+from core.stats import Estimate, bootstrap_ci, iqm, paired_difference_ci
 
 
 def test_iqm_trims_a_quarter_at_each_end():

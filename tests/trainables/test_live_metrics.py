@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from study.live_metrics import GAUGES, TAG_KEYS, publish
+from trainables.live_metrics import GAUGES, TAG_KEYS, publish
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "study" / "grafana" / "greentune_energy.json"
 SCRAPE_FOR_S = 60.0  # 6 x Ray's default 10 s export interval
@@ -74,7 +74,7 @@ def test_published_gauges_reach_the_metrics_endpoint(ray_token):
         @ray.remote(num_cpus=0)
         class TrialDriver:  # publishes from its own worker process, as a Tune trial driver does
             def report(self, trial_id, strategy, **values):
-                from study.live_metrics import publish
+                from trainables.live_metrics import publish
 
                 publish(trial_id, strategy, **values)
 

@@ -1,6 +1,6 @@
 """Energy -> CO2 and compute -> cost, from dated tables whose source travels with every figure.
 
-Tables (in `study/data/`, each row naming its source and date):
+Tables (in `core/data/`, each row naming its source and date):
 
 - `grid_intensity.csv`: annual average grid intensity per Azure region, gCO2e/kWh
   (Cloud Carbon Footprint coefficients, June 2022).
@@ -29,7 +29,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from study.config import EnergyConfig
+from core.config import EnergyConfig
 
 DATA_DIR = Path(__file__).parent / "data"
 GRID_FILE = "grid_intensity.csv"

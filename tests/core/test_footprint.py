@@ -6,8 +6,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from study.config import EnergyConfig
-from study.footprint import (
+from core.config import EnergyConfig
+from core.footprint import (
     DEFAULT_PUE,
     FootprintError,
     HourlyIntensity,

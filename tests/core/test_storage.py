@@ -3,8 +3,8 @@ results (a file:// URI stands in for abfss://; both go through pyarrow.fs.FileSy
 
 import pytest
 
-from study import schema
-from study.storage import Mirror, read_bytes, write_bytes
+from core import schema
+from core.storage import Mirror, read_bytes, write_bytes
 
 
 def test_write_is_atomic_and_leaves_no_temporary_file(tmp_path):

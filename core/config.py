@@ -307,7 +307,7 @@ class SearchConfig:
 
 
 BUDGET_UNITS = ("trial_epochs", "device_hours", "energy_kwh", "co2_kg", "cost_usd")
-# What a trial reports that a strategy can select on (study.schema's quality columns)
+# What a trial reports that a strategy can select on (core.schema's quality columns)
 REPORTED_METRICS = ("rougeL", "rouge1", "rouge2", "rougeLsum", "val_loss", "train_loss")
 NAME_MAX = 100  # a study's name becomes a folder name
 
@@ -358,7 +358,7 @@ class BudgetConfig:
 
 @dataclass(frozen=True)
 class EnergyConfig:
-    # Azure region whose grid intensity converts energy to CO2 (study/data/grid_intensity.csv).
+    # Azure region whose grid intensity converts energy to CO2 (core/data/grid_intensity.csv).
     region: str = "eastus"
     # Fixed intensity in gCO2e/kWh; 0 = use the region's row.
     intensity_g_per_kwh: float = 0

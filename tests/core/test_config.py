@@ -2,7 +2,7 @@
 
 import pytest
 
-from study.config import ConfigError, StudyConfig, resolve_config
+from core.config import ConfigError, StudyConfig, resolve_config
 
 
 def test_defaults_are_valid():
