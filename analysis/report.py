@@ -94,6 +94,7 @@ from analysis.summary import (
     what_if_region,
 )
 from analysis.verdict import verdicts
+from core.measurement import ENERGY_PARTS
 from core.schema import (
     BEST_PREFIX,
     CO2_KG,
@@ -789,7 +790,7 @@ def _coverage_note(studies: Sequence[Study]) -> str | None:
     """Where some device reads failed: how much of each part was measured (a lower bound)."""
     gaps = []
     for s in studies:
-        for part in ("gpu", "cpu", "ram"):
+        for part in ENERGY_PARTS:
             col = f"energy_{part}_coverage"
             if col in s.reports.columns:
                 last = s.reports.groupby("trial_id")[col].last().astype(float).dropna()

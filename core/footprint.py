@@ -269,11 +269,7 @@ def carbon_accounting(
     known = [kg for kg, _ in parts if kg is not None]
     embodied = sum(known) if known and len(known) == len(parts) else None
     bases = sorted({basis for _, basis in parts})
-    market = (
-        energy_j / J_PER_KWH * pue * market_g_per_kwh / 1000.0
-        if energy_j is not None and market_g_per_kwh is not None
-        else None
-    )
+    market = co2_kg(energy_j, market_g_per_kwh, pue) if market_g_per_kwh is not None else None
     held_total_s = sum(seconds for _, seconds in held) or 1.0
     per_summary_m = (
         (embodied / held_total_s) if embodied is not None else None

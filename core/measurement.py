@@ -17,6 +17,19 @@ SOURCE_RANK = {source: rank for rank, source in enumerate(ENERGY_SOURCES)}
 ENERGY_PARTS = ("gpu", "cpu", "ram")  # what every meter reports, each in joules with its source
 
 
+def measured_sum(values: Iterable[float | None]) -> float | None:
+    """Sum of the values that were measured; None if none was (missing is never 0)."""
+    known = [v for v in values if v is not None]
+    return sum(known) if known else None
+
+
+def weakest_source(sources: Iterable[str | None]) -> str | None:
+    """A sum is only as well measured as its weakest part: the weakest of `sources` (None is
+    skipped, an unknown label counts as weakest); None if no source is given."""
+    known = [s for s in sources if s is not None]
+    return max(known, key=lambda s: SOURCE_RANK.get(s, len(SOURCE_RANK))) if known else None
+
+
 @dataclass(frozen=True)
 class Measurement:
     """Energy of one window (or a sum of windows), in joules; None where nothing was measured.
@@ -50,8 +63,7 @@ class Measurement:
     @property
     def total_j(self) -> float | None:
         """Sum of the parts that were measured; None if none was."""
-        parts = [p for p in (self.gpu_j, self.cpu_j, self.ram_j) if p is not None]
-        return sum(parts) if parts else None
+        return measured_sum(getattr(self, f"{part}_j") for part in ENERGY_PARTS)
 
     def coverage(self, part: str) -> float | None:
         """Measured share of the attempted device-windows of `part` (None: none attempted)."""
@@ -79,6 +91,6 @@ def sum_measurements(items: Iterable[Measurement]) -> Measurement:
         have = [m for m in items if getattr(m, f"{part}_j") is not None]
         if have:
             fields[f"{part}_j"] = sum(getattr(m, f"{part}_j") for m in have)
-            source = max((getattr(m, f"{part}_source") for m in have), key=SOURCE_RANK.__getitem__)
+            source = weakest_source(getattr(m, f"{part}_source") for m in have)
             fields[f"{part}_source"] = "partial" if coverage[0] < coverage[1] else source
     return Measurement(**fields)

@@ -49,7 +49,7 @@ from typing import Any
 import psutil
 
 from core.footprint import ESTIMATE_BAND
-from core.measurement import SOURCE_RANK, Measurement
+from core.measurement import Measurement, weakest_source
 
 RAM_W_PER_GIB = 3.0 / 8.0  # CodeCarbon < 3.0: 3 W per 8 GB of DDR3/DDR4
 DEFAULT_W_PER_LOGICAL_CPU = 4.0  # CodeCarbon's DEFAULT_POWER_PER_CORE (per thread)
@@ -133,8 +133,7 @@ class EnergyMeter:
 
     @property
     def gpu_source(self) -> str | None:
-        sources = [g.source for g in self._gpus if g is not None]
-        return max(sources, key=SOURCE_RANK.__getitem__) if sources else None
+        return weakest_source(g.source for g in self._gpus if g is not None)
 
     @property
     def cpu_source(self) -> str:
@@ -197,7 +196,7 @@ class EnergyMeter:
                     stacklevel=2,
                 )
             if measured:
-                source = max((src for _, src in measured), key=SOURCE_RANK.__getitem__)
+                source = weakest_source(src for _, src in measured)
                 fields.update(
                     gpu_j=sum(j for j, _ in measured),
                     gpu_source=source if len(measured) == len(self._gpus) else "partial",
@@ -298,8 +297,7 @@ class GpuReader:
 
     @property
     def source(self) -> str | None:
-        sources = [b.source for b in self._backends if b is not None]
-        return max(sources, key=SOURCE_RANK.__getitem__) if sources else None
+        return weakest_source(b.source for b in self._backends if b is not None)
 
     def cumulative_j(self) -> dict[str, float | None]:
         """Joules per GPU since the reader was made; None for a GPU whose read failed now."""

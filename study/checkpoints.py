@@ -32,7 +32,8 @@ from ray.tune import Callback
 from core import schema, storage
 
 CHECKPOINT_GLOB = "checkpoint_*"
-RESTORE_WINDOW_S = 60.0  # six of Tune's experiment-state periods
+TUNE_STATE_PERIOD_S = 10  # how often Tune saves its experiment state (study.run sets it)
+RESTORE_WINDOW_S = 6.0 * TUNE_STATE_PERIOD_S  # six of Tune's experiment-state periods
 
 
 def deletable(runs: dict[str, list[str]], live_runs: set[str], protected: set[str]) -> list[str]:

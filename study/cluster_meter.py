@@ -32,7 +32,7 @@ from typing import Any
 import psutil
 
 from core.footprint import J_PER_KWH, CarbonIntensity
-from core.measurement import ENERGY_PARTS
+from core.measurement import ENERGY_PARTS, measured_sum
 from core.storage import Mirror
 from meter.energy import (
     RAM_W_PER_GIB,
@@ -235,12 +235,10 @@ class ClusterMeter:
             self.poll()
         reading = self.reading(None)
         previous = [r for r in self.previous_runs if isinstance(r, dict)]
-        energies = [r.get("energy_j") for r in (reading, *previous)]
-        known = [e for e in energies if e is not None]
-        co2 = [r.get("co2_kg") for r in (reading, *previous) if r.get("co2_kg") is not None]
+        energy_j = measured_sum(r.get("energy_j") for r in (reading, *previous))
         return ClusterSpend(
-            energy_kwh=sum(known) / J_PER_KWH * self.carbon.pue if known else None,
-            co2_kg=sum(co2) if co2 else None,
+            energy_kwh=energy_j / J_PER_KWH * self.carbon.pue if energy_j is not None else None,
+            co2_kg=measured_sum(r.get("co2_kg") for r in (reading, *previous)),
             cost_usd=self.billed_usd(reading["nodes"]),
         )
 
@@ -308,16 +306,13 @@ def cluster_total(nodes: list[dict[str, Any]]) -> dict[str, Any]:
         elif n.get("gpu_j") is not None:
             unkeyed.append(n["gpu_j"])  # an older reading without UUIDs
     out: dict[str, Any] = {}
-    gpu_values = [*gpus.values(), *unkeyed]
-    out["energy_gpu_j"] = sum(gpu_values) if gpu_values else None
+    out["energy_gpu_j"] = measured_sum([*gpus.values(), *unkeyed])
     for part in ("cpu", "ram"):
-        values = [
+        out[f"energy_{part}_j"] = measured_sum(
             max(readings)
             for host_nodes in by_host.values()
             if (readings := [n[f"{part}_j"] for n in host_nodes if n.get(f"{part}_j") is not None])
-        ]
-        out[f"energy_{part}_j"] = sum(values) if values else None
-    parts = [out[f"energy_{p}_j"] for p in ENERGY_PARTS if out[f"energy_{p}_j"] is not None]
-    out["energy_j"] = sum(parts) if parts else None
+        )
+    out["energy_j"] = measured_sum(out[f"energy_{p}_j"] for p in ENERGY_PARTS)
     out["hosts"] = len(by_host)
     return out

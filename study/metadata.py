@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from core import schema
+from meter.energy import cpu_model_name
 
 PACKAGES = (
     "ray",
@@ -59,7 +60,7 @@ def hardware() -> dict[str, Any]:
 
     info: dict[str, Any] = {
         "machine": platform.machine(),
-        "processor": _cpu_model(),
+        "processor": cpu_model_name(),
         "logical_cpus": os.cpu_count(),
         "memory_bytes": psutil.virtual_memory().total,
         "python": platform.python_version(),
@@ -73,16 +74,6 @@ def hardware() -> dict[str, Any]:
     except ImportError:
         pass
     return info
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 def write_metadata(study_dir: Path, metadata: dict[str, Any]) -> None:

@@ -634,15 +634,16 @@ def _run(plan: Plan, keep_ray: bool = False) -> dict[str, Any]:
     """Start Ray, run Tune, stream parquet; returns the closing summary."""
     # The classic progress table lets us choose its columns (target metric, energy).
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    from study.checkpoints import TUNE_STATE_PERIOD_S, CheckpointJanitor
+
     # Tune saves its experiment state (what --resume restores) this often; the checkpoint janitor's
-    # restore window (study/checkpoints.py) is sized from it.
-    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "10")
+    # restore window is sized from the same constant.
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", str(TUNE_STATE_PERIOD_S))
     import ray
     from ray import tune
 
     from core.footprint import BILLED_NOTE, carbon_intensity, price_per_worker_hour
     from study.budget import BudgetStopper, spend_of_trials
-    from study.checkpoints import CheckpointJanitor
     from study.cluster_meter import ClusterMeter
     from study.metadata import read_metadata, write_metadata
     from study.results import ResultsWriter

@@ -39,7 +39,7 @@ from typing import Any
 from core import schema, storage
 from core.config import StudyConfig
 from core.footprint import CarbonIntensity
-from core.measurement import ENERGY_PARTS, SOURCE_RANK
+from core.measurement import ENERGY_PARTS, measured_sum, weakest_source
 from trainables.report import WorkerReport, combine_workers
 
 POINTER_FILE = "train_checkpoint.json"
@@ -117,13 +117,6 @@ def relative_checkpoint(path: str) -> str:
     return "/".join(path.rstrip("/").split("/")[-2:])
 
 
-def weakest(a: str | None, b: str | None) -> str | None:
-    """A sum is only as well measured as its weakest part."""
-    if a is None or b is None:
-        return a or b
-    return max(a, b, key=lambda s: SOURCE_RANK.get(s, 99))
-
-
 @dataclass
 class TrialTotals:
     """A trial's running totals over every segment it ran (its own work, not a donor's)."""
@@ -161,8 +154,8 @@ class TrialTotals:
             covered[0], covered[1] = covered[0] + measured, covered[1] + attempted
             if value is not None:
                 self.energy_j[part] = (self.energy_j[part] or 0.0) + value
-                self.energy_source[part] = weakest(
-                    self.energy_source[part], getattr(report.energy, f"{part}_source")
+                self.energy_source[part] = weakest_source(
+                    (self.energy_source[part], getattr(report.energy, f"{part}_source"))
                 )
             if covered[0] < covered[1] and self.energy_source[part] is not None:
                 self.energy_source[part] = "partial"  # some reads failed: a lower bound
@@ -171,8 +164,7 @@ class TrialTotals:
 
     @property
     def energy_total_j(self) -> float | None:
-        parts = [v for v in self.energy_j.values() if v is not None]
-        return sum(parts) if parts else None
+        return measured_sum(self.energy_j.values())
 
     @classmethod
     def load(cls, location: str) -> TrialTotals:

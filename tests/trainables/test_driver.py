@@ -6,8 +6,8 @@ import dataclasses
 import pytest
 
 from core.footprint import CarbonIntensity, HourlyIntensity
-from core.measurement import Measurement
-from trainables.driver import Pointer, TrialTotals, relative_checkpoint, trial_seed, weakest
+from core.measurement import Measurement, weakest_source
+from trainables.driver import Pointer, TrialTotals, relative_checkpoint, trial_seed
 from trainables.report import RankZero, WorkerReport, combine_workers
 
 EASTUS = CarbonIntensity(379.1, 1.185)  # the region row's figure and Azure's PUE
@@ -129,9 +129,10 @@ def test_co2_converts_each_interval_at_its_own_hour(tmp_path):
 
 
 def test_weakest_source():
-    assert weakest("counter", "estimated") == "estimated"
-    assert weakest(None, "counter") == "counter"
-    assert weakest(None, None) is None
+    assert weakest_source(("counter", "estimated")) == "estimated"
+    assert weakest_source((None, "counter")) == "counter"
+    assert weakest_source((None, None)) is None
+    assert weakest_source(("partial", "counter", "power_integral")) == "partial"
 
 
 def test_report_timing_takes_the_slowest_worker():
