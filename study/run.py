@@ -30,12 +30,18 @@ from core.config import (
     resolve_config,
     trial_train_config,
 )
+from core.measurement import measured_sum
 from core.storage import Mirror, read_text
-from search_spaces import load_space
+from search_spaces import SearchSpace, load_space
 from study.strategies import STRATEGIES, StrategyNumbers, derive_numbers
 
 if TYPE_CHECKING:
+    from core.footprint import CarbonIntensity
+    from study.budget import BudgetStopper
+    from study.checkpoints import CheckpointJanitor
+    from study.cluster_meter import ClusterMeter
     from study.results import ResultsWriter
+    from trainables.driver import StudyContext
 
 DEFAULT_STORAGE = "greentune_results"
 # Ray Train polls its workers for reports at this interval (default 2 s): every report and the end
@@ -144,6 +150,7 @@ class Plan:
     strategy: str
     config: StudyConfig
     numbers: StrategyNumbers
+    space: SearchSpace  # loaded and validated once, here
     name: str
     storage: str
     study_dir: Path  # parquet + metadata; for a remote URI a local folder on the head node
@@ -156,6 +163,11 @@ class Plan:
     def remote_dir(self) -> str | None:
         """The study's folder on a URI storage (Tune's state, checkpoints, a copy of the results)."""
         return f"{self.storage}/{self.name}" if "://" in self.storage else None
+
+    @property
+    def study_path(self) -> str:
+        """Where Tune keeps the study (its state, the trial folders): storage/name."""
+        return f"{self.storage}/{self.name}"
 
     @property
     def mirror(self) -> Mirror:
@@ -218,6 +230,7 @@ def _plan_study(args: argparse.Namespace) -> Plan:
         args.strategy,
         cfg,
         numbers,
+        space,
         name,
         storage,
         study_dir,
@@ -630,11 +643,169 @@ def study_writer(plan: Plan, started_at: float, mirror: Mirror) -> ResultsWriter
     )
 
 
+@dataclasses.dataclass
+class TuneRun:
+    """What one run of Tune needs, built fresh or restored by `--resume`."""
+
+    tuner: Any
+    writer: ResultsWriter
+    stopper: BudgetStopper
+    metadata: dict[str, Any]  # metadata.json as it stands before this run
+
+    @property
+    def started_at(self) -> float:
+        """When the study's first run started (a resumed study keeps it)."""
+        return self.metadata["started_at"]
+
+
+def study_callbacks(
+    plan: Plan, started_at: float, scheduler: Any, ctx: StudyContext
+) -> tuple[ResultsWriter, CheckpointJanitor, BudgetStopper]:
+    """The study's own Tune callbacks and stopper, over the folder's tables: the parquet writer,
+    the checkpoint janitor and the budget stopper (a fresh start and a resume build the same)."""
+    from study.budget import BudgetStopper
+    from study.checkpoints import CheckpointJanitor
+
+    writer = study_writer(plan, started_at, plan.mirror)
+    stopper = BudgetStopper(plan.numbers.budget, ctx.carbon.pue)
+    writer.budget_stopper, writer.scheduler = stopper, scheduler
+    janitor = CheckpointJanitor(ctx.train_runs_path, writer.selected, scheduler)
+    return writer, janitor, stopper
+
+
+def resumed_study(plan: Plan, trainable: Any, ctx: StudyContext) -> TuneRun:
+    """Tune restored from the study's folder, with the study's callbacks rebuilt from its tables."""
+    from ray import tune
+
+    from study.checkpoints import CheckpointJanitor
+    from study.metadata import read_metadata
+    from study.results import ResultsWriter
+    from study.tune_state import replace_study_callbacks, restored_scheduler
+
+    fetched = plan.mirror.pull(schema.RESULT_FILES)  # a new head: the results from the URI
+    if fetched:
+        print(f"resuming from {plan.remote_dir}: fetched {', '.join(fetched)}")
+    metadata = read_metadata(plan.study_dir)
+    tuner = tune.Tuner.restore(
+        ctx.study_path, trainable, resume_unfinished=True, resume_errored=True
+    )
+    # The callbacks Tune pickled at the first start hold that run's paths and an empty state:
+    # rebuild them for the folder being resumed, from what it holds on disk.
+    writer, janitor, stopper = study_callbacks(
+        plan, metadata["started_at"], restored_scheduler(tuner), ctx
+    )
+    recovered = writer.recover_from_tune_logs(ctx.study_path)  # Tune's trial folders
+    stopper.latest = writer.latest_per_trial()
+    replace_study_callbacks(
+        tuner, [writer, janitor], stopper, owned=(ResultsWriter, CheckpointJanitor)
+    )
+    print(
+        f"resuming {plan.name}: {len(writer.rows)} reports on disk ({recovered} recovered from "
+        "Tune's logs)"
+    )
+    return TuneRun(tuner, writer, stopper, metadata)
+
+
+def fresh_study(
+    plan: Plan,
+    trainable: Any,
+    ctx: StudyContext,
+    slots: int,
+    ray_facts: dict[str, Any],
+) -> TuneRun:
+    """A new Tuner for the plan, and the study's metadata.json written once it exists."""
+    from ray import tune
+
+    from study.metadata import write_metadata
+    from study.strategies import build_tune_plan
+    from trainables.driver import LOCAL_PATH, execution_path
+
+    cfg, space = plan.config, plan.space
+    tune_plan = build_tune_plan(plan.strategy, space, cfg, slots, plan.numbers)
+    metadata = {
+        "study": plan.name,
+        "strategy": plan.strategy,
+        "seed": cfg.seed,
+        "config": cfg.to_dict(),
+        "search_space": {
+            "name": space.name,
+            "grid_points": len(space.grid()),
+            "parameters": [dataclasses.asdict(p) for p in space.params],
+        },
+        "derived": plan.numbers.to_dict(),
+        "concurrent_trials": slots,
+        "footprint": plan.footprint,
+        "execution_path": execution_path(cfg),
+        "baseline": lead_baseline(cfg),
+        "ray_auth": os.environ.get("RAY_AUTH_MODE", "unset"),
+        **ray_facts,  # ray_resources, started_at, ray_init_s
+        "finished_at": None,
+        "stopped_on_budget": None,
+        "storage": plan.study_path,
+        "runs": [],
+    }
+    writer, janitor, stopper = study_callbacks(
+        plan, metadata["started_at"], tune_plan.scheduler, ctx
+    )
+    reporter = tune.CLIReporter(
+        metric_columns={
+            cfg.search.metric: cfg.search.metric,
+            "val_loss": "val_loss",
+            schema.TRIAL_EPOCHS: "epochs",
+            schema.ENERGY_TOTAL_J: "energy_J",
+        },
+        parameter_columns=space.names,
+        max_report_frequency=15,
+    )
+    callbacks = [writer]
+    if plan.mlflow_uri:
+        from ray.air.integrations.mlflow import MLflowLoggerCallback
+
+        callbacks.append(
+            MLflowLoggerCallback(
+                tracking_uri=plan.mlflow_uri,
+                experiment_name=plan.name,
+                tags={"strategy": plan.strategy},
+                save_artifact=False,
+            )
+        )
+    callbacks.append(janitor)
+    tuner = tune.Tuner(
+        trainable,
+        param_space=tune_plan.param_space,
+        tune_config=tune.TuneConfig(
+            metric=cfg.search.metric,
+            mode=cfg.search.mode,
+            num_samples=tune_plan.num_samples,
+            scheduler=tune_plan.scheduler,
+            search_alg=tune_plan.search_alg,
+            # local path: a trial process (its imports, prepared data) serves the next trial too
+            reuse_actors=execution_path(cfg) == LOCAL_PATH,
+        ),
+        run_config=tune.RunConfig(
+            name=plan.name,
+            storage_path=plan.storage,
+            callbacks=callbacks,
+            stop=stopper,
+            progress_reporter=reporter,
+            verbose=1,
+            # Tune's checkpoints are small pointers to Train checkpoints: keep them all
+            # (an exploit may clone any trial's latest); the janitor bounds the real ones.
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
+            failure_config=tune.FailureConfig(max_failures=1),
+        ),
+    )
+    write_metadata(plan.study_dir, metadata)  # only once the Tuner exists: no half-made study
+    plan.mirror.push(schema.METADATA_FILE)
+    return TuneRun(tuner, writer, stopper, metadata)
+
+
 def _run(plan: Plan, keep_ray: bool = False) -> dict[str, Any]:
-    """Start Ray, run Tune, stream parquet; returns the closing summary."""
+    """Start Ray, run Tune (fresh or resumed), meter the cluster, score the selected model on
+    held-out data, record it all; returns the closing summary."""
     # The classic progress table lets us choose its columns (target metric, energy).
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    from study.checkpoints import TUNE_STATE_PERIOD_S, CheckpointJanitor
+    from study.checkpoints import TUNE_STATE_PERIOD_S
 
     # Tune saves its experiment state (what --resume restores) this often; the checkpoint janitor's
     # restore window is sized from the same constant.
@@ -642,29 +813,21 @@ def _run(plan: Plan, keep_ray: bool = False) -> dict[str, Any]:
     import ray
     from ray import tune
 
-    from core.footprint import BILLED_NOTE, carbon_intensity, price_per_worker_hour
-    from study.budget import BudgetStopper, spend_of_trials
+    from core.footprint import carbon_intensity, price_per_worker_hour
     from study.cluster_meter import ClusterMeter
-    from study.metadata import read_metadata, write_metadata
-    from study.results import ResultsWriter
-    from study.strategies import build_tune_plan
-    from study.tune_state import replace_study_callbacks, restored_scheduler
-    from trainables.driver import LOCAL_PATH, StudyContext, execution_path, trial_driver
+    from trainables.driver import StudyContext, trial_driver
 
-    cfg = plan.config
-    started = run_started = time.time()  # `started` becomes the first run's start on --resume
+    cfg, e = plan.config, plan.config.energy
+    run_started = time.time()
     resources = start_ray(plan)
-    ray_init_s = time.time() - started
+    ray_init_s = time.time() - run_started
     slots = concurrent_trials(cfg, resources)
-    footprint = plan.footprint
-    carbon = carbon_intensity(cfg.energy, started)
-    study_path = f"{plan.storage}/{plan.name}"
-    e = cfg.energy
+    carbon = carbon_intensity(cfg.energy, run_started)
     ctx = StudyContext(
         config=cfg,
         strategy=plan.strategy,
         study_name=plan.name,
-        study_path=study_path,
+        study_path=plan.study_path,
         carbon=carbon,
         price_usd_per_device_hour=price_per_worker_hour(
             e.vm_size, cfg.resources.gpus_per_worker, e.spot, e.region, e.price_usd_per_hour
@@ -673,136 +836,63 @@ def _run(plan: Plan, keep_ray: bool = False) -> dict[str, Any]:
     trainable = tune.with_resources(
         tune.with_parameters(trial_driver, ctx=ctx), trial_resources(cfg)
     )
-
-    mirror = plan.mirror
     if plan.resume:
-        fetched = mirror.pull(schema.RESULT_FILES)  # a new head: the results from the URI
-        if fetched:
-            print(f"resuming from {plan.remote_dir}: fetched {', '.join(fetched)}")
-        metadata = read_metadata(plan.study_dir)
-        started = metadata["started_at"]
-        tuner = tune.Tuner.restore(
-            study_path, trainable, resume_unfinished=True, resume_errored=True
-        )
-        # The callbacks Tune pickled at the first start hold that run's paths and an empty
-        # state: rebuild them for the folder being resumed, from what it holds on disk.
-        scheduler = restored_scheduler(tuner)
-        writer = study_writer(plan, started, mirror)
-        recovered = writer.recover_from_tune_logs(study_path)  # Tune's trial folders
-        stopper = BudgetStopper(plan.numbers.budget, carbon.pue)
-        stopper.latest = writer.latest_per_trial()
-        writer.budget_stopper, writer.scheduler = stopper, scheduler
-        janitor = CheckpointJanitor(ctx.train_runs_path, writer.selected, scheduler)
-        replace_study_callbacks(
-            tuner, [writer, janitor], stopper, owned=(ResultsWriter, CheckpointJanitor)
-        )
-        print(
-            f"resuming {plan.name}: {len(writer.rows)} reports on disk ({recovered} recovered from Tune's logs)"
-        )
+        tuned = resumed_study(plan, trainable, ctx)
     else:
-        space = load_space(cfg.search.space)
-        tune_plan = build_tune_plan(plan.strategy, space, cfg, slots)
-        metadata = {
-            "study": plan.name,
-            "strategy": plan.strategy,
-            "seed": cfg.seed,
-            "config": cfg.to_dict(),
-            "search_space": {
-                "name": space.name,
-                "grid_points": len(space.grid()),
-                "parameters": [dataclasses.asdict(p) for p in space.params],
-            },
-            "derived": plan.numbers.to_dict(),
-            "concurrent_trials": slots,
-            "footprint": footprint,
-            "execution_path": execution_path(cfg),
-            "baseline": lead_baseline(cfg),
-            "ray_auth": os.environ.get("RAY_AUTH_MODE", "unset"),
+        ray_facts = {
             "ray_resources": resources,
-            "started_at": started,
+            "started_at": run_started,
             "ray_init_s": ray_init_s,
-            "finished_at": None,
-            "stopped_on_budget": None,
-            "storage": study_path,
-            "runs": [],
         }
-        writer = study_writer(plan, started, mirror)
-        reporter = tune.CLIReporter(
-            metric_columns={
-                cfg.search.metric: cfg.search.metric,
-                "val_loss": "val_loss",
-                schema.TRIAL_EPOCHS: "epochs",
-                schema.ENERGY_TOTAL_J: "energy_J",
-            },
-            parameter_columns=space.names,
-            max_report_frequency=15,
-        )
-        callbacks = [writer]
-        if plan.mlflow_uri:
-            from ray.air.integrations.mlflow import MLflowLoggerCallback
-
-            callbacks.append(
-                MLflowLoggerCallback(
-                    tracking_uri=plan.mlflow_uri,
-                    experiment_name=plan.name,
-                    tags={"strategy": plan.strategy},
-                    save_artifact=False,
-                )
-            )
-        stopper = BudgetStopper(plan.numbers.budget, carbon.pue)
-        writer.budget_stopper, writer.scheduler = stopper, tune_plan.scheduler
-        janitor = CheckpointJanitor(ctx.train_runs_path, writer.selected, tune_plan.scheduler)
-        callbacks.append(janitor)
-        tuner = tune.Tuner(
-            trainable,
-            param_space=tune_plan.param_space,
-            tune_config=tune.TuneConfig(
-                metric=cfg.search.metric,
-                mode=cfg.search.mode,
-                num_samples=tune_plan.num_samples,
-                scheduler=tune_plan.scheduler,
-                search_alg=tune_plan.search_alg,
-                # local path: a trial process (its imports, prepared
-                # data) serves the next trial too
-                reuse_actors=execution_path(cfg) == LOCAL_PATH,
-            ),
-            run_config=tune.RunConfig(
-                name=plan.name,
-                storage_path=plan.storage,
-                callbacks=callbacks,
-                stop=stopper,
-                progress_reporter=reporter,
-                verbose=1,
-                # Tune's checkpoints are small pointers to Train checkpoints: keep them all
-                # (an exploit may clone any trial's latest); the janitor bounds the real ones.
-                checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
-                failure_config=tune.FailureConfig(max_failures=1),
-            ),
-        )
-        write_metadata(plan.study_dir, metadata)  # only once the Tuner exists: no half-made study
-        mirror.push(schema.METADATA_FILE)
+        tuned = fresh_study(plan, trainable, ctx, slots, ray_facts)
     print_plan(plan, slots)
     meter = ClusterMeter(
         carbon,
         run_started,
         cfg.energy.cpu_tdp_w,
         snapshot=plan.study_dir / schema.CLUSTER_ENERGY_FILE,
-        mirror=mirror,
+        mirror=plan.mirror,
         previous_runs=previous_cluster_runs(plan.study_dir) if plan.resume else [],
         billing=node_billing(cfg),
         vm_size=cfg.energy.vm_size,
         head_vm_size=cfg.energy.head_vm_size,
     ).start()
-    stopper.cluster = meter.spend  # energy, CO2 and dollar budgets count the whole cluster
-    results = tuner.fit()
+    tuned.stopper.cluster = meter.spend  # energy, CO2 and dollar budgets count the whole cluster
+    results = tuned.tuner.fit()
     fit_finished = time.time()
-    held_out = evaluate_selected_model(plan, writer.selected(), ctx)
+    held_out = evaluate_selected_model(plan, tuned.writer.selected(), ctx)
     finished = time.time()
-    latest = writer.latest_per_trial()
-    known = [e for r in latest.values() if (e := r.get(schema.ENERGY_TOTAL_J)) is not None]
-    cluster = meter.finish(sum(known) if known else None)
+    record_outcome(
+        plan, tuned, meter, carbon, held_out, slots, (run_started, fit_finished, finished)
+    )
+    if not keep_ray:
+        ray.shutdown()
+    summary = closing_summary(plan, tuned, results, held_out, finished - tuned.started_at)
+    print_summary(summary, cfg.search.metric)
+    return summary
+
+
+def record_outcome(
+    plan: Plan,
+    tuned: TuneRun,
+    meter: ClusterMeter,
+    carbon: CarbonIntensity,
+    held_out: dict[str, Any] | None,
+    slots: int,
+    times: tuple[float, float, float],
+) -> None:
+    """The study's metadata (`tuned.metadata`) completed with this run's outcome (wall time, budget, whole-cluster
+    energy, cost, carbon, the held-out test), written and copied; the model card beside the
+    selected model. `times`: this run's start, Tune's end, the held-out evaluation's end."""
+    from core.footprint import BILLED_NOTE
+    from study.budget import spend_of_trials
+    from study.metadata import write_metadata
+
+    cfg, metadata = plan.config, tuned.metadata
+    run_started, fit_finished, finished = times
+    latest = tuned.writer.latest_per_trial()
+    cluster = meter.finish(measured_sum(r.get(schema.ENERGY_TOTAL_J) for r in latest.values()))
     spend = spend_of_trials(latest, carbon.pue, meter.spend(max_age_s=math.inf))
-    budget = plan.numbers.budget
     attributed = [r.get(schema.COST_USD) for r in latest.values()]
     runs = [*metadata.get("runs", []), {"started_at": run_started, "finished_at": finished}]
     metadata.update(
@@ -811,9 +901,9 @@ def _run(plan: Plan, keep_ray: bool = False) -> dict[str, Any]:
         finished_at=finished,
         wall_s=sum(r["finished_at"] - r["started_at"] for r in runs),
         tune_wall_s=fit_finished - run_started,
-        stopped_on_budget=stopper.reason,
+        stopped_on_budget=tuned.stopper.reason,
         cluster_energy=cluster,
-        budget=budget_record(budget, spend, stopper.reason, slots),
+        budget=budget_record(plan.numbers.budget, spend, tuned.stopper.reason, slots),
         cost={
             # billed: every node's VM at its own size, for the time this run held it, idle included
             "billed_usd": cluster["billed_usd"],
@@ -823,7 +913,7 @@ def _run(plan: Plan, keep_ray: bool = False) -> dict[str, Any]:
             "vm_size": cfg.energy.vm_size or None,
             "head_vm_size": (cfg.energy.head_vm_size or cfg.energy.vm_size) or None,
             "nodes": len(cluster["nodes"]),
-            "note": footprint.get("cost_note") or BILLED_NOTE,
+            "note": plan.footprint.get("cost_note") or BILLED_NOTE,
         },
         **(held_out or {}),
     )
@@ -831,7 +921,7 @@ def _run(plan: Plan, keep_ray: bool = False) -> dict[str, Any]:
         cfg, carbon, cluster, metadata.get("test"), run_started, finished
     )
     write_metadata(plan.study_dir, metadata)
-    mirror.push(*schema.RESULT_FILES)
+    plan.mirror.push(*schema.RESULT_FILES)
     if (metadata.get("selection") or {}).get("model"):
         from study.model_card import model_card
 
@@ -839,18 +929,25 @@ def _run(plan: Plan, keep_ray: bool = False) -> dict[str, Any]:
             storage.join(metadata["selection"]["model"], schema.MODEL_CARD_FILE),
             model_card(metadata),
         )
-    if not keep_ray:
-        ray.shutdown()
-    best = writer.selected()
-    summary = {
-        "study_dir": study_path,  # Tune's state and the trial folders
+
+
+def closing_summary(
+    plan: Plan, tuned: TuneRun, results: Any, held_out: dict[str, Any] | None, wall_s: float
+) -> dict[str, Any]:
+    """What the CLI prints and returns at the end: where the results are, the selected trial,
+    the held-out test of this run."""
+    metric, metadata = plan.config.search.metric, tuned.metadata
+    best = tuned.writer.selected()
+    cluster = metadata["cluster_energy"]
+    return {
+        "study_dir": plan.study_path,  # Tune's state and the trial folders
         "results": where_results_live(plan),
         "tables_dir": str(plan.study_dir),  # where analysis.report reads them on this machine
         "trials": len(results),
         "errors": results.num_errors,
-        "wall_s": finished - started,
-        "stopped_on_budget": stopper.reason,
-        "best_" + cfg.search.metric: best.get(cfg.search.metric) if best else None,
+        "wall_s": wall_s,
+        "stopped_on_budget": tuned.stopper.reason,
+        "best_" + metric: best.get(metric) if best else None,
         "best_trial": best.get(schema.TRIAL_ID) if best else None,
         "best_config": {
             k[len(schema.CONFIG_PREFIX) :]: v
@@ -859,15 +956,13 @@ def _run(plan: Plan, keep_ray: bool = False) -> dict[str, Any]:
         },
         "budget": metadata["budget"],
         "stopped_by_budget": sum(
-            1 for st in writer.statuses.values() if st.get("stop_reason") == "budget"
+            1 for st in tuned.writer.statuses.values() if st.get("stop_reason") == "budget"
         ),
         "test": (held_out or {}).get("test"),
         "model": ((held_out or {}).get("selection") or {}).get("model"),
         "cluster_energy_j": cluster["energy_j"],
         "overhead_energy_j": cluster["overhead_energy_j"],
     }
-    print_summary(summary, cfg.search.metric)
-    return summary
 
 
 def study_carbon(

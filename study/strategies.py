@@ -239,13 +239,18 @@ class TunePlan:
 
 
 def build_tune_plan(
-    strategy: str, space: SearchSpace, cfg: StudyConfig, max_concurrent: int
+    strategy: str,
+    space: SearchSpace,
+    cfg: StudyConfig,
+    max_concurrent: int,
+    numbers: StrategyNumbers | None = None,
 ) -> TunePlan:
-    """Ray Tune's param_space, sample count, scheduler and searcher for a strategy."""
+    """Ray Tune's param_space, sample count, scheduler and searcher for a strategy (`numbers`:
+    the plan's, when it has derived them already)."""
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
-    numbers = derive_numbers(strategy, space, cfg)
+    numbers = numbers or derive_numbers(strategy, space, cfg)
     s = cfg.search
     # Seeded sampling so a study's trials are reproducible from its seed.
     random.seed(cfg.seed)

@@ -160,3 +160,27 @@ def test_pointers_are_relative_to_the_study(tmp_path):
     pointer = Pointer(relative_checkpoint(path), "t_00001", 0.31, 4)
     pointer.write(tmp_path)
     assert Pointer.read(tmp_path) == pointer
+
+
+def test_tune_row_carries_rank_0_quality_all_workers_throughput_and_the_trial_totals():
+    from core import schema
+    from core.config import resolve_config
+    from trainables.driver import StudyContext, tune_metrics
+
+    cfg = resolve_config(overrides=["data.n_train=40"])
+    ctx = StudyContext(cfg, "grid", "s", "/tmp/s", EASTUS, price_usd_per_device_hour=3.6)
+    report = combine_workers([worker(0), worker(1)])
+    totals = TrialTotals()
+    totals.add(report, EASTUS, now_s=0.0)
+    donor = Pointer("run/checkpoint_1", "t_donor", 0.31, 3)
+    row = tune_metrics(report, totals, ctx, segment=2, restored=donor, now_s=101.5)
+    assert row[schema.ROUGEL] == 0.3 and row[schema.STEP] == 4  # rank 0's quality
+    # 20 samples over 2 workers x 2 s of training each: 2 s of wall, 10 samples/s per worker
+    assert row[schema.SAMPLES_PER_S] == pytest.approx(10.0)
+    assert row[schema.TRIAL_EPOCHS] == pytest.approx(20 / 40)
+    assert row[schema.ENERGY_TOTAL_J] == pytest.approx(12.0)  # (5 + 1) J x 2 workers
+    assert row["energy_cpu_source"] == "estimated" and row["energy_gpu_j"] is None
+    assert row[schema.COST_USD] == pytest.approx(6.0 / 3600 * 3.6)  # device-seconds x price
+    assert row[schema.REPORT_LATENCY_S] == pytest.approx(1.5)  # sent at 100.0
+    assert (row[schema.RESTORED_FROM], row[schema.RESTORED_FROM_ITERATION]) == ("t_donor", 3)
+    assert row[schema.SEGMENT] == 2 and row[schema.WORKERS] == 2
