@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from core.metadata import MetadataError, StudyMetadata, parse_metadata
 from core.schema import (
     CONFIG_PREFIX,
     METADATA_FILE,
@@ -51,7 +52,7 @@ class Study:
     name: str
     strategy: str
     seed: int
-    metadata: dict[str, Any]
+    metadata: StudyMetadata
     reports: pd.DataFrame  # one row per trial report, sorted by study_elapsed_s
     trials: pd.DataFrame  # one row per trial
     running: bool  # finished_at is null: the figures are partial
@@ -60,7 +61,7 @@ class Study:
 
     @property
     def config(self) -> dict[str, Any]:
-        return self.metadata.get("config") or {}
+        return self.metadata.section("config")
 
     @property
     def dataset(self) -> str | None:
@@ -80,12 +81,12 @@ class Study:
 
     @property
     def footprint(self) -> dict[str, Any]:
-        return self.metadata.get("footprint") or {}
+        return self.metadata.section("footprint")
 
     @property
     def wall_s(self) -> float:
         """Study wall time in seconds: finished_at - started_at, or the last report while running."""
-        started, finished = self.metadata.get("started_at"), self.metadata.get("finished_at")
+        started, finished = self.metadata.started_at, self.metadata.finished_at
         if started is not None and finished is not None:
             return float(finished) - float(started)
         if len(self.reports):
@@ -106,16 +107,16 @@ def load_study(path: str | Path) -> Study:
             f"{folder}: not a study folder (no {METADATA_FILE}); pass the folder a study wrote"
         )
     try:
-        metadata = json.loads(meta_path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise StudyLoadError(f"{meta_path}: unreadable or corrupt JSON ({e})") from e
-    if not isinstance(metadata, dict):
-        raise StudyLoadError(f"{meta_path}: expected a JSON object, got {type(metadata).__name__}")
+        metadata = parse_metadata(meta_path.read_bytes(), str(meta_path))
+    except OSError as e:
+        raise StudyLoadError(f"{meta_path}: unreadable ({e})") from e
+    except MetadataError as e:
+        raise StudyLoadError(str(e)) from e
     for key in ("strategy", "seed"):
-        if metadata.get(key) is None:
+        if getattr(metadata, key) is None:
             raise StudyLoadError(f"{meta_path}: missing {key!r}; is this a greentune study?")
-    running = metadata.get("finished_at") is None
-    name = str(metadata.get("study") or folder.name)
+    running = metadata.finished_at is None
+    name = str(metadata.study or folder.name)
 
     reports = _read_parquet(folder / REPORTS_FILE)
     for col in (TRIAL_ID, STUDY_ELAPSED_S):
@@ -146,8 +147,8 @@ def load_study(path: str | Path) -> Study:
 
     return Study(
         name=name,
-        strategy=str(metadata["strategy"]),
-        seed=int(metadata["seed"]),
+        strategy=str(metadata.strategy),
+        seed=int(metadata.seed),
         metadata=metadata,
         reports=reports,
         trials=trials.reset_index(drop=True),
@@ -183,10 +184,10 @@ def comparison_value(study: Study, field: str) -> Any:
     """The value of a comparison field in a study's metadata (None where it does not say)."""
     meta = study.metadata
     if field == "search_space":
-        space = meta.get("search_space") or {}
+        space = meta.section("search_space")
         return json.dumps({"parameters": space.get("parameters")}, sort_keys=True, default=str)
     if field == "budget":
-        derived = meta.get("derived") or {}
+        derived = meta.section("derived")
         unit = derived.get("budget_unit", "trial_epochs")
         amount = derived.get("budget_amount", derived.get("budget_trial_epochs"))
         return (
@@ -262,13 +263,13 @@ def _read_parquet(path: Path) -> pd.DataFrame:
         ) from e
 
 
-def _with_identity(df: pd.DataFrame, name: str, metadata: dict[str, Any]) -> pd.DataFrame:
+def _with_identity(df: pd.DataFrame, name: str, metadata: StudyMetadata) -> pd.DataFrame:
     """Fill the study/strategy/seed columns from the metadata where the table lacks them."""
     df = df.copy()
     for col, value in (
         (STUDY, name),
-        (STRATEGY, str(metadata["strategy"])),
-        (SEED, int(metadata["seed"])),
+        (STRATEGY, str(metadata.strategy)),
+        (SEED, int(metadata.seed)),
     ):
         if col not in df.columns:
             df[col] = value
@@ -281,12 +282,12 @@ CLUSTER_CO2_KG = "cluster_co2_kg"
 CLUSTER_BILLED_USD = "cluster_billed_usd"
 
 
-def _with_cluster_spend(reports: pd.DataFrame, metadata: dict[str, Any]) -> pd.DataFrame:
+def _with_cluster_spend(reports: pd.DataFrame, metadata: StudyMetadata) -> pd.DataFrame:
     """Add the whole cluster's energy, CO2 and billed dollars spent by each report's moment,
     interpolated linearly between the cluster meter's polls (NaN where the study has no series:
     before its first poll, or an older study). Earlier runs of a resumed study are added."""
     reports = reports.copy()
-    ce = metadata.get("cluster_energy") if isinstance(metadata.get("cluster_energy"), dict) else {}
+    ce = metadata.section("cluster_energy")
     series = (ce.get("series") or {}).get("rows") or []
     offsets = [0.0, 0.0, 0.0]
     for run in ce.get("previous_runs") or []:

@@ -512,7 +512,7 @@ def studies_table(studies: Sequence[Study]) -> pd.DataFrame:
     rows = []
     for s in studies:
         fp = s.footprint
-        slots, ray_init = s.metadata.get("concurrent_trials"), s.metadata.get("ray_init_s")
+        slots, ray_init = s.metadata.concurrent_trials, s.metadata.ray_init_s
         rows.append(
             {
                 "study": s.name,
@@ -534,7 +534,7 @@ def studies_table(studies: Sequence[Study]) -> pd.DataFrame:
 
 
 def _budget_cell(s: Study) -> str:
-    b = s.metadata.get("budget") if isinstance(s.metadata.get("budget"), dict) else {}
+    b = s.metadata.section("budget")
     if b.get("spent") is None:
         return "not recorded"
     over = b.get("overshoot")
@@ -546,7 +546,7 @@ def _budget_cell(s: Study) -> str:
 
 
 def _test_cell(s: Study) -> str:
-    t = s.metadata.get("test") if isinstance(s.metadata.get("test"), dict) else {}
+    t = s.metadata.section("test")
     if not t.get("evaluated"):
         return "not scored" + (f" ({t['why']})" if t.get("why") else "")
     low, high = t.get("rougeL_ci95") or (math.nan, math.nan)
@@ -812,10 +812,9 @@ def _cluster_note(studies: Sequence[Study], summary: pd.DataFrame) -> str:
             "the energy figures are the trials' own meters only."
         )
     extra = {
-        str(s.metadata["cluster_energy"].get("note"))
+        str(s.metadata.section("cluster_energy").get("note"))
         for s in studies
-        if isinstance(s.metadata.get("cluster_energy"), dict)
-        and s.metadata["cluster_energy"].get("note")
+        if s.metadata.section("cluster_energy").get("note")
     }
     text = (
         f"Whole-cluster energy ({metered} of {len(studies)} studies): every node's GPUs by NVML "

@@ -32,6 +32,7 @@ import pandas as pd
 from analysis.load import CLUSTER_BILLED_USD, CLUSTER_CO2_KG, CLUSTER_ENERGY_J
 from core.footprint import ESTIMATE_BAND, J_PER_KWH, energy_band_j
 from core.footprint import LBS_PER_KG as LB_PER_KG
+from core.metadata import StudyMetadata
 from core.schema import (
     BEST_PREFIX,
     CO2_KG,
@@ -384,7 +385,7 @@ def _finite(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def cluster_energy_figures(metadata: dict[str, Any]) -> dict[str, Any]:
+def cluster_energy_figures(metadata: StudyMetadata) -> dict[str, Any]:
     """The study's whole-cluster energy (kWh, per component), the overhead (cluster - the trials'
     own meters) in kWh and as a share of the cluster total, and where each part came from.
 
@@ -393,8 +394,8 @@ def cluster_energy_figures(metadata: dict[str, Any]) -> dict[str, Any]:
     (`previous_runs`) are added to the total. `cluster_energy_<part>_source` joins the nodes'
     sources (`counter`, `estimated`; `none` where no node measured the part).
     """
-    ce = metadata.get("cluster_energy")
-    runs = [ce, *(ce.get("previous_runs") or [])] if isinstance(ce, dict) else []
+    ce = metadata.section("cluster_energy")
+    runs = [ce, *(ce.get("previous_runs") or [])] if ce else []
     out: dict[str, Any] = {}
     for comp, (part_key, node_key, source_key, kwh_col) in CLUSTER_COMPONENTS.items():
         values = [r[part_key] for r in runs if _finite(r.get(part_key))]
@@ -458,9 +459,9 @@ def cluster_energy_basis(figures: dict[str, Any] | pd.Series) -> str:
     return "estimated" if not measured else "estimated: " + ", ".join(estimated)
 
 
-def study_baseline(metadata: dict[str, Any]) -> dict[str, Any] | None:
+def study_baseline(metadata: StudyMetadata) -> dict[str, Any] | None:
     """The study's lead-k baseline as {lead_k, rouge1, rouge2, rougeL, rougeLsum}, or None."""
-    b = metadata.get("baseline")
+    b = metadata.baseline
     if not isinstance(b, dict) or not _finite(b.get("lead_k")):
         return None
     scores = {r: float(b[r]) if _finite(b.get(r)) else math.nan for r in ROUGE_COLUMNS}
@@ -637,11 +638,11 @@ def study_summary(study: Study, target_rougeL: float | None = None) -> dict[str,
     return out
 
 
-def held_out_figures(metadata: dict[str, Any]) -> dict[str, Any]:
+def held_out_figures(metadata: StudyMetadata) -> dict[str, Any]:
     """The selected model's test ROUGE (mean over the test examples, with this study's 95 %
     bootstrap interval over them) and its validation score; NaN where the study was not
     evaluated on test (an older study, `data.n_test=0`, or still running)."""
-    test = metadata.get("test") if isinstance(metadata.get("test"), dict) else {}
+    test = metadata.section("test")
     evaluated = bool(test.get("evaluated"))
     out: dict[str, Any] = {}
     for col in ROUGE_COLUMNS:
@@ -653,25 +654,25 @@ def held_out_figures(metadata: dict[str, Any]) -> dict[str, Any]:
     )
     out[TEST_ROUGEL_LOW], out[TEST_ROUGEL_HIGH] = float(low), float(high)
     out[TEST_N] = int(test["n"]) if evaluated else 0
-    selection = metadata.get("selection") if isinstance(metadata.get("selection"), dict) else {}
+    selection = metadata.section("selection")
     out[SELECTED_VALIDATION] = (
         float(selection.get("validation_score", math.nan)) if selection else math.nan
     )
     return out
 
 
-def carbon_figures(metadata: dict[str, Any]) -> dict[str, Any]:
+def carbon_figures(metadata: StudyMetadata) -> dict[str, Any]:
     """Market-based CO2 (where the study had a factor), embodied emissions (where every node's
     size has a dated row), the SCI per tuned model and per 1,000 summaries, and each node's CPU
     estimate basis; NaN where not available."""
-    c = metadata.get("carbon") if isinstance(metadata.get("carbon"), dict) else {}
+    c = metadata.section("carbon")
     sci = c.get("sci") or {}
     per_1000 = sci.get("per_1000_summaries") or {}
 
     def number(v: Any) -> float:
         return float(v) if _finite(v) else math.nan
 
-    ce = metadata.get("cluster_energy") if isinstance(metadata.get("cluster_energy"), dict) else {}
+    ce = metadata.section("cluster_energy")
     bases = sorted(
         {
             (n.get("cpu_model") or {}).get("description", "")
@@ -690,17 +691,17 @@ def carbon_figures(metadata: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def budget_figures(metadata: dict[str, Any]) -> dict[str, Any]:
+def budget_figures(metadata: StudyMetadata) -> dict[str, Any]:
     """The study budget's unit and amount, what was spent in that unit and the overshoot."""
-    budget = metadata.get("budget") if isinstance(metadata.get("budget"), dict) else {}
+    budget = metadata.section("budget")
 
     def number(key: str) -> float:
         return float(budget[key]) if _finite(budget.get(key)) else math.nan
 
-    ce = metadata.get("cluster_energy") if isinstance(metadata.get("cluster_energy"), dict) else {}
+    ce = metadata.section("cluster_energy")
     runs = [ce, *(ce.get("previous_runs") or [])] if ce else []
     co2 = [r["co2_kg"] for r in runs if _finite(r.get("co2_kg"))]
-    cost = (metadata.get("cost") or {}).get("billed_usd")
+    cost = metadata.section("cost").get("billed_usd")
     return {
         BUDGET_UNIT: str(budget.get("unit", "")),
         BUDGET_AMOUNT: number("amount"),

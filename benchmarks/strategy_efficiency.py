@@ -62,12 +62,12 @@ def main() -> None:
         grid = by_key[("grid", seed)]
         target = grid.reports[schema.ROUGEL].max() - POINT
         grid_cluster, grid_trials = spent_at_target(grid.reports, target)
-        grid_test = grid.metadata["test"]["rougeL"]
+        grid_test = grid.metadata.test["rougeL"]
         for (strategy, s_seed), study in sorted(by_key.items()):
             if s_seed != seed:
                 continue
             cluster, trials = spent_at_target(study.reports, target)
-            test = study.metadata["test"]["rougeL"]
+            test = study.metadata.test["rougeL"]
             rows.append(
                 {
                     "seed": seed,

@@ -5,7 +5,7 @@ grams, source, training_type, geographical_location, hardware_used) is filled wi
 trial's own fine-tuning, as the Hub defines it. The card states separately, in its text, what the
 whole search that found the model cost: the tuned model's carbon counts the tuning behind it.
 
-    >>> text = model_card(json.loads(Path("greentune_results/s/metadata.json").read_text()))
+    >>> text = model_card(read_metadata("greentune_results/s"))
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from core import schema
+from core.metadata import StudyMetadata
 
 HUB_DATASETS = {  # greentune's dataset names -> their Hugging Face ids (as data.dataset knows them)
     "cnn_dailymail": "abisee/cnn_dailymail",
@@ -32,11 +33,11 @@ def _grams(kg: Any) -> float | None:
     return float(f"{float(kg) * 1000.0:.6g}")
 
 
-def hardware_used(metadata: dict[str, Any]) -> str:
-    cfg = metadata.get("config") or {}
+def hardware_used(metadata: StudyMetadata) -> str:
+    cfg = metadata.config or {}
     vm = (cfg.get("energy") or {}).get("vm_size")
-    hw = metadata.get("hardware") or {}
-    gpus = hw.get("gpus") or []  # device names (study.metadata.hardware)
+    hw = metadata.hardware or {}
+    gpus = hw.get("gpus") or []  # device names (study.provenance.hardware)
     names = sorted(set(gpus))
     device = (
         f"{len(gpus)} x {', '.join(names)}" if gpus else f"CPU ({hw.get('processor') or 'unknown'})"
@@ -44,12 +45,12 @@ def hardware_used(metadata: dict[str, Any]) -> str:
     return f"{vm}: {device}" if vm else device
 
 
-def front_matter(metadata: dict[str, Any]) -> dict[str, Any]:
-    cfg = metadata.get("config") or {}
-    selection = metadata.get("selection") or {}
+def front_matter(metadata: StudyMetadata) -> dict[str, Any]:
+    cfg = metadata.config or {}
+    selection = metadata.selection or {}
     energy = cfg.get("energy") or {}
     sources = selection.get("trial_energy_sources") or {}
-    footprint = metadata.get("footprint") or {}
+    footprint = metadata.footprint or {}
     measured = ", ".join(f"{part} {src}" for part, src in sources.items() if src) or "unknown"
     source = (
         f"greentune: the selected trial's energy ({measured}) x PUE x grid intensity "
@@ -58,7 +59,7 @@ def front_matter(metadata: dict[str, Any]) -> dict[str, Any]:
     card: dict[str, Any] = {
         "library_name": "transformers",
         "pipeline_tag": "summarization",
-        "tags": ["summarization", "greentune", metadata.get("strategy", "")],
+        "tags": ["summarization", "greentune", metadata.strategy or ""],
         "metrics": ["rouge"],
     }
     dataset = (cfg.get("data") or {}).get("dataset", "")
@@ -79,13 +80,13 @@ def front_matter(metadata: dict[str, Any]) -> dict[str, Any]:
     return card
 
 
-def model_card(metadata: dict[str, Any]) -> str:
+def model_card(metadata: StudyMetadata) -> str:
     """The card's text: front matter, what the model is, how it scored, what it cost."""
-    cfg = metadata.get("config") or {}
-    selection = metadata.get("selection") or {}
-    test = metadata.get("test") or {}
-    carbon = metadata.get("carbon") or {}
-    budget = metadata.get("budget") or {}
+    cfg = metadata.config or {}
+    selection = metadata.selection or {}
+    test = metadata.test or {}
+    carbon = metadata.carbon or {}
+    budget = metadata.budget or {}
     model = (cfg.get("model") or {}).get("name", "?")
     dataset = (cfg.get("data") or {}).get("dataset", "?")
     lines = [
@@ -93,9 +94,9 @@ def model_card(metadata: dict[str, Any]) -> str:
         yaml.safe_dump(front_matter(metadata), sort_keys=False).strip(),
         "---",
         "",
-        f"# {metadata.get('study', 'greentune study')}: {model} fine-tuned on {dataset}",
+        f"# {metadata.study or 'greentune study'}: {model} fine-tuned on {dataset}",
         "",
-        f"Selected by a {metadata.get('strategy')} search (greentune): the best validation "
+        f"Selected by a {metadata.strategy} search (greentune): the best validation "
         f"{selection.get('metric')} of any report, {selection.get('validation_score', math.nan):.4f} "
         f"(trial {selection.get('trial_id')}, report {selection.get('iteration')}), with "
         f"hyperparameters {selection.get('config')}.",
@@ -125,7 +126,7 @@ def model_card(metadata: dict[str, Any]) -> str:
     )
     if search_g is not None:
         lines.append(
-            f"- The whole search that found it ({metadata.get('strategy')}, budget "
+            f"- The whole search that found it ({metadata.strategy}, budget "
             f"{budget.get('amount')} {budget.get('unit')}, spent {budget.get('spent')}): "
             f"{search_g:.4g} g CO2eq operational (the whole cluster, idle and overhead included, "
             "PUE applied)"

@@ -31,6 +31,13 @@ from core.config import (
     trial_train_config,
 )
 from core.measurement import measured_sum
+from core.metadata import (
+    MetadataError,
+    StudyMetadata,
+    parse_metadata,
+    read_metadata,
+    write_metadata,
+)
 from core.storage import Mirror, read_text
 from search_spaces import SearchSpace, load_space
 from study.strategies import STRATEGIES, StrategyNumbers, derive_numbers
@@ -281,7 +288,7 @@ def check_mlflow_uri(uri: str) -> None:
         )
 
 
-def read_study_metadata(study_dir: Path, storage: str, name: str) -> dict[str, Any]:
+def read_study_metadata(study_dir: Path, storage: str, name: str) -> StudyMetadata:
     """A study's metadata.json: the head's copy, or (a URI study resumed on a new head) the
     URI's. Reads only."""
     local = study_dir / schema.METADATA_FILE
@@ -292,18 +299,21 @@ def read_study_metadata(study_dir: Path, storage: str, name: str) -> dict[str, A
     )
     if text is None:
         raise ConfigError(f"--resume: {name!r} has no {schema.METADATA_FILE}; drop --resume")
-    return json.loads(text)
+    try:
+        return parse_metadata(text, f"--resume: {name}/{schema.METADATA_FILE}")
+    except MetadataError as e:
+        raise ConfigError(f"{e}; start a new study with another --name") from e
 
 
-def check_resume_matches(meta: dict[str, Any], strategy: str, cfg: StudyConfig) -> None:
+def check_resume_matches(meta: StudyMetadata, strategy: str, cfg: StudyConfig) -> None:
     """--resume continues the same study: its strategy and every setting as metadata.json has
     them (only the study's name may be implied differently)."""
-    if meta.get("strategy") != strategy:
+    if meta.strategy != strategy:
         raise ConfigError(
-            f"--resume: {meta.get('study')} is a {meta.get('strategy')} study, not {strategy}; "
-            f"resume it as {meta.get('strategy')}, or start a new study with another --name"
+            f"--resume: {meta.study} is a {meta.strategy} study, not {strategy}; "
+            f"resume it as {meta.strategy}, or start a new study with another --name"
         )
-    saved, given = meta.get("config") or {}, cfg.to_dict()
+    saved, given = meta.config, cfg.to_dict()
     for section, values in given.items():
         if section == "name":
             continue
@@ -650,12 +660,13 @@ class TuneRun:
     tuner: Any
     writer: ResultsWriter
     stopper: BudgetStopper
-    metadata: dict[str, Any]  # metadata.json as it stands before this run
+    metadata: StudyMetadata  # as it stands before this run; record_outcome completes it
 
     @property
     def started_at(self) -> float:
         """When the study's first run started (a resumed study keeps it)."""
-        return self.metadata["started_at"]
+        assert self.metadata.started_at is not None, "every study records its start"
+        return self.metadata.started_at
 
 
 def study_callbacks(
@@ -678,7 +689,6 @@ def resumed_study(plan: Plan, trainable: Any, ctx: StudyContext) -> TuneRun:
     from ray import tune
 
     from study.checkpoints import CheckpointJanitor
-    from study.metadata import read_metadata
     from study.results import ResultsWriter
     from study.tune_state import replace_study_callbacks, restored_scheduler
 
@@ -692,7 +702,7 @@ def resumed_study(plan: Plan, trainable: Any, ctx: StudyContext) -> TuneRun:
     # The callbacks Tune pickled at the first start hold that run's paths and an empty state:
     # rebuild them for the folder being resumed, from what it holds on disk.
     writer, janitor, stopper = study_callbacks(
-        plan, metadata["started_at"], restored_scheduler(tuner), ctx
+        plan, metadata.started_at, restored_scheduler(tuner), ctx
     )
     recovered = writer.recover_from_tune_logs(ctx.study_path)  # Tune's trial folders
     stopper.latest = writer.latest_per_trial()
@@ -711,42 +721,44 @@ def fresh_study(
     trainable: Any,
     ctx: StudyContext,
     slots: int,
-    ray_facts: dict[str, Any],
+    ray_resources: dict[str, float],
+    started_at: float,
+    ray_init_s: float,
 ) -> TuneRun:
     """A new Tuner for the plan, and the study's metadata.json written once it exists."""
     from ray import tune
 
-    from study.metadata import write_metadata
+    from study.provenance import git_commit, hardware, package_versions
     from study.strategies import build_tune_plan
     from trainables.driver import LOCAL_PATH, execution_path
 
     cfg, space = plan.config, plan.space
     tune_plan = build_tune_plan(plan.strategy, space, cfg, slots, plan.numbers)
-    metadata = {
-        "study": plan.name,
-        "strategy": plan.strategy,
-        "seed": cfg.seed,
-        "config": cfg.to_dict(),
-        "search_space": {
+    metadata = StudyMetadata(
+        study=plan.name,
+        strategy=plan.strategy,
+        seed=cfg.seed,
+        config=cfg.to_dict(),
+        search_space={
             "name": space.name,
             "grid_points": len(space.grid()),
             "parameters": [dataclasses.asdict(p) for p in space.params],
         },
-        "derived": plan.numbers.to_dict(),
-        "concurrent_trials": slots,
-        "footprint": plan.footprint,
-        "execution_path": execution_path(cfg),
-        "baseline": lead_baseline(cfg),
-        "ray_auth": os.environ.get("RAY_AUTH_MODE", "unset"),
-        **ray_facts,  # ray_resources, started_at, ray_init_s
-        "finished_at": None,
-        "stopped_on_budget": None,
-        "storage": plan.study_path,
-        "runs": [],
-    }
-    writer, janitor, stopper = study_callbacks(
-        plan, metadata["started_at"], tune_plan.scheduler, ctx
+        derived=plan.numbers.to_dict(),
+        concurrent_trials=slots,
+        footprint=plan.footprint,
+        execution_path=execution_path(cfg),
+        baseline=lead_baseline(cfg),
+        ray_auth=os.environ.get("RAY_AUTH_MODE", "unset"),
+        ray_resources=ray_resources,
+        started_at=started_at,
+        ray_init_s=ray_init_s,
+        storage=plan.study_path,
+        versions=package_versions(),
+        git_commit=git_commit(),
+        hardware=hardware(),
     )
+    writer, janitor, stopper = study_callbacks(plan, started_at, tune_plan.scheduler, ctx)
     reporter = tune.CLIReporter(
         metric_columns={
             cfg.search.metric: cfg.search.metric,
@@ -839,12 +851,7 @@ def _run(plan: Plan, keep_ray: bool = False) -> dict[str, Any]:
     if plan.resume:
         tuned = resumed_study(plan, trainable, ctx)
     else:
-        ray_facts = {
-            "ray_resources": resources,
-            "started_at": run_started,
-            "ray_init_s": ray_init_s,
-        }
-        tuned = fresh_study(plan, trainable, ctx, slots, ray_facts)
+        tuned = fresh_study(plan, trainable, ctx, slots, resources, run_started, ray_init_s)
     print_plan(plan, slots)
     meter = ClusterMeter(
         carbon,
@@ -881,12 +888,11 @@ def record_outcome(
     slots: int,
     times: tuple[float, float, float],
 ) -> None:
-    """The study's metadata (`tuned.metadata`) completed with this run's outcome (wall time, budget, whole-cluster
+    """`tuned.metadata` completed with this run's outcome (wall time, budget, whole-cluster
     energy, cost, carbon, the held-out test), written and copied; the model card beside the
     selected model. `times`: this run's start, Tune's end, the held-out evaluation's end."""
     from core.footprint import BILLED_NOTE
     from study.budget import spend_of_trials
-    from study.metadata import write_metadata
 
     cfg, metadata = plan.config, tuned.metadata
     run_started, fit_finished, finished = times
@@ -894,39 +900,34 @@ def record_outcome(
     cluster = meter.finish(measured_sum(r.get(schema.ENERGY_TOTAL_J) for r in latest.values()))
     spend = spend_of_trials(latest, carbon.pue, meter.spend(max_age_s=math.inf))
     attributed = [r.get(schema.COST_USD) for r in latest.values()]
-    runs = [*metadata.get("runs", []), {"started_at": run_started, "finished_at": finished}]
-    metadata.update(
-        # wall time: each run's own (a resumed study adds its runs, not the gap between them)
-        runs=runs,
-        finished_at=finished,
-        wall_s=sum(r["finished_at"] - r["started_at"] for r in runs),
-        tune_wall_s=fit_finished - run_started,
-        stopped_on_budget=tuned.stopper.reason,
-        cluster_energy=cluster,
-        budget=budget_record(plan.numbers.budget, spend, tuned.stopper.reason, slots),
-        cost={
-            # billed: every node's VM at its own size, for the time this run held it, idle included
-            "billed_usd": cluster["billed_usd"],
-            "attributed_usd": sum(attributed)
-            if all(a is not None for a in attributed) and attributed
-            else None,
-            "vm_size": cfg.energy.vm_size or None,
-            "head_vm_size": (cfg.energy.head_vm_size or cfg.energy.vm_size) or None,
-            "nodes": len(cluster["nodes"]),
-            "note": plan.footprint.get("cost_note") or BILLED_NOTE,
-        },
-        **(held_out or {}),
-    )
-    metadata["carbon"] = study_carbon(
-        cfg, carbon, cluster, metadata.get("test"), run_started, finished
-    )
+    metadata.runs = [*metadata.runs, {"started_at": run_started, "finished_at": finished}]
+    # wall time: each run's own (a resumed study adds its runs, not the gap between them)
+    metadata.wall_s = sum(r["finished_at"] - r["started_at"] for r in metadata.runs)
+    metadata.finished_at, metadata.tune_wall_s = finished, fit_finished - run_started
+    metadata.stopped_on_budget = tuned.stopper.reason
+    metadata.cluster_energy = cluster
+    metadata.budget = budget_record(plan.numbers.budget, spend, tuned.stopper.reason, slots)
+    metadata.cost = {
+        # billed: every node's VM at its own size, for the time this run held it, idle included
+        "billed_usd": cluster["billed_usd"],
+        "attributed_usd": sum(attributed)
+        if all(a is not None for a in attributed) and attributed
+        else None,
+        "vm_size": cfg.energy.vm_size or None,
+        "head_vm_size": (cfg.energy.head_vm_size or cfg.energy.vm_size) or None,
+        "nodes": len(cluster["nodes"]),
+        "note": plan.footprint.get("cost_note") or BILLED_NOTE,
+    }
+    if held_out is not None:
+        metadata.selection, metadata.test = held_out["selection"], held_out["test"]
+    metadata.carbon = study_carbon(cfg, carbon, cluster, metadata.test, run_started, finished)
     write_metadata(plan.study_dir, metadata)
     plan.mirror.push(*schema.RESULT_FILES)
-    if (metadata.get("selection") or {}).get("model"):
+    if (metadata.selection or {}).get("model"):
         from study.model_card import model_card
 
         storage.write_text(
-            storage.join(metadata["selection"]["model"], schema.MODEL_CARD_FILE),
+            storage.join(metadata.selection["model"], schema.MODEL_CARD_FILE),
             model_card(metadata),
         )
 
@@ -938,7 +939,7 @@ def closing_summary(
     the held-out test of this run."""
     metric, metadata = plan.config.search.metric, tuned.metadata
     best = tuned.writer.selected()
-    cluster = metadata["cluster_energy"]
+    cluster = metadata.cluster_energy or {}
     return {
         "study_dir": plan.study_path,  # Tune's state and the trial folders
         "results": where_results_live(plan),
@@ -954,7 +955,7 @@ def closing_summary(
             for k, v in (best or {}).items()
             if k.startswith(schema.CONFIG_PREFIX)
         },
-        "budget": metadata["budget"],
+        "budget": metadata.budget,
         "stopped_by_budget": sum(
             1 for st in tuned.writer.statuses.values() if st.get("stop_reason") == "budget"
         ),

@@ -48,6 +48,7 @@ from analysis.summary import (
     strategy_summary,
     study_baseline,
 )
+from core.metadata import StudyMetadata
 from core.schema import STRATEGY
 
 pytestmark = pytest.mark.timeout(120)
@@ -141,9 +142,8 @@ def test_cluster_energy_over_seeds(studies):
 
 def test_cluster_energy_cpu_only_is_estimated_and_basis_labels():
     # a CPU machine: no GPU counter; CPU and RAM estimated -> the whole figure is an estimate
-    fig = cluster_energy_figures(
-        {"cluster_energy": cluster_energy([{"gpu_j": None, "cpu_j": 900, "ram_j": 180}], 600.0)}
-    )
+    reading = cluster_energy([{"gpu_j": None, "cpu_j": 900, "ram_j": 180}], 600.0)
+    fig = cluster_energy_figures(StudyMetadata(cluster_energy=reading))
     assert math.isnan(fig[CLUSTER_ENERGY_GPU_KWH])
     assert fig[CLUSTER_ENERGY_KWH] == pytest.approx(1080 / J_PER_KWH)
     assert fig[OVERHEAD_ENERGY_KWH] == pytest.approx(480 / J_PER_KWH)
@@ -154,10 +154,10 @@ def test_cluster_energy_cpu_only_is_estimated_and_basis_labels():
     assert cluster_energy_basis(counters) == "measured"
     assert cluster_energy_basis({}) == "not measured"
     # no metadata at all, or a reading where no node measured anything
-    assert math.isnan(cluster_energy_figures({})[CLUSTER_ENERGY_KWH])
+    assert math.isnan(cluster_energy_figures(StudyMetadata())[CLUSTER_ENERGY_KWH])
     nothing = {"nodes": [], "energy_gpu_j": None, "energy_cpu_j": None, "energy_ram_j": None,
                "energy_j": None, "trials_energy_j": 10.0, "overhead_energy_j": None}  # fmt: skip
-    fig = cluster_energy_figures({"cluster_energy": nothing})
+    fig = cluster_energy_figures(StudyMetadata(cluster_energy=nothing))
     assert all(math.isnan(fig[f]) for f in CLUSTER_FIGURES) and not fig[CLUSTER_METERED]
 
 
@@ -165,7 +165,7 @@ def test_cluster_energy_of_a_resumed_study_adds_earlier_runs():
     earlier = cluster_energy([{"gpu_j": 300, "cpu_j": 100, "ram_j": 100}], 800.0)
     reading = cluster_energy([{"gpu_j": 600, "cpu_j": 200, "ram_j": 200}], 1200.0)
     reading["previous_runs"] = [earlier]
-    fig = cluster_energy_figures({"cluster_energy": reading})
+    fig = cluster_energy_figures(StudyMetadata(cluster_energy=reading))
     assert fig[CLUSTER_ENERGY_KWH] == pytest.approx(1500 / J_PER_KWH)
     assert fig[CLUSTER_ENERGY_GPU_KWH] == pytest.approx(900 / J_PER_KWH)
     # the trials' total (1200 J) covers the whole study: overhead = 1500 - 1200
@@ -175,7 +175,7 @@ def test_cluster_energy_of_a_resumed_study_adds_earlier_runs():
 
 def test_cluster_without_trial_energy_has_no_overhead():
     reading = cluster_energy([{"gpu_j": 600, "cpu_j": 200, "ram_j": 200}], None)
-    fig = cluster_energy_figures({"cluster_energy": reading})
+    fig = cluster_energy_figures(StudyMetadata(cluster_energy=reading))
     assert fig[CLUSTER_ENERGY_KWH] == pytest.approx(1000 / J_PER_KWH)
     assert math.isnan(fig[OVERHEAD_ENERGY_KWH]) and math.isnan(fig[OVERHEAD_SHARE])
 
@@ -196,8 +196,10 @@ def test_startup_seconds_are_summed_over_segments(tmp_path):
 
 def test_baseline_from_metadata(studies, tmp_path):
     assert study_baseline(studies[0].metadata) == BASELINE
-    assert study_baseline({}) is None
-    assert study_baseline({"baseline": {"rougeL": 0.2}}) is None  # no lead_k: not a baseline
+    assert study_baseline(StudyMetadata()) is None
+    assert (
+        study_baseline(StudyMetadata(baseline={"rougeL": 0.2})) is None
+    )  # no lead_k: not a baseline
     floor = common_baseline(studies)
     assert floor == {
         "label": "lead-3 baseline",

@@ -3,6 +3,7 @@ matter and the whole search's in its text (from a study's metadata.json)."""
 
 import yaml
 
+from core.metadata import StudyMetadata
 from study.model_card import model_card
 
 METADATA = {
@@ -45,7 +46,7 @@ def front(text: str) -> dict:
 
 
 def test_front_matter_is_hugging_face_s_with_the_fine_tune_s_own_co2():
-    card = front(model_card(METADATA))
+    card = front(model_card(StudyMetadata.from_dict(METADATA)))
     assert card["co2_eq_emissions"] == {
         "emissions": 12.3,  # grams: 0.0123 kg
         "source": "greentune: the selected trial's energy (gpu counter, cpu estimated, ram "
@@ -59,7 +60,7 @@ def test_front_matter_is_hugging_face_s_with_the_fine_tune_s_own_co2():
 
 
 def test_the_text_gives_the_test_score_and_what_the_whole_search_cost():
-    text = model_card(METADATA)
+    text = model_card(StudyMetadata.from_dict(METADATA))
     assert "ROUGE-L 0.4010 (95 % bootstrap interval 0.3900 to 0.4100)" in text
     assert "on 819 examples of the 'test' split" in text
     assert "12.3 g CO2eq, 25 Wh" in text  # 90 kJ
@@ -74,7 +75,7 @@ def test_a_preset_on_built_in_data_has_no_hub_ids_and_unmeasured_co2_is_said():
         "hardware": {"processor": "AMD EPYC"},
         "selection": {**METADATA["selection"], "trial_co2_kg": None},
     }
-    text = model_card(meta)
+    text = model_card(StudyMetadata.from_dict(meta))
     card = front(text)
     assert "base_model" not in card and "datasets" not in card
     assert "co2_eq_emissions" not in card and "own fine-tuning: not measured" in text

@@ -1,8 +1,7 @@
-"""The study's `metadata.json`: resolved config, derived numbers, versions, commit, hardware."""
+"""Where a study ran: package versions, the git commit and the hardware (for `metadata.json`)."""
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import subprocess
@@ -10,7 +9,6 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
-from core import schema
 from meter.energy import cpu_model_name
 
 PACKAGES = (
@@ -74,19 +72,3 @@ def hardware() -> dict[str, Any]:
     except ImportError:
         pass
     return info
-
-
-def write_metadata(study_dir: Path, metadata: dict[str, Any]) -> None:
-    """Write metadata.json atomically (adds versions, commit and hardware on first write)."""
-    study_dir.mkdir(parents=True, exist_ok=True)
-    metadata.setdefault("versions", package_versions())
-    metadata.setdefault("git_commit", git_commit())
-    metadata.setdefault("hardware", hardware())
-    path = study_dir / schema.METADATA_FILE
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(metadata, indent=2, default=str))
-    os.replace(tmp, path)
-
-
-def read_metadata(study_dir: Path) -> dict[str, Any]:
-    return json.loads((study_dir / schema.METADATA_FILE).read_text())
