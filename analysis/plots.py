@@ -22,17 +22,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from analysis.summary import (
-    CLUSTER_ENERGY_BASIS,
-    CLUSTER_ENERGY_KWH,
     ENERGY_COMPONENTS,
-    ENERGY_KWH,
-    ENERGY_MEASURED_SHARE,
-    OVERHEAD_SHARE,
-    X_CLUSTER_ENERGY_KWH,
-    X_COST_USD,
-    X_DEVICE_H,
-    X_ENERGY_KWH,
-    X_WALL_S,
     best_so_far,
     common_baseline,
     order_strategies,
@@ -41,15 +31,29 @@ from analysis.summary import (
 )
 from core.schema import (
     BEST_PREFIX,
+    CLUSTER_ENERGY_BASIS,
+    CLUSTER_ENERGY_KWH,
+    ENERGY_KWH,
+    ENERGY_MEASURED_SHARE,
+    OVERHEAD_SHARE,
     RESTORED_FROM,
     ROUGEL,
     SEGMENT,
+    STOP_BUDGET,
+    STOP_EARLY,
+    STOP_ERROR,
     STOP_REASON,
+    STOP_SCHEDULER,
     STRATEGY,
     STUDY_ELAPSED_S,
     TRIAL_EVAL_S,
     TRIAL_ID,
     TRIAL_TRAIN_S,
+    X_CLUSTER_ENERGY_KWH,
+    X_COST_USD,
+    X_DEVICE_H,
+    X_ENERGY_KWH,
+    X_WALL_S,
 )
 
 if TYPE_CHECKING:
@@ -335,10 +339,10 @@ def assign_slots(first_s: Sequence[float], last_s: Sequence[float]) -> list[int]
 
 
 _STOP_MARKERS = {  # stop reason -> (marker, color, legend text)
-    "scheduler_stopped": ("X", "black", "stopped by the scheduler (ASHA)"),
-    "early_stopping": ("v", "#555555", "early stopping"),
-    "budget": ("|", "#8c564b", "stopped by the study budget"),
-    "error": ("X", "red", "error"),
+    STOP_SCHEDULER: ("X", "black", "stopped by the scheduler (ASHA)"),
+    STOP_EARLY: ("v", "#555555", "early stopping"),
+    STOP_BUDGET: ("|", "#8c564b", "stopped by the study budget"),
+    STOP_ERROR: ("X", "red", "error"),
 }
 
 

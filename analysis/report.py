@@ -13,101 +13,53 @@ import html
 import math
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from analysis import plots
+from analysis.formatting import num, sig4
 from analysis.load import Study, StudyLoadError, load_studies, mismatches
 from analysis.summary import (
-    BEST_CONFIG,
-    BEST_SEED,
-    BUDGET_AMOUNT,
-    BUDGET_OVERSHOOT,
-    BUDGET_SPENT,
-    BUDGET_UNIT,
-    CLUSTER_CO2,
-    CLUSTER_CO2_TO_TARGET_KG,
-    CLUSTER_COMPONENTS,
-    CLUSTER_COST,
-    CLUSTER_COST_TO_TARGET_USD,
-    CLUSTER_ENERGY_BASIS,
-    CLUSTER_ENERGY_CPU_KWH,
-    CLUSTER_ENERGY_GPU_KWH,
-    CLUSTER_ENERGY_HIGH_KWH,
-    CLUSTER_ENERGY_KWH,
-    CLUSTER_ENERGY_LOW_KWH,
-    CLUSTER_ENERGY_RAM_KWH,
-    CLUSTER_ENERGY_TO_TARGET_KWH,
-    CLUSTER_FIGURES,
-    CLUSTER_METERED_SEEDS,
-    CO2_LB,
-    COST_TO_TARGET_USD,
-    CPU_BASIS,
-    DEVICE_H,
-    EMBODIED_KG,
     ENERGY_COMPONENTS,
-    ENERGY_CPU_KWH,
-    ENERGY_ESTIMATED_KWH,
-    ENERGY_GPU_KWH,
-    ENERGY_HIGH_KWH,
-    ENERGY_KWH,
-    ENERGY_LOW_KWH,
-    ENERGY_MEASURED_KWH,
-    ENERGY_MEASURED_SHARE,
-    ENERGY_RAM_KWH,
-    ENERGY_TO_TARGET_KWH,
-    MARKET_CO2_KG,
-    MODEL,
-    N_RUNNING,
-    N_SEEDS,
-    NOT_MEASURED,
-    OVERHEAD_ENERGY_KWH,
-    OVERHEAD_SHARE,
-    SCI_KG,
-    SCI_PER_1000_SUMMARIES_KG,
-    STARTUP_S,
-    TARGET_REACHED_SEEDS,
-    TEST_ROUGE,
-    TEST_ROUGEL,
-    TEST_ROUGEL_HIGH,
-    TEST_ROUGEL_LOW,
-    TIME_TO_TARGET_S,
-    TRIALS_ERRORED,
-    TRIALS_FINISHED,
-    TRIALS_STARTED,
-    TRIALS_STOPPED_BUDGET,
-    TRIALS_STOPPED_EARLY,
-    VS_GRID_SUFFIX,
-    WALL_S,
-    X_CLUSTER_ENERGY_KWH,
-    X_COST_USD,
-    X_ENERGY_KWH,
-    X_WALL_S,
-    cluster_energy_figures,
     common_baseline,
     default_target,
     default_target_rule,
     per_study_summary,
     strategy_summary,
-    study_baseline,
     what_if_region,
+)
+from analysis.tables import (
+    baseline_line,
+    benchmark_table,
+    carbon_table,
+    energy_table,
+    figures_table,
+    ratios_table,
+    statistics_table,
+    studies_table,
 )
 from analysis.verdict import verdicts
 from core.measurement import ENERGY_PARTS
 from core.schema import (
+    BEST_CONFIG,
     BEST_PREFIX,
-    CO2_KG,
+    BEST_SEED,
+    CLUSTER_METERED_SEEDS,
     COST_USD,
-    ROUGE1,
-    ROUGE2,
+    N_SEEDS,
     ROUGEL,
-    ROUGELSUM,
     STRATEGY,
-    TRIAL_EPOCHS,
+    X_CLUSTER_ENERGY_KWH,
+    X_COST_USD,
+    X_ENERGY_KWH,
+    X_WALL_S,
 )
 
 OUTPUTS = ("report.html", "report.md", "summary.parquet", "summary.csv")
+
+
 VERDICT_NOTE = (
     "Winner per objective and its margin over the runner-up: the mean paired difference over the "
     "seeds both strategies ran (compare gives every strategy the same seeds), with a 95 % "
@@ -115,11 +67,15 @@ VERDICT_NOTE = (
     "a validation ROUGE-L; test ROUGE-L is the selected model (best validation report) scored once "
     "on the held-out split."
 )
+
+
 STATISTICS_NOTE = (
     "Mean over seeds with its 95 % percentile-bootstrap interval (4000 resamples) and the "
     "interquartile mean (the mean of the middle half of the seeds), as HPO benchmarks report them; "
     "to-target figures over the seeds that reached the target."
 )
+
+
 BENCHMARK_NOTE = (
     "Performance: test ROUGE-L of the selected model, mean over seeds [95 % interval: over seeds, "
     "or over the test examples with one seed]. Resource usage, carbon and cost: the whole cluster "
@@ -127,455 +83,17 @@ BENCHMARK_NOTE = (
     "evaluation included), then the trials' own meters; 'estimated' marks parts from a stated "
     "model rather than a counter; (x grid) is the ratio of means to grid's."
 )
-NOT_APPLICABLE = "not applicable"
+
+
 ENERGY_PLOT = "Energy breakdown"
+
+
 ENERGY_HEAD = "Energy: whole cluster vs the trials' own meters"
-TEST_PREFIX_R1, TEST_PREFIX_R2, _, TEST_PREFIX_RLSUM = TEST_ROUGE
-
-
-# --------------------------------------------------------------------------------------------
-# Formatting
-
-
-def _num(v: float, digits: int = 3) -> str:
-    """Fixed decimals (ROUGE, counts)."""
-    if v is None or not math.isfinite(float(v)):
-        return "–"
-    return f"{float(v):,.{digits}f}"
-
-
-def _sig(v: float, n: int = 3) -> str:
-    """n significant digits, no exponent: 0.000972, 0.321, 12.3, 1,234 (physical quantities whose
-    scale runs from a CPU smoke run to a GPU cluster)."""
-    if v is None or not math.isfinite(float(v)):
-        return "–"
-    v = float(v)
-    if v == 0:
-        return "0"
-    decimals = max(0, n - 1 - math.floor(math.log10(abs(v))))
-    return f"{v:,.{decimals}f}"
-
-
-def _usd(v: float) -> str:
-    if v is None or not math.isfinite(float(v)):
-        return NOT_APPLICABLE
-    return f"${v:,.2f}" if abs(v) >= 0.01 or v == 0 else f"${_sig(v, 2)}"
-
-
-def _hours(s: float) -> str:
-    return "–" if not math.isfinite(s) else f"{_sig(s / 3600)} h"
-
-
-def _pct(v: float) -> str:
-    return "–" if not math.isfinite(v) else f"{v:.0%}"
-
-
-def _count(v: float) -> str:
-    return _num(v, 0) if math.isfinite(v) and float(v).is_integer() else _num(v, 1)
-
-
-def _sig4(v: float) -> str:
-    return _sig(v, 4)
-
-
-def _rouge(v: float) -> str:
-    return _num(v, 4)
-
-
-def _to_hours(v: float) -> str:
-    return _sig(v / 3600, 3)
-
-
-# figure -> (label with unit, formatter of one value)
-_FIGURES: dict[str, tuple[str, Callable[[float], str]]] = {
-    TRIALS_STARTED: ("trials started", _count),
-    TRIALS_STOPPED_EARLY: ("trials stopped early (scheduler / early stopping)", _count),
-    TRIALS_FINISHED: ("trials finished (full budget)", _count),
-    TRIALS_ERRORED: ("trials errored", _count),
-    TRIALS_STOPPED_BUDGET: ("trials stopped by the study budget", _count),
-    TRIAL_EPOCHS: ("trial-epochs trained", _sig4),
-    DEVICE_H: ("device time (device-hours)", _sig4),
-    ENERGY_KWH: ("energy, total (kWh)", _sig4),
-    ENERGY_GPU_KWH: ("energy, GPU (kWh)", _sig4),
-    ENERGY_CPU_KWH: ("energy, CPU (kWh)", _sig4),
-    ENERGY_RAM_KWH: ("energy, RAM (kWh)", _sig4),
-    ENERGY_MEASURED_KWH: ("energy measured: counter / power integral (kWh)", _sig4),
-    ENERGY_ESTIMATED_KWH: ("energy estimated (kWh)", _sig4),
-    ENERGY_MEASURED_SHARE: ("measured share of energy", _pct),
-    ENERGY_LOW_KWH: ("trials' energy, estimated parts at -50 % (kWh)", _sig4),
-    ENERGY_HIGH_KWH: ("trials' energy, estimated parts at +50 % (kWh)", _sig4),
-    CLUSTER_ENERGY_KWH: ("whole-cluster energy, study start to end (kWh)", _sig4),
-    CLUSTER_ENERGY_LOW_KWH: ("whole-cluster energy, estimated parts at -50 % (kWh)", _sig4),
-    CLUSTER_ENERGY_HIGH_KWH: ("whole-cluster energy, estimated parts at +50 % (kWh)", _sig4),
-    CLUSTER_ENERGY_GPU_KWH: ("whole-cluster energy, GPU (kWh)", _sig4),
-    CLUSTER_ENERGY_CPU_KWH: ("whole-cluster energy, CPU (kWh)", _sig4),
-    CLUSTER_ENERGY_RAM_KWH: ("whole-cluster energy, RAM (kWh)", _sig4),
-    OVERHEAD_ENERGY_KWH: ("overhead: whole cluster − trials (kWh)", _sig4),
-    OVERHEAD_SHARE: ("overhead share of the whole-cluster energy", _pct),
-    CO2_KG: ("CO2e (kg)", _sig4),
-    CO2_LB: ("CO2e (lb)", _sig4),
-    COST_USD: ("cost attributed to the trials (USD)", _usd),
-    CLUSTER_CO2: ("whole-cluster CO2e (kg)", _sig4),
-    CLUSTER_COST: ("whole-cluster cost, billed (USD)", _usd),
-    MARKET_CO2_KG: ("CO2e, market-based (kg; energy.market_intensity_g_per_kwh)", _sig4),
-    EMBODIED_KG: ("embodied CO2e of the VMs held (kg; Scope 3, not in the CO2e above)", _sig4),
-    SCI_KG: ("SCI per tuned model: whole-cluster CO2e + embodied (kg)", _sig4),
-    SCI_PER_1000_SUMMARIES_KG: ("SCI per 1,000 test summaries, operational (kg)", _sig4),
-    TEST_PREFIX_R1: ("test ROUGE-1 (selected model, held-out split)", _rouge),
-    TEST_PREFIX_R2: ("test ROUGE-2 (selected model, held-out split)", _rouge),
-    TEST_ROUGEL: ("test ROUGE-L (selected model, held-out split)", _rouge),
-    TEST_PREFIX_RLSUM: ("test ROUGE-Lsum (selected model, held-out split)", _rouge),
-    BEST_PREFIX + ROUGE1: ("best validation ROUGE-1 (selection-biased)", _rouge),
-    BEST_PREFIX + ROUGE2: ("best validation ROUGE-2 (selection-biased)", _rouge),
-    BEST_PREFIX + ROUGEL: ("best validation ROUGE-L (selection-biased)", _rouge),
-    BEST_PREFIX + ROUGELSUM: ("best validation ROUGE-Lsum (selection-biased)", _rouge),
-    BUDGET_AMOUNT: ("budget (in its unit)", _sig4),
-    BUDGET_SPENT: ("budget spent (in its unit)", _sig4),
-    BUDGET_OVERSHOOT: ("budget overshoot (spent - budget)", _sig4),
-    WALL_S: ("wall time (h)", _to_hours),
-    STARTUP_S: ("trial start-up: segment launch + setup (h)", _to_hours),
-    TIME_TO_TARGET_S: ("time to target (h)", _to_hours),
-    ENERGY_TO_TARGET_KWH: ("energy to target (kWh)", _sig4),
-    COST_TO_TARGET_USD: ("cost to target, attributed to the trials (USD)", _usd),
-    CLUSTER_ENERGY_TO_TARGET_KWH: ("whole-cluster energy to target (kWh)", _sig4),
-    CLUSTER_CO2_TO_TARGET_KG: ("whole-cluster CO2e to target (kg)", _sig4),
-    CLUSTER_COST_TO_TARGET_USD: ("whole-cluster cost to target, billed (USD)", _usd),
-}
-
-
-_TO_TARGET = (
-    TIME_TO_TARGET_S,
-    ENERGY_TO_TARGET_KWH,
-    COST_TO_TARGET_USD,
-    CLUSTER_ENERGY_TO_TARGET_KWH,
-    CLUSTER_CO2_TO_TARGET_KG,
-    CLUSTER_COST_TO_TARGET_USD,
+ENERGY_NOTE = (
+    "Mean ± std [min – max] over the seeds that have each figure; 'estimated' marks a part "
+    "computed from a stated model rather than a counter; 'not measured' where no seed "
+    "recorded it."
 )
-_CLUSTER_PARTS = {kwh: comp for comp, (_, _, _, kwh) in CLUSTER_COMPONENTS.items()}
-
-
-def _cell(row: pd.Series, fig: str) -> str:
-    """mean ± std [min – max] (n seeds), as text; whole-cluster figures say `estimated` where
-    they are, and `not measured` where no seed has them."""
-    fmt = _FIGURES[fig][1]
-    mean, sd = row[f"{fig}_mean"], row[f"{fig}_std"]
-    lo, hi = row[f"{fig}_min"], row[f"{fig}_max"]
-    if not math.isfinite(mean):
-        if fig in _TO_TARGET and row[TARGET_REACHED_SEEDS] == 0:
-            return "not reached"
-        if fig in CLUSTER_FIGURES:
-            return NOT_MEASURED
-        if fig == STARTUP_S:
-            return "not recorded"
-        return fmt(mean)
-    text = fmt(mean)
-    if math.isfinite(sd):
-        text += f" ± {_like(sd, text, fmt)}"
-    if fig in CLUSTER_FIGURES:
-        text += _cluster_label(row, fig)
-    if row[N_SEEDS] > 1 and lo != hi:
-        text += f"\n[{fmt(lo)} – {fmt(hi)}]"  # a line break in HTML, a space in Markdown
-    return text
-
-
-def _cluster_label(row: pd.Series, fig: str) -> str:
-    """` (estimated)` on an estimated part or an all-estimated total, ` (CPU, RAM estimated)` on a
-    total with some parts estimated; ` (1/2 seeds)` where only some seeds were metered."""
-    label = ""
-    if fig in _CLUSTER_PARTS:
-        source = str(row.get(f"cluster_energy_{_CLUSTER_PARTS[fig]}_source", ""))
-        if "estimated" in source:
-            label = " (estimated)"
-    else:
-        basis = str(row.get(CLUSTER_ENERGY_BASIS, ""))
-        if basis == "estimated":
-            label = " (estimated)"
-        elif basis.startswith("estimated: "):
-            label = f" ({basis.removeprefix('estimated: ')} estimated)"
-    metered, n = int(row.get(CLUSTER_METERED_SEEDS, 0)), int(row[N_SEEDS])
-    if 0 < metered < n:
-        label += f" ({metered}/{n} seeds)"
-    return label
-
-
-def _like(sd: float, mean_text: str, fmt: Callable[[float], str]) -> str:
-    """The spread with as many decimals as its mean shows (0.8032 ± 0.0015, not ± 0.001456)."""
-    if fmt in (_pct, _usd, _count):
-        return fmt(sd).lstrip("$")
-    digits = mean_text.replace(",", "").partition(".")[2]
-    return f"{sd / 3600 if fmt is _to_hours else sd:,.{len(digits)}f}"
-
-
-def _ratio(v: float) -> str:
-    return "–" if not math.isfinite(v) else f"{v:.2f}×"
-
-
-def _vs_grid(r: pd.Series, fig: str, has_grid: bool) -> str:
-    if not has_grid or r[STRATEGY] == "grid":
-        return ""
-    ratio = r[fig + VS_GRID_SUFFIX]
-    return f" ({_ratio(ratio)} grid)" if math.isfinite(ratio) else ""
-
-
-def _interval(lo: float, hi: float, fmt: Callable[[float], str]) -> str:
-    return f" [{fmt(lo)} – {fmt(hi)}]" if math.isfinite(lo) and math.isfinite(hi) else ""
-
-
-def _range(r: pd.Series, low_fig: str, high_fig: str) -> str:
-    """` (range a – b)` where estimated parts widen a figure (their stated band), else ''."""
-    low, high = r[f"{low_fig}_mean"], r[f"{high_fig}_mean"]
-    if not (math.isfinite(low) and math.isfinite(high)) or math.isclose(low, high):
-        return ""
-    return f" (range {_sig(low)} – {_sig(high)})"
-
-
-def benchmark_table(summary: pd.DataFrame) -> pd.DataFrame:
-    """The headline table: Model | Performance | Speed | Resource Usage | Carbon Emission | Cost ($),
-    one row per strategy, every cell a mean over seeds. Performance is the selected model's test
-    ROUGE-L with its 95 % interval; energy, CO2 and dollars are the whole cluster's (what was
-    spent, overhead included), the trials' own meters beside them; every ratio to grid on both."""
-    has_grid = (summary[STRATEGY] == "grid").any()
-    rows = []
-    for _, r in summary.iterrows():
-
-        def vs(fig: str, r: pd.Series = r) -> str:
-            return _vs_grid(r, fig, has_grid)
-
-        n = int(r[N_SEEDS])
-        seeds = f"{n} seed{'s' if n != 1 else ''}"
-        seeds += f", {r[N_RUNNING]} running" if r[N_RUNNING] else ""
-        mean = {fig: r[f"{fig}_mean"] for fig in _FIGURES}
-        test = mean[TEST_ROUGEL]
-        if math.isfinite(test):
-            perf = (
-                f"test ROUGE-L {_rouge(test)}{_interval(r[TEST_ROUGEL_LOW], r[TEST_ROUGEL_HIGH], _rouge)}"
-                f"{vs(TEST_ROUGEL)} (R-1 {_rouge(mean[TEST_PREFIX_R1])}, R-2 {_rouge(mean[TEST_PREFIX_R2])}, "
-                f"R-Lsum {_rouge(mean[TEST_PREFIX_RLSUM])}); validation best "
-                f"{_rouge(mean[BEST_PREFIX + ROUGEL])}"
-            )
-        else:
-            perf = f"not scored on test; validation best ROUGE-L {_rouge(mean[BEST_PREFIX + ROUGEL])} (selection-biased)"
-        reached = int(r[TARGET_REACHED_SEEDS])
-        to_target = "target not reached"
-        if reached:
-            to_target = (
-                f"target in {_hours(mean[TIME_TO_TARGET_S])} ({reached}/{n} seeds)"
-                f"{vs(TIME_TO_TARGET_S)}"
-            )
-        speed = f"wall {_hours(mean[WALL_S])}; {to_target}"
-        cluster = mean[CLUSTER_ENERGY_KWH]
-        label = _cluster_label(r, CLUSTER_ENERGY_KWH)
-        whole = (
-            f"whole cluster {_sig(cluster)} kWh{label}{_range(r, CLUSTER_ENERGY_LOW_KWH, CLUSTER_ENERGY_HIGH_KWH)}"
-            f"{vs(CLUSTER_ENERGY_KWH)}"
-            if math.isfinite(cluster)
-            else "whole cluster not measured"
-        )
-        budget = ""
-        if math.isfinite(mean[BUDGET_SPENT]):
-            budget = (
-                f"; budget spent {_sig(mean[BUDGET_SPENT])} of {_sig(mean[BUDGET_AMOUNT])} "
-                f"{r[BUDGET_UNIT]}"
-            )
-        resources = (
-            f"{whole}; trials' own {_sig(mean[ENERGY_KWH])} kWh{_range(r, ENERGY_LOW_KWH, ENERGY_HIGH_KWH)}{vs(ENERGY_KWH)} "
-            f"({_pct(mean[ENERGY_MEASURED_SHARE])} measured); {_sig(mean[DEVICE_H])} device-h; "
-            f"{_sig(mean[TRIAL_EPOCHS])} trial-epochs{budget}"
-        )
-        cluster_co2 = mean[CLUSTER_CO2]
-        carbon = (
-            f"whole cluster {_sig(cluster_co2)} kg CO2e ({_sig(cluster_co2 * 2.20462)} lb)"
-            f"{vs(CLUSTER_CO2)}; "
-            if math.isfinite(cluster_co2)
-            else "whole cluster not measured; "
-        )
-        carbon += f"trials' own {_sig(mean[CO2_KG])} kg{vs(CO2_KG)}"
-        billed, cost = mean[CLUSTER_COST], mean[COST_USD]
-        cost_text = f"billed {_usd(billed)}{vs(CLUSTER_COST)}; " if math.isfinite(billed) else ""
-        cost_text += (
-            f"trials' share {_usd(cost)}{vs(COST_USD)}" if math.isfinite(cost) else NOT_APPLICABLE
-        )
-        rows.append(
-            {
-                "Model": f"{r[MODEL]} · {r[STRATEGY]} ({seeds})",
-                "Performance": perf,
-                "Speed": speed,
-                "Resource Usage": resources,
-                "Carbon Emission": carbon,
-                "Cost ($)": cost_text,
-            }
-        )
-    return pd.DataFrame(rows)
-
-
-def figures_table(summary: pd.DataFrame) -> pd.DataFrame:
-    """Rows: figures (with units); columns: strategies; cells: mean ± std [min – max]."""
-    data = {"figure": [label for label, _ in _FIGURES.values()]}
-    for _, r in summary.iterrows():
-        data[r[STRATEGY]] = [_cell(r, fig) for fig in _FIGURES]
-    return pd.DataFrame(data)
-
-
-def ratios_table(summary: pd.DataFrame) -> pd.DataFrame:
-    """Every figure's mean as a ratio to grid's mean (× grid)."""
-    data = {"figure": [label for label, _ in _FIGURES.values()]}
-    for _, r in summary.iterrows():
-        data[r[STRATEGY]] = [_ratio(r[fig + VS_GRID_SUFFIX]) for fig in _FIGURES]
-    return pd.DataFrame(data)
-
-
-ENERGY_TABLE_COLUMNS = {  # column -> figure
-    "trials' own meters (kWh)": ENERGY_KWH,
-    "whole cluster (kWh)": CLUSTER_ENERGY_KWH,
-    "cluster GPU (kWh)": CLUSTER_ENERGY_GPU_KWH,
-    "cluster CPU (kWh)": CLUSTER_ENERGY_CPU_KWH,
-    "cluster RAM (kWh)": CLUSTER_ENERGY_RAM_KWH,
-    "overhead: cluster − trials (kWh)": OVERHEAD_ENERGY_KWH,
-    "overhead share of cluster": OVERHEAD_SHARE,
-}
-
-
-def energy_table(summary: pd.DataFrame) -> pd.DataFrame:
-    """Per strategy: the trials' own meters beside the whole cluster's energy (study start to end,
-    GPU / CPU / RAM) and the overhead between them, in kWh and as a share of the cluster; each cell
-    mean ± std [min – max] over the seeds that have it; `not measured` where none has it."""
-    rows = []
-    for _, r in summary.iterrows():
-        row = {
-            "strategy": r[STRATEGY],
-            "seeds metered": f"{int(r[CLUSTER_METERED_SEEDS])}/{int(r[N_SEEDS])}",
-        }
-        row.update({col: _cell(r, fig) for col, fig in ENERGY_TABLE_COLUMNS.items()})
-        basis = str(r[CLUSTER_ENERGY_BASIS])
-        if basis != NOT_MEASURED:
-            basis += (
-                " ("
-                + ", ".join(
-                    f"{comp.upper()}: {r[f'cluster_energy_{comp}_source']}"
-                    for comp in CLUSTER_COMPONENTS
-                )
-                + ")"
-            )
-        row["basis"] = basis
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def baseline_line(studies: Sequence[Study], summary: pd.DataFrame) -> str | None:
-    """One line: the lead-k baseline (the floor a model must beat) and each strategy's best ROUGE-L
-    above it; None where no study holds a baseline."""
-    floor = common_baseline(studies, ROUGEL)
-    if floor is None:
-        return None
-    found = [b for s in studies if (b := study_baseline(s.metadata)) is not None]
-    scores = {
-        r: sum(b[r] for b in found) / len(found)
-        if all(math.isfinite(b[r]) for b in found)
-        else math.nan
-        for r in (ROUGE1, ROUGE2, ROUGELSUM)
-    }
-    text = (
-        f"Floor: the {floor['label']} (extractive, on the validation set) scores ROUGE-L "
-        f"{_rouge(floor['value'])} (R-1 {_rouge(scores[ROUGE1])}, R-2 {_rouge(scores[ROUGE2])}, "
-        f"R-Lsum {_rouge(scores[ROUGELSUM])})"
-    )
-    spread = []
-    if floor["n"] < len(studies):
-        spread.append(f"mean of the {floor['n']} of {len(studies)} studies that hold one")
-    if floor["low"] != floor["high"]:
-        spread.append(f"{_rouge(floor['low'])} – {_rouge(floor['high'])} over studies")
-    if spread:
-        text += " (" + "; ".join(spread) + ")"
-    margins = []
-    for _, r in summary.iterrows():
-        best = r[BEST_PREFIX + ROUGEL + "_mean"]
-        if math.isfinite(best):
-            gap = best - floor["value"]
-            margins.append(f"{r[STRATEGY]} {gap:+.4f}" + (" (below the floor)" if gap < 0 else ""))
-    if margins:
-        text += ". Best ROUGE-L minus the baseline: " + ", ".join(margins)
-    return text + "."
-
-
-def _cluster_cell(s: Study) -> str:
-    fig = cluster_energy_figures(s.metadata)
-    if not math.isfinite(fig[CLUSTER_ENERGY_KWH]):
-        return NOT_MEASURED
-    nodes = fig["cluster_nodes"]
-    return (
-        f"{_sig4(fig[CLUSTER_ENERGY_KWH])} kWh on {nodes} node{'s' if nodes != 1 else ''}, "
-        f"{_pct(fig[OVERHEAD_SHARE])} overhead ({fig[CLUSTER_ENERGY_BASIS]})"
-    )
-
-
-def studies_table(studies: Sequence[Study]) -> pd.DataFrame:
-    rows = []
-    for s in studies:
-        fp = s.footprint
-        slots, ray_init = s.metadata.concurrent_trials, s.metadata.ray_init_s
-        rows.append(
-            {
-                "study": s.name,
-                "strategy": s.strategy,
-                "seed": s.seed,
-                "state": "RUNNING (partial)" if s.running else "finished",
-                "trials": len(s.trials),
-                "reports": len(s.reports),
-                "slots": slots if slots is not None else "–",
-                "wall": _hours(s.wall_s),
-                "Ray start-up": f"{_sig(ray_init)} s" if ray_init is not None else "–",
-                "whole-cluster energy": _cluster_cell(s),
-                "budget: spent / amount": _budget_cell(s),
-                "test ROUGE-L [95 % CI over examples]": _test_cell(s),
-                "grid intensity": _intensity_cell(fp),
-            }
-        )
-    return pd.DataFrame(rows)
-
-
-def _budget_cell(s: Study) -> str:
-    b = s.metadata.section("budget")
-    if b.get("spent") is None:
-        return "not recorded"
-    over = b.get("overshoot")
-    return (
-        f"{_sig4(b['spent'])} / {_sig4(b['amount'])} {b['unit']}"
-        + (f" ({over:+.3g})" if isinstance(over, (int, float)) else "")
-        + (" - stopped on it" if b.get("stopped") else "")
-    )
-
-
-def _test_cell(s: Study) -> str:
-    t = s.metadata.section("test")
-    if not t.get("evaluated"):
-        return "not scored" + (f" ({t['why']})" if t.get("why") else "")
-    low, high = t.get("rougeL_ci95") or (math.nan, math.nan)
-    return f"{_rouge(t['rougeL'])} [{_rouge(low)} – {_rouge(high)}], n={t['n']}"
-
-
-def carbon_table(summary: pd.DataFrame) -> pd.DataFrame:
-    """Per strategy: CO2 by scope and method, the SCI per functional unit, how the CPU was
-    estimated; `not available` where a figure has no source (a local machine, a size without a
-    dated embodied row, no market factor given)."""
-    rows = []
-    for _, r in summary.iterrows():
-
-        def cell(fig: str, r: pd.Series = r) -> str:
-            v = r[f"{fig}_mean"]
-            return _sig4(v) if math.isfinite(v) else "not available"
-
-        rows.append(
-            {
-                "strategy": r[STRATEGY],
-                "CO2e, location-based, whole cluster (kg)": cell(CLUSTER_CO2),
-                "CO2e, market-based (kg)": cell(MARKET_CO2_KG),
-                "embodied CO2e, Scope 3 (kg)": cell(EMBODIED_KG),
-                "SCI per tuned model (kg)": cell(SCI_KG),
-                "SCI per 1,000 summaries (kg)": cell(SCI_PER_1000_SUMMARIES_KG),
-                "CPU estimate basis": r[CPU_BASIS] or "not recorded",
-            }
-        )
-    return pd.DataFrame(rows)
 
 
 CARBON_NOTE = (
@@ -589,58 +107,7 @@ CARBON_NOTE = (
 )
 
 
-# The figures a reader of an HPO benchmark looks for, with their statistics over seeds
-STATISTICS_FIGURES = (
-    TEST_ROUGEL,
-    CLUSTER_ENERGY_TO_TARGET_KWH,
-    CLUSTER_CO2_TO_TARGET_KG,
-    CLUSTER_COST_TO_TARGET_USD,
-    BUDGET_SPENT,
-)
-
-
-def statistics_table(summary: pd.DataFrame) -> pd.DataFrame:
-    """Per strategy and figure: mean with its 95 % bootstrap interval over seeds, the interquartile
-    mean, and the number of seeds with the figure (Syne Tune's benchmarking statistics)."""
-    rows = []
-    for _, r in summary.iterrows():
-        for fig in STATISTICS_FIGURES:
-            label, fmt = _FIGURES[fig]
-            mean = r[f"{fig}_mean"]
-            if not math.isfinite(mean):
-                continue
-            lo, hi = r[f"{fig}_ci_low"], r[f"{fig}_ci_high"]
-            rows.append(
-                {
-                    "strategy": r[STRATEGY],
-                    "figure": label,
-                    "mean": fmt(mean),
-                    "95 % CI over seeds": f"{fmt(lo)} – {fmt(hi)}"
-                    if math.isfinite(lo)
-                    else "one seed: –",
-                    "IQM": fmt(r[f"{fig}_iqm"]),
-                    "seeds": int(r[N_SEEDS]),
-                }
-            )
-    return pd.DataFrame(
-        rows, columns=["strategy", "figure", "mean", "95 % CI over seeds", "IQM", "seeds"]
-    )
-
-
-def _intensity_cell(fp: dict) -> str:
-    hourly = fp.get("hourly_intensity")
-    if hourly:
-        return f"hourly, {hourly['source']} ({hourly['zone']}, {hourly['basis']}), PUE {fp.get('pue', '?')}"
-    if fp.get("intensity_g_per_kwh") is not None:
-        return f"{fp['intensity_g_per_kwh']} gCO2e/kWh ({fp.get('region', '?')}), PUE {fp.get('pue', '?')}"
-    return "not recorded"
-
-
-# --------------------------------------------------------------------------------------------
-# Rendering
-
-
-def _md_table(df: pd.DataFrame) -> str:
+def markdown_table(df: pd.DataFrame) -> str:
     cols = [str(c) for c in df.columns]
     lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
     for _, row in df.iterrows():
@@ -649,7 +116,7 @@ def _md_table(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def _html_table(df: pd.DataFrame, cls: str = "") -> str:
+def html_table(df: pd.DataFrame, cls: str = "") -> str:
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
     body = "".join(
         "<tr>"
@@ -830,6 +297,182 @@ def _cluster_note(studies: Sequence[Study], summary: pd.DataFrame) -> str:
     return text + "."
 
 
+@dataclass(frozen=True)
+class Section:
+    """One part of the report, rendered the same way as Markdown and as HTML.
+
+    `banner`: a warning line with no heading (a mismatched or partial comparison). A `plot` is
+    HTML only (Markdown points to report.html). `level` is the HTML heading level; Markdown keeps
+    every section at `##`.
+    """
+
+    title: str = ""
+    note: str = ""
+    table: pd.DataFrame | None = None
+    table_class: str = ""
+    bullets: tuple[str, ...] = ()
+    plot: bytes | None = None
+    is_plot: bool = False
+    banner: bool = False
+    level: int = 2
+    css: str = "note"  # the note's class in HTML: note, warn or floor
+
+
+def winners_table(summary: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "strategy": summary[STRATEGY],
+            "best ROUGE-L": [num(v, 4) for v in summary[BEST_PREFIX + ROUGEL + "_max"]],
+            "seed": summary[BEST_SEED],
+            "config": summary[BEST_CONFIG],
+        }
+    )
+
+
+def what_if_sections(what_if: pd.DataFrame) -> list[Section]:
+    table = pd.DataFrame(
+        {
+            "strategy": what_if[STRATEGY],
+            "energy (kWh)": [sig4(v) for v in what_if["energy_kwh_mean"]],
+            "actual CO2e (kg)": [sig4(v) for v in what_if["actual_co2_kg_mean"]],
+            "COUNTERFACTUAL CO2e (kg)": [sig4(v) for v in what_if["what_if_co2_kg_mean"]],
+            "COUNTERFACTUAL CO2e (lb)": [sig4(v) for v in what_if["what_if_co2_lb_mean"]],
+            "PUE": what_if["pue"],
+        }
+    )
+    place = what_if["what_if_label"].iloc[0]
+    intensity = what_if["what_if_intensity_g_per_kwh"].iloc[0]
+    note = (
+        "Not measured: the studies' energy × PUE × the given grid intensity"
+        + ("" if what_if["pue_recorded"].all() else " (PUE 1.0 where a study recorded none)")
+        + "."
+    )
+    title = f"Counterfactual CO2: the same energy on {place} ({intensity:g} gCO2e/kWh)"
+    return [Section(title, note, table, css="warn")]
+
+
+def sections(
+    studies: Sequence[Study],
+    summary: pd.DataFrame,
+    target: float,
+    target_given: bool,
+    what_if: pd.DataFrame | None,
+) -> list[Section]:
+    """The report in order: banners, verdict, benchmark, floor, plots (the energy table after
+    its plot), carbon, statistics, figures, ratios, best configurations, what-if, studies, notes."""
+    out: list[Section] = []
+    differing = mismatches(list(studies))
+    if differing:
+        out.append(
+            Section(
+                note="MISMATCHED COMPARISON (--allow-mismatch): these studies differ in "
+                + "; ".join(m.describe() for m in differing)
+                + ". Their figures are not comparable as a fair benchmark.",
+                banner=True,
+            )
+        )
+    running = [s.name for s in studies if s.running]
+    if running:
+        out.append(
+            Section(
+                note="PARTIAL: still running, figures so far: " + ", ".join(running), banner=True
+            )
+        )
+    verdict_lines = [
+        v.sentence for v in verdicts(studies, per_study_summary(studies, target), target)
+    ]
+    out.append(Section("Verdict", VERDICT_NOTE, bullets=tuple(verdict_lines)))
+    out.append(Section("Benchmark", BENCHMARK_NOTE, benchmark_table(summary), "bench"))
+    floor = baseline_line(studies, summary)
+    if floor:
+        out.append(Section(note=floor, css="floor"))
+    energy = Section(ENERGY_HEAD, ENERGY_NOTE, energy_table(summary), "energy", level=3)
+    plotted = _plots(studies, summary, target)
+    for plot_title, caption, png in plotted:
+        out.append(Section(plot_title, caption, plot=png, is_plot=True))
+        if plot_title == ENERGY_PLOT:
+            out.append(energy)
+    if ENERGY_PLOT not in [t for t, _, _ in plotted]:
+        out.append(energy)
+    out += [
+        Section("Carbon accounting", CARBON_NOTE, carbon_table(summary), "carbon"),
+        Section("Statistics over seeds", STATISTICS_NOTE, statistics_table(summary), "stats"),
+        Section(
+            "Figures per strategy",
+            "mean ± std [min – max] over seeds",
+            figures_table(summary),
+            "figures",
+        ),
+    ]
+    if (summary[STRATEGY] == "grid").any():
+        out.append(
+            Section(
+                "Ratio to grid",
+                "each figure's mean divided by grid's mean",
+                ratios_table(summary),
+                "ratios",
+            )
+        )
+    out.append(Section("Best configuration per strategy", table=winners_table(summary)))
+    if what_if is not None:
+        out += what_if_sections(what_if)
+    out.append(Section("Studies", table=studies_table(studies)))
+    out.append(Section("Notes", bullets=tuple(_notes(studies, summary, target, target_given))))
+    return out
+
+
+def to_markdown(title: str, parts: Sequence[Section]) -> str:
+    md = [f"# {title}", ""]
+    for part in parts:
+        if part.is_plot:
+            continue
+        if part.banner:
+            md += [f"> **{part.note}**", ""]
+            continue
+        if part.title:
+            md += [f"## {part.title}", ""]
+        if part.note:
+            md += [part.note, ""]
+        if part.table is not None:
+            md += [markdown_table(part.table), ""]
+        if part.bullets:
+            md += [f"- {line}" for line in part.bullets] + [""]
+    md += ["Plots are in report.html.", ""]
+    return "\n".join(md)
+
+
+def to_html(title: str, parts: Sequence[Section]) -> str:
+    esc = html.escape
+    h = [
+        f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{esc(title)}</title>",
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+        f"<style>{_CSS}</style></head><body>",
+        f"<h1>{esc(title)}</h1>",
+    ]
+    for part in parts:
+        if part.banner:
+            h.append(f"<p class='warn'><b>{esc(part.note)}</b></p>")
+            continue
+        if part.title:
+            h.append(f"<h{part.level}>{esc(part.title)}</h{part.level}>")
+        if part.is_plot:
+            h.append("<div class='plot'>")
+            if part.plot is not None:
+                data = base64.b64encode(part.plot).decode("ascii")
+                h.append(f"<img alt='{esc(part.title)}' src='data:image/png;base64,{data}'>")
+            h.append(f"<p class='note'>{esc(part.note)}</p></div>")
+            continue
+        if part.note:
+            h.append(f"<p class='{part.css}'>{esc(part.note)}</p>")
+        if part.table is not None:
+            h.append(html_table(part.table, part.table_class))
+        if part.bullets:
+            css = " class='verdict'" if part.title == "Verdict" else ""
+            h.append(f"<ul{css}>" + "".join(f"<li>{esc(b)}</li>" for b in part.bullets) + "</ul>")
+    h.append("</body></html>")
+    return "\n".join(h)
+
+
 def render(
     studies: Sequence[Study],
     summary: pd.DataFrame,
@@ -838,176 +481,13 @@ def render(
     what_if: pd.DataFrame | None,
     allowed_mismatch: bool = False,
 ) -> tuple[str, str]:
-    """The report as (html, markdown)."""
-    running = [s for s in studies if s.running]
-    verdict_lines = [
-        v.sentence for v in verdicts(studies, per_study_summary(studies, target), target)
-    ]
-    differing = mismatches(list(studies))
-    mismatch = (
-        "MISMATCHED COMPARISON (--allow-mismatch): these studies differ in "
-        + "; ".join(m.describe() for m in differing)
-        + ". Their figures are not comparable as a fair benchmark."
-        if differing
-        else ""
+    """The report as (html, markdown), from one list of sections."""
+    title = (
+        f"greentune: {len(summary)} strategies on {studies[0].dataset} "
+        f"({studies[0].metric}, {len(studies)} studies)"
     )
-    bench = benchmark_table(summary)
-    figs = figures_table(summary)
-    stats = statistics_table(summary)
-    carbon = carbon_table(summary)
-    has_grid = (summary[STRATEGY] == "grid").any()
-    ratios = ratios_table(summary) if has_grid else None
-    winners = pd.DataFrame(
-        {
-            "strategy": summary[STRATEGY],
-            "best ROUGE-L": [_num(v, 4) for v in summary[BEST_PREFIX + ROUGEL + "_max"]],
-            "seed": summary[BEST_SEED],
-            "config": summary[BEST_CONFIG],
-        }
-    )
-    notes = _notes(studies, summary, target, target_given)
-    energy = energy_table(summary)
-    energy_note = (
-        "Mean ± std [min – max] over the seeds that have each figure; 'estimated' marks a part "
-        "computed from a stated model rather than a counter; 'not measured' where no seed "
-        "recorded it."
-    )
-    floor = baseline_line(studies, summary)
-    dataset = studies[0].dataset
-    title = f"greentune: {len(summary)} strategies on {dataset} ({studies[0].metric}, {len(studies)} studies)"
-    partial = (
-        "PARTIAL: still running, figures so far: " + ", ".join(s.name for s in running)
-        if running
-        else ""
-    )
-    wi = None
-    if what_if is not None:
-        wi = pd.DataFrame(
-            {
-                "strategy": what_if[STRATEGY],
-                "energy (kWh)": [_sig4(v) for v in what_if["energy_kwh_mean"]],
-                "actual CO2e (kg)": [_sig4(v) for v in what_if["actual_co2_kg_mean"]],
-                "COUNTERFACTUAL CO2e (kg)": [_sig4(v) for v in what_if["what_if_co2_kg_mean"]],
-                "COUNTERFACTUAL CO2e (lb)": [_sig4(v) for v in what_if["what_if_co2_lb_mean"]],
-                "PUE": what_if["pue"],
-            }
-        )
-        wi_head = f"Counterfactual CO2: the same energy on {what_if['what_if_label'].iloc[0]} ({what_if['what_if_intensity_g_per_kwh'].iloc[0]:g} gCO2e/kWh)"
-        wi_note = (
-            "Not measured: the studies' energy × PUE × the given grid intensity"
-            + ("" if what_if["pue_recorded"].all() else " (PUE 1.0 where a study recorded none)")
-            + "."
-        )
-
-    # Markdown
-    md = [f"# {title}", ""]
-    if mismatch:
-        md += [f"> **{mismatch}**", ""]
-    if partial:
-        md += [f"> **{partial}**", ""]
-    md += ["## Verdict", "", VERDICT_NOTE, ""] + [f"- {line}" for line in verdict_lines] + [""]
-    md += [
-        "## Benchmark",
-        "",
-        BENCHMARK_NOTE,
-        "",
-        _md_table(bench),
-        "",
-    ]
-    if floor:
-        md += [floor, ""]
-    md += [
-        f"## {ENERGY_HEAD}",
-        "",
-        energy_note,
-        "",
-        _md_table(energy),
-        "",
-        "## Carbon accounting",
-        "",
-        CARBON_NOTE,
-        "",
-        _md_table(carbon),
-        "",
-        "## Statistics over seeds",
-        "",
-        STATISTICS_NOTE,
-        "",
-        _md_table(stats),
-        "",
-        "## Figures per strategy (mean ± std [min – max] over seeds)",
-        "",
-        _md_table(figs),
-        "",
-    ]
-    if ratios is not None:
-        md += ["## Ratio to grid (mean / grid mean)", "", _md_table(ratios), ""]
-    md += ["## Best configuration per strategy", "", _md_table(winners), ""]
-    if wi is not None:
-        md += [f"## {wi_head}", "", wi_note, "", _md_table(wi), ""]
-    md += (
-        ["## Studies", "", _md_table(studies_table(studies)), "", "## Notes", ""]
-        + [f"- {n}" for n in notes]
-        + [""]
-    )
-    md += ["Plots are in report.html.", ""]
-
-    # HTML
-    h = [
-        f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
-        f"<meta name='viewport' content='width=device-width, initial-scale=1'><style>{_CSS}</style></head><body>",
-        f"<h1>{html.escape(title)}</h1>",
-    ]
-    if mismatch:
-        h.append(f"<p class='warn'><b>{html.escape(mismatch)}</b></p>")
-    if partial:
-        h.append(f"<p class='warn'><b>{html.escape(partial)}</b></p>")
-    h += [
-        "<h2>Verdict</h2>",
-        f"<p class='note'>{html.escape(VERDICT_NOTE)}</p><ul class='verdict'>",
-    ]
-    h += [f"<li>{html.escape(line)}</li>" for line in verdict_lines] + ["</ul>"]
-    h += [
-        "<h2>Benchmark</h2>",
-        f"<p class='note'>{html.escape(BENCHMARK_NOTE)}</p>",
-        _html_table(bench, "bench"),
-    ]
-    if floor:
-        h.append(f"<p class='floor'>{html.escape(floor)}</p>")
-    for plot_title, caption, png in _plots(studies, summary, target):
-        h.append(f"<h2>{html.escape(plot_title)}</h2><div class='plot'>")
-        if png is not None:
-            data = base64.b64encode(png).decode("ascii")
-            h.append(f"<img alt='{html.escape(plot_title)}' src='data:image/png;base64,{data}'>")
-        h.append(f"<p class='note'>{html.escape(caption)}</p></div>")
-        if plot_title == ENERGY_PLOT:
-            h += [
-                f"<h3>{html.escape(ENERGY_HEAD)}</h3>",
-                f"<p class='note'>{html.escape(energy_note)}</p>",
-                _html_table(energy, "energy"),
-            ]
-    h += [
-        f"<h2>Carbon accounting</h2><p class='note'>{html.escape(CARBON_NOTE)}</p>",
-        _html_table(carbon, "carbon"),
-        f"<h2>Statistics over seeds</h2><p class='note'>{html.escape(STATISTICS_NOTE)}</p>",
-        _html_table(stats, "stats"),
-        "<h2>Figures per strategy</h2><p class='note'>mean ± std [min – max] over seeds</p>",
-        _html_table(figs, "figures"),
-    ]
-    if ratios is not None:
-        h += [
-            "<h2>Ratio to grid</h2><p class='note'>each figure's mean divided by grid's mean</p>",
-            _html_table(ratios, "ratios"),
-        ]
-    h += ["<h2>Best configuration per strategy</h2>", _html_table(winners)]
-    if wi is not None:
-        h += [
-            f"<h2>{html.escape(wi_head)}</h2><p class='warn'>{html.escape(wi_note)}</p>",
-            _html_table(wi),
-        ]
-    h += ["<h2>Studies</h2>", _html_table(studies_table(studies)), "<h2>Notes</h2><ul>"]
-    h += [f"<li>{html.escape(n)}</li>" for n in notes] + ["</ul></body></html>"]
-    return "\n".join(h), "\n".join(md)
+    parts = sections(studies, summary, target, target_given, what_if)
+    return to_html(title, parts), to_markdown(title, parts)
 
 
 # --------------------------------------------------------------------------------------------

@@ -34,61 +34,122 @@ from core.footprint import ESTIMATE_BAND, J_PER_KWH, energy_band_j
 from core.footprint import LBS_PER_KG as LB_PER_KG
 from core.metadata import StudyMetadata
 from core.schema import (
+    BASELINE_LEAD_K,
+    BASELINE_PREFIX,
+    BASELINE_SEEDS,
+    BEST_CONFIG,
     BEST_PREFIX,
+    BEST_SEED,
+    BEST_TRIAL_ID,
+    BUDGET_AMOUNT,
+    BUDGET_OVERSHOOT,
+    BUDGET_SPENT,
+    BUDGET_UNIT,
+    CLUSTER_CO2,
+    CLUSTER_CO2_TO_TARGET_KG,
+    CLUSTER_COST,
+    CLUSTER_COST_TO_TARGET_USD,
+    CLUSTER_ENERGY_BASIS,
+    CLUSTER_ENERGY_CPU_KWH,
+    CLUSTER_ENERGY_GPU_KWH,
+    CLUSTER_ENERGY_HIGH_KWH,
+    CLUSTER_ENERGY_KWH,
+    CLUSTER_ENERGY_LOW_KWH,
+    CLUSTER_ENERGY_RAM_KWH,
+    CLUSTER_ENERGY_TO_TARGET_KWH,
+    CLUSTER_METERED,
+    CLUSTER_METERED_SEEDS,
+    CLUSTER_NODES,
     CO2_KG,
+    CO2_LB,
     CONFIG_PREFIX,
+    COST_TO_TARGET_USD,
     COST_USD,
+    CPU_BASIS,
+    DEVICE_H,
     DEVICE_S,
+    EARLY_STOP_REASONS,
+    EMBODIED_KG,
     ENERGY_CPU_J,
+    ENERGY_CPU_KWH,
     ENERGY_CPU_SOURCE,
+    ENERGY_ESTIMATED_KWH,
     ENERGY_GPU_J,
+    ENERGY_GPU_KWH,
     ENERGY_GPU_SOURCE,
+    ENERGY_HIGH_KWH,
+    ENERGY_KWH,
+    ENERGY_LOW_KWH,
+    ENERGY_MEASURED_KWH,
+    ENERGY_MEASURED_SHARE,
     ENERGY_RAM_J,
+    ENERGY_RAM_KWH,
     ENERGY_RAM_SOURCE,
+    ENERGY_TO_TARGET_KWH,
     ENERGY_TOTAL_J,
+    ESTIMATED_SOURCES,
+    MARKET_CO2_KG,
+    MEASURED_SOURCES,
+    MODEL,
+    N_RUNNING,
+    N_SEEDS,
+    NOT_MEASURED,
+    OVERHEAD_ENERGY_KWH,
+    OVERHEAD_SHARE,
+    REACHED_TARGET,
     ROUGE_COLUMNS,
     ROUGEL,
+    RUNNING,
+    SCI_KG,
+    SCI_PER_1000_SUMMARIES_KG,
     SEED,
     SEGMENT_LAUNCH_S,
     SEGMENT_SETUP_S,
+    SELECTED_VALIDATION,
+    STARTUP_S,
     STATUS,
+    STOP_BUDGET,
+    STOP_COMPLETED,
+    STOP_ERROR,
     STOP_REASON,
     STRATEGY,
     STUDY,
     STUDY_ELAPSED_S,
+    TARGET_REACHED_SEEDS,
+    TARGET_ROUGEL,
+    TEST_N,
+    TEST_PREFIX,
+    TEST_ROUGE,
+    TEST_ROUGEL,
+    TEST_ROUGEL_HIGH,
+    TEST_ROUGEL_LOW,
+    TIME_TO_TARGET_S,
     TRIAL_EPOCHS,
     TRIAL_ID,
+    TRIALS_ERRORED,
+    TRIALS_FINISHED,
+    TRIALS_STARTED,
+    TRIALS_STOPPED_BUDGET,
+    TRIALS_STOPPED_EARLY,
+    VS_GRID_SUFFIX,
+    WALL_S,
+    X_CLUSTER_CO2_KG,
+    X_CLUSTER_COST_USD,
+    X_CLUSTER_ENERGY_KWH,
+    X_CO2_KG,
+    X_COST_USD,
+    X_DEVICE_H,
+    X_ENERGY_KWH,
+    X_WALL_S,
 )
 from core.stats import bootstrap_ci, iqm
 
 if TYPE_CHECKING:
     from analysis.load import Study
 
-MEASURED_SOURCES = (
-    "counter",
-    "power_integral",
-    "shared_device",
-    "partial",
-)  # partial: a lower bound
-ESTIMATED_SOURCES = ("estimated",)
-EARLY_STOP_REASONS = ("scheduler_stopped", "early_stopping")
 DEFAULT_TARGET_MARGIN = 0.01  # ROUGE-L (F-measure in [0, 1]): 0.01 = one ROUGE point
 STRATEGY_ORDER = ("grid", "random", "asha", "pbt")  # the rest follow alphabetically
-NOT_MEASURED = "not measured"
 
-# x axes of the best-so-far curves
-X_WALL_S = "wall_s"
-X_ENERGY_KWH = "energy_kwh"
-X_COST_USD = "cost_usd"
-X_CO2_KG = "co2_kg"
-X_DEVICE_H = "device_h"
-X_CLUSTER_ENERGY_KWH = "cluster_energy_kwh"
-CLUSTER_ENERGY_LOW_KWH = "cluster_energy_low_kwh"  # with estimated parts at their band's low end
-CLUSTER_ENERGY_HIGH_KWH = "cluster_energy_high_kwh"
-ENERGY_LOW_KWH = "energy_low_kwh"  # the trials' own, likewise
-ENERGY_HIGH_KWH = "energy_high_kwh"
-X_CLUSTER_CO2_KG = "cluster_co2_kg"
-X_CLUSTER_COST_USD = "cluster_cost_usd"
 _X_AXES = {  # name -> (per-trial cumulative report column, or None for elapsed time; divisor)
     X_WALL_S: (None, 1.0),
     X_ENERGY_KWH: (ENERGY_TOTAL_J, J_PER_KWH),
@@ -104,84 +165,6 @@ _CLUSTER_X_AXES = {
     X_CLUSTER_COST_USD: (CLUSTER_BILLED_USD, 1.0),
 }
 
-# Figures of one study (the columns of `study_summary`); strategy_summary adds _mean/_std/...
-N_SEEDS = "n_seeds"
-N_RUNNING = "n_running"
-RUNNING = "running"
-TRIALS_STARTED = "trials_started"
-TRIALS_STOPPED_EARLY = "trials_stopped_early"
-TRIALS_FINISHED = "trials_finished"
-TRIALS_ERRORED = "trials_errored"
-TRIALS_STOPPED_BUDGET = "trials_stopped_budget"
-DEVICE_H = "device_h"
-ENERGY_KWH = "energy_kwh"
-ENERGY_GPU_KWH = "energy_gpu_kwh"
-ENERGY_CPU_KWH = "energy_cpu_kwh"
-ENERGY_RAM_KWH = "energy_ram_kwh"
-ENERGY_MEASURED_KWH = "energy_measured_kwh"
-ENERGY_ESTIMATED_KWH = "energy_estimated_kwh"
-ENERGY_MEASURED_SHARE = "energy_measured_share"
-CO2_LB = "co2_lb"
-WALL_S = "wall_s"
-BEST_CONFIG = "best_config"
-BEST_TRIAL_ID = "best_trial_id"
-BEST_SEED = "best_seed"
-TARGET_ROUGEL = "target_rougeL"
-REACHED_TARGET = "reached_target"
-TARGET_REACHED_SEEDS = "target_reached_seeds"
-TIME_TO_TARGET_S = "time_to_target_s"
-ENERGY_TO_TARGET_KWH = "energy_to_target_kwh"
-COST_TO_TARGET_USD = "cost_to_target_usd"
-MODEL = "model"
-# Whole-cluster energy (metadata.json `cluster_energy`) and its gap to the trials' own meters
-CLUSTER_ENERGY_KWH = "cluster_energy_kwh"
-CLUSTER_ENERGY_LOW_KWH = "cluster_energy_low_kwh"  # with estimated parts at their band's low end
-CLUSTER_ENERGY_HIGH_KWH = "cluster_energy_high_kwh"
-ENERGY_LOW_KWH = "energy_low_kwh"  # the trials' own, likewise
-ENERGY_HIGH_KWH = "energy_high_kwh"
-CLUSTER_ENERGY_GPU_KWH = "cluster_energy_gpu_kwh"
-CLUSTER_ENERGY_CPU_KWH = "cluster_energy_cpu_kwh"
-CLUSTER_ENERGY_RAM_KWH = "cluster_energy_ram_kwh"
-OVERHEAD_ENERGY_KWH = "overhead_energy_kwh"  # cluster - sum of the trials' own meters
-OVERHEAD_SHARE = "overhead_share"  # overhead / cluster total
-CLUSTER_METERED = "cluster_metered"  # per study: the cluster total was measured
-CLUSTER_METERED_SEEDS = "cluster_metered_seeds"  # per strategy: how many seeds have it
-CLUSTER_ENERGY_BASIS = (
-    "cluster_energy_basis"  # measured | estimated | estimated: CPU, RAM | not measured
-)
-CLUSTER_NODES = "cluster_nodes"
-STARTUP_S = "startup_s"  # trial segments' launch + setup seconds, summed
-# The selected model on the held-out test split (metadata.json `test`, `selection`)
-TEST_PREFIX = "test_"
-TEST_ROUGE = tuple(TEST_PREFIX + r for r in ROUGE_COLUMNS)
-TEST_ROUGEL = TEST_PREFIX + ROUGEL
-TEST_ROUGEL_LOW = "test_rougeL_ci_low"  # 95 % bootstrap over the test examples, this study
-TEST_ROUGEL_HIGH = "test_rougeL_ci_high"
-TEST_N = "test_n"
-SELECTED_VALIDATION = "selected_validation_score"  # the search metric of the selected report
-# The budget as spent (metadata.json `budget`)
-BUDGET_UNIT = "budget_unit"
-BUDGET_AMOUNT = "budget_amount"
-BUDGET_SPENT = "budget_spent"
-BUDGET_OVERSHOOT = "budget_overshoot"
-# Whole-cluster CO2 and billed dollars, and the whole cluster's spend until the target
-CLUSTER_CO2 = "cluster_co2_kg"
-CLUSTER_COST = "cluster_cost_usd"
-# Carbon accounting (metadata.json `carbon`): scopes kept apart, SCI per functional unit
-MARKET_CO2_KG = "market_based_co2_kg"
-EMBODIED_KG = "embodied_co2_kg"
-SCI_KG = "sci_kg_per_tuned_model"
-SCI_PER_1000_SUMMARIES_KG = "sci_kg_per_1000_summaries"
-CPU_BASIS = "cpu_estimate_basis"  # per node: how the CPU estimate's watts per thread were set
-CLUSTER_ENERGY_TO_TARGET_KWH = "cluster_energy_to_target_kwh"
-CLUSTER_CO2_TO_TARGET_KG = "cluster_co2_to_target_kg"
-CLUSTER_COST_TO_TARGET_USD = "cluster_cost_to_target_usd"
-# The lead-k extractive baseline (metadata.json `baseline`): the floor a model must beat
-BASELINE_PREFIX = "baseline_"
-BASELINE_LEAD_K = "baseline_lead_k"
-BASELINE_SEEDS = "baseline_seeds"
-VS_GRID_SUFFIX = "_vs_grid"
-STATS = ("mean", "std", "min", "max")
 
 # component -> (report column, its source column, output kWh column)
 ENERGY_COMPONENTS = {
@@ -553,9 +536,9 @@ def study_summary(study: Study, target_rougeL: float | None = None) -> dict[str,
         RUNNING: study.running,
         TRIALS_STARTED: int((status != "PENDING").sum()),
         TRIALS_STOPPED_EARLY: int(reason.isin(EARLY_STOP_REASONS).sum()),
-        TRIALS_FINISHED: int((reason == "completed").sum()),
-        TRIALS_ERRORED: int((reason == "error").sum()),
-        TRIALS_STOPPED_BUDGET: int((reason == "budget").sum()),
+        TRIALS_FINISHED: int((reason == STOP_COMPLETED).sum()),
+        TRIALS_ERRORED: int((reason == STOP_ERROR).sum()),
+        TRIALS_STOPPED_BUDGET: int((reason == STOP_BUDGET).sum()),
         TRIAL_EPOCHS: _sum_or_nan(totals[TRIAL_EPOCHS]),
         DEVICE_H: _sum_or_nan(totals[DEVICE_H]),
         ENERGY_KWH: _sum_or_nan(totals[ENERGY_KWH]),

@@ -22,14 +22,17 @@ import numpy as np
 import pandas as pd
 
 from analysis.load import Study
-from analysis.summary import (
+from analysis.summary import order_strategies
+from core.schema import (
     CLUSTER_CO2_TO_TARGET_KG,
     CLUSTER_COST_TO_TARGET_USD,
     CLUSTER_ENERGY_TO_TARGET_KWH,
+    EXAMPLE,
+    ROUGEL,
+    SEED,
+    STRATEGY,
     TEST_ROUGEL,
-    order_strategies,
 )
-from core.schema import EXAMPLE, ROUGEL, SEED, STRATEGY
 from core.stats import bootstrap_ci
 
 

@@ -141,16 +141,19 @@ REFERENCE = "reference"
 
 # Trial table only
 STATUS = "status"  # TERMINATED | ERROR | RUNNING | PENDING | PAUSED
-STOP_REASON = "stop_reason"  # completed | scheduler_stopped | early_stopping | budget | error
+STOP_REASON = "stop_reason"  # one of STOP_REASONS ("" while a trial runs)
+# Why a trial ended: its full epoch budget, the scheduler (ASHA), its own early stopping, the
+# study budget, an error.
+STOP_COMPLETED = "completed"
+STOP_SCHEDULER = "scheduler_stopped"
+STOP_EARLY = "early_stopping"
+STOP_BUDGET = "budget"
+STOP_ERROR = "error"
+STOP_REASONS = (STOP_COMPLETED, STOP_SCHEDULER, STOP_EARLY, STOP_BUDGET, STOP_ERROR)
 N_REPORTS = "n_reports"
 BEST_PREFIX = "best_"  # best_rougeL, ...
 FINAL_PREFIX = "final_"  # final_rougeL, ...
 
-# How an energy figure was obtained, strongest first: a sum is as good as its weakest part.
-# counter: NVML's cumulative energy / RAPL; power_integral: sampled power, integrated;
-# shared_device: a counter of a device other work shares too (a MIG slice reads its whole GPU);
-# estimated: a stated model (TDP share, per-GiB RAM); partial: some attempted reads failed, so
-# the sum is a lower bound (its `*_coverage` says how much was measured).
 # Text columns (every other column of the tables is numeric: missing is NaN, never null or 0)
 STRING_COLUMNS = (
     "study",
@@ -171,4 +174,110 @@ STRING_COLUMNS = (
     "reference",
 )
 
+# How an energy figure was obtained, strongest first: a sum is as good as its weakest part.
+# counter: NVML's cumulative energy / RAPL; power_integral: sampled power, integrated;
+# shared_device: a counter of a device other work shares too (a MIG slice reads its whole GPU);
+# estimated: a stated model (TDP share, per-GiB RAM); partial: some attempted reads failed, so
+# the sum is a lower bound (its `*_coverage` says how much was measured).
 ENERGY_SOURCES = ("counter", "power_integral", "shared_device", "estimated", "partial")
+ESTIMATED_SOURCES = ("estimated",)
+MEASURED_SOURCES = tuple(
+    s for s in ENERGY_SOURCES if s not in ESTIMATED_SOURCES
+)  # partial: a lower bound
+
+
+# ------------------------------------------------------------------------------------------
+# summary.parquet and the report (analysis): one row per strategy. Figures of one study are
+# named below; the per-strategy table adds `<figure>_mean`, `_std`, `_min`, `_max`, `_ci_low`,
+# `_ci_high`, `_iqm` and `<figure>_vs_grid`.
+
+EARLY_STOP_REASONS = (STOP_SCHEDULER, STOP_EARLY)
+NOT_MEASURED = "not measured"
+
+# x axes of the best-so-far curves
+X_WALL_S = "wall_s"
+X_ENERGY_KWH = "energy_kwh"
+X_COST_USD = "cost_usd"
+X_CO2_KG = "co2_kg"
+X_DEVICE_H = "device_h"
+X_CLUSTER_ENERGY_KWH = "cluster_energy_kwh"
+X_CLUSTER_CO2_KG = "cluster_co2_kg"
+X_CLUSTER_COST_USD = "cluster_cost_usd"
+# Figures of one study (the columns of `study_summary`); strategy_summary adds _mean/_std/...
+N_SEEDS = "n_seeds"
+N_RUNNING = "n_running"
+RUNNING = "running"
+TRIALS_STARTED = "trials_started"
+TRIALS_STOPPED_EARLY = "trials_stopped_early"
+TRIALS_FINISHED = "trials_finished"
+TRIALS_ERRORED = "trials_errored"
+TRIALS_STOPPED_BUDGET = "trials_stopped_budget"
+DEVICE_H = "device_h"
+ENERGY_KWH = "energy_kwh"
+ENERGY_GPU_KWH = "energy_gpu_kwh"
+ENERGY_CPU_KWH = "energy_cpu_kwh"
+ENERGY_RAM_KWH = "energy_ram_kwh"
+ENERGY_MEASURED_KWH = "energy_measured_kwh"
+ENERGY_ESTIMATED_KWH = "energy_estimated_kwh"
+ENERGY_MEASURED_SHARE = "energy_measured_share"
+CO2_LB = "co2_lb"
+WALL_S = "wall_s"
+BEST_CONFIG = "best_config"
+BEST_TRIAL_ID = "best_trial_id"
+BEST_SEED = "best_seed"
+TARGET_ROUGEL = "target_rougeL"
+REACHED_TARGET = "reached_target"
+TARGET_REACHED_SEEDS = "target_reached_seeds"
+TIME_TO_TARGET_S = "time_to_target_s"
+ENERGY_TO_TARGET_KWH = "energy_to_target_kwh"
+COST_TO_TARGET_USD = "cost_to_target_usd"
+MODEL = "model"
+# Whole-cluster energy (metadata.json `cluster_energy`) and its gap to the trials' own meters
+CLUSTER_ENERGY_KWH = "cluster_energy_kwh"
+CLUSTER_ENERGY_LOW_KWH = "cluster_energy_low_kwh"  # with estimated parts at their band's low end
+CLUSTER_ENERGY_HIGH_KWH = "cluster_energy_high_kwh"
+ENERGY_LOW_KWH = "energy_low_kwh"  # the trials' own, likewise
+ENERGY_HIGH_KWH = "energy_high_kwh"
+CLUSTER_ENERGY_GPU_KWH = "cluster_energy_gpu_kwh"
+CLUSTER_ENERGY_CPU_KWH = "cluster_energy_cpu_kwh"
+CLUSTER_ENERGY_RAM_KWH = "cluster_energy_ram_kwh"
+OVERHEAD_ENERGY_KWH = "overhead_energy_kwh"  # cluster - sum of the trials' own meters
+OVERHEAD_SHARE = "overhead_share"  # overhead / cluster total
+CLUSTER_METERED = "cluster_metered"  # per study: the cluster total was measured
+CLUSTER_METERED_SEEDS = "cluster_metered_seeds"  # per strategy: how many seeds have it
+CLUSTER_ENERGY_BASIS = (
+    "cluster_energy_basis"  # measured | estimated | estimated: CPU, RAM | not measured
+)
+CLUSTER_NODES = "cluster_nodes"
+STARTUP_S = "startup_s"  # trial segments' launch + setup seconds, summed
+# The selected model on the held-out test split (metadata.json `test`, `selection`)
+TEST_PREFIX = "test_"
+TEST_ROUGE = tuple(TEST_PREFIX + r for r in ROUGE_COLUMNS)
+TEST_ROUGEL = TEST_PREFIX + ROUGEL
+TEST_ROUGEL_LOW = "test_rougeL_ci_low"  # 95 % bootstrap over the test examples, this study
+TEST_ROUGEL_HIGH = "test_rougeL_ci_high"
+TEST_N = "test_n"
+SELECTED_VALIDATION = "selected_validation_score"  # the search metric of the selected report
+# The budget as spent (metadata.json `budget`)
+BUDGET_UNIT = "budget_unit"
+BUDGET_AMOUNT = "budget_amount"
+BUDGET_SPENT = "budget_spent"
+BUDGET_OVERSHOOT = "budget_overshoot"
+# Whole-cluster CO2 and billed dollars, and the whole cluster's spend until the target
+CLUSTER_CO2 = "cluster_co2_kg"
+CLUSTER_COST = "cluster_cost_usd"
+# Carbon accounting (metadata.json `carbon`): scopes kept apart, SCI per functional unit
+MARKET_CO2_KG = "market_based_co2_kg"
+EMBODIED_KG = "embodied_co2_kg"
+SCI_KG = "sci_kg_per_tuned_model"
+SCI_PER_1000_SUMMARIES_KG = "sci_kg_per_1000_summaries"
+CPU_BASIS = "cpu_estimate_basis"  # per node: how the CPU estimate's watts per thread were set
+CLUSTER_ENERGY_TO_TARGET_KWH = "cluster_energy_to_target_kwh"
+CLUSTER_CO2_TO_TARGET_KG = "cluster_co2_to_target_kg"
+CLUSTER_COST_TO_TARGET_USD = "cluster_cost_to_target_usd"
+# The lead-k extractive baseline (metadata.json `baseline`): the floor a model must beat
+BASELINE_PREFIX = "baseline_"
+BASELINE_LEAD_K = "baseline_lead_k"
+BASELINE_SEEDS = "baseline_seeds"
+VS_GRID_SUFFIX = "_vs_grid"
+STATS = ("mean", "std", "min", "max")

@@ -178,10 +178,10 @@ def typed(df: pd.DataFrame) -> pd.DataFrame:
 
 def _stop_reason(status: str, last: pd.Series) -> str:
     if status == "ERROR":
-        return "error"
+        return schema.STOP_ERROR
     if bool(last.get(schema.EARLY_STOPPED, False)):
-        return "early_stopping"
-    return "completed" if status == "TERMINATED" else ""
+        return schema.STOP_EARLY
+    return schema.STOP_COMPLETED if status == "TERMINATED" else ""
 
 
 def write_parquet_atomic(df: pd.DataFrame, path: Path) -> None:
@@ -313,15 +313,16 @@ class ResultsWriter(Callback):
         (ASHA), or it completed its epoch budget."""
         last = trial.last_result or {}
         if last.get(schema.EARLY_STOPPED):
-            return "early_stopping"
+            return schema.STOP_EARLY
         if last.get("training_iteration", 0) >= self.max_reports:
-            return "completed"
-        return "budget" if getattr(self.budget_stopper, "reason", None) else "scheduler_stopped"
+            return schema.STOP_COMPLETED
+        stopped_on_budget = getattr(self.budget_stopper, "reason", None)
+        return schema.STOP_BUDGET if stopped_on_budget else schema.STOP_SCHEDULER
 
     def on_trial_error(self, iteration, trials, trial, **info):
         self.statuses[trial.trial_id] = {
             "status": "ERROR",
-            "stop_reason": "error",
+            "stop_reason": schema.STOP_ERROR,
             "config": dict(trial.config),
             "identity": {
                 schema.STUDY: self.study,

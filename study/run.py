@@ -957,7 +957,9 @@ def closing_summary(
         },
         "budget": metadata.budget,
         "stopped_by_budget": sum(
-            1 for st in tuned.writer.statuses.values() if st.get("stop_reason") == "budget"
+            1
+            for st in tuned.writer.statuses.values()
+            if st.get("stop_reason") == schema.STOP_BUDGET
         ),
         "test": (held_out or {}).get("test"),
         "model": ((held_out or {}).get("selection") or {}).get("model"),

@@ -4,13 +4,13 @@ A plain module (not conftest.py) so its name cannot clash with other test folder
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from core.metadata import StudyMetadata, write_metadata
 from core.schema import (
     CO2_KG,
     CONFIG_PREFIX,
@@ -26,7 +26,6 @@ from core.schema import (
     EPOCH,
     FINAL_PREFIX,
     ITERATION,
-    METADATA_FILE,
     N_REPORTS,
     REPORT_ID,
     REPORTS_FILE,
@@ -191,7 +190,7 @@ def write_study(
         "stopped_on_budget": False,
         **(metadata or {}),
     }
-    (folder / METADATA_FILE).write_text(json.dumps(metadata))
+    write_metadata(folder, StudyMetadata.from_dict(metadata))  # the study's own writer
     return folder
 
 

@@ -21,26 +21,10 @@ from analysis_fixtures import (
 
 from analysis import plots
 from analysis.load import load_studies
-from analysis.report import ENERGY_HEAD, baseline_line, energy_table, main
+from analysis.report import ENERGY_HEAD, main
 from analysis.summary import (
-    BASELINE_LEAD_K,
-    BASELINE_SEEDS,
-    CLUSTER_ENERGY_BASIS,
-    CLUSTER_ENERGY_CPU_KWH,
-    CLUSTER_ENERGY_GPU_KWH,
-    CLUSTER_ENERGY_KWH,
-    CLUSTER_ENERGY_RAM_KWH,
     CLUSTER_FIGURES,
-    CLUSTER_METERED,
-    CLUSTER_METERED_SEEDS,
-    CLUSTER_NODES,
     J_PER_KWH,
-    OVERHEAD_ENERGY_KWH,
-    OVERHEAD_SHARE,
-    STARTUP_S,
-    X_COST_USD,
-    X_ENERGY_KWH,
-    X_WALL_S,
     cluster_energy_basis,
     cluster_energy_figures,
     common_baseline,
@@ -48,8 +32,27 @@ from analysis.summary import (
     strategy_summary,
     study_baseline,
 )
+from analysis.tables import baseline_line, energy_table
 from core.metadata import StudyMetadata
-from core.schema import STRATEGY
+from core.schema import (
+    BASELINE_LEAD_K,
+    BASELINE_SEEDS,
+    CLUSTER_ENERGY_BASIS,
+    CLUSTER_ENERGY_CPU_KWH,
+    CLUSTER_ENERGY_GPU_KWH,
+    CLUSTER_ENERGY_KWH,
+    CLUSTER_ENERGY_RAM_KWH,
+    CLUSTER_METERED,
+    CLUSTER_METERED_SEEDS,
+    CLUSTER_NODES,
+    OVERHEAD_ENERGY_KWH,
+    OVERHEAD_SHARE,
+    STARTUP_S,
+    STRATEGY,
+    X_COST_USD,
+    X_ENERGY_KWH,
+    X_WALL_S,
+)
 
 pytestmark = pytest.mark.timeout(120)
 

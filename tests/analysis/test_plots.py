@@ -8,7 +8,8 @@ from matplotlib.figure import Figure
 
 from analysis import plots
 from analysis.load import load_studies
-from analysis.summary import X_COST_USD, X_ENERGY_KWH, X_WALL_S, strategy_summary
+from analysis.summary import strategy_summary
+from core.schema import X_COST_USD, X_ENERGY_KWH, X_WALL_S
 
 pytestmark = pytest.mark.timeout(120)
 

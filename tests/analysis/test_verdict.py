@@ -4,9 +4,14 @@ import math
 
 import pandas as pd
 
-from analysis.summary import CLUSTER_COST_TO_TARGET_USD, CLUSTER_ENERGY_TO_TARGET_KWH, TEST_ROUGEL
 from analysis.verdict import OBJECTIVES, judge
-from core.schema import SEED, STRATEGY
+from core.schema import (
+    CLUSTER_COST_TO_TARGET_USD,
+    CLUSTER_ENERGY_TO_TARGET_KWH,
+    SEED,
+    STRATEGY,
+    TEST_ROUGEL,
+)
 
 
 def per_study(values: dict[str, list[float]], column: str) -> pd.DataFrame:
