@@ -218,8 +218,8 @@ def cluster_label(row: pd.Series, fig: str) -> str:
 def vs_grid(r: pd.Series, fig: str, has_grid: bool) -> str:
     if not has_grid or r[STRATEGY] == "grid":
         return ""
-    ratio = r[fig + VS_GRID_SUFFIX]
-    return f" ({ratio(ratio)} grid)" if math.isfinite(ratio) else ""
+    to_grid = r[fig + VS_GRID_SUFFIX]
+    return f" ({ratio(to_grid)} grid)" if math.isfinite(to_grid) else ""
 
 
 def estimate_range(r: pd.Series, low_fig: str, high_fig: str) -> str:
