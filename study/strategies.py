@@ -1,7 +1,9 @@
 """Strategies in a registry, each derived from the one search space and the study's budget.
 
-The arithmetic (how many trials a strategy gets for a budget) is plain functions over plain
-data; `build_tune_plan` is the thin adapter that turns a plan into Ray Tune objects.
+Each `Strategy` in `REGISTRY` is two functions: its arithmetic (how many trials it gets for a
+budget: plain functions over plain data, no Ray) and its Ray Tune objects (param_space, sample
+count, scheduler, searcher). A new strategy is one more entry; `derive_numbers` and
+`build_tune_plan` only look it up.
 
 Units: the budget is in one of `core.config.BUDGET_UNITS` (trial-epochs by default); Tune counts
 reports (`training_iteration`), and a trial reports `evals_per_epoch` times per epoch.
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -19,7 +22,6 @@ from search_spaces import SearchSpace
 from study.budget import Budget, study_budget
 from study.pbt import make_pbt
 
-STRATEGIES = ("pbt", "asha", "grid", "random")
 TIME_ATTR = "training_iteration"
 
 
@@ -80,6 +82,106 @@ def asha_expected_reports(grace_period: int, reduction_factor: int, max_t: int) 
     return cost
 
 
+@dataclass(frozen=True)
+class BudgetTerms:
+    """What every strategy's arithmetic starts from: the budget and the shape of one trial."""
+
+    budget: Budget
+    epochs: int  # per trial
+    max_t: int  # reports per trial
+    grid_points: int
+
+    @property
+    def in_epochs(self) -> bool:
+        return self.budget.unit == "trial_epochs"
+
+    def numbers(self, strategy: str, **derived: Any) -> StrategyNumbers:
+        return StrategyNumbers(
+            strategy=strategy,
+            budget_unit=self.budget.unit,
+            budget_amount=self.budget.amount,
+            budget_scope=self.budget.scope,
+            epochs_per_trial=self.epochs,
+            reports_per_trial=self.max_t,
+            grid_points=self.grid_points,
+            **derived,
+        )
+
+
+def grid_numbers(terms: BudgetTerms, cfg: StudyConfig) -> StrategyNumbers:
+    """Whole passes over the grid's points under a trial-epochs budget; passes until the budget
+    is spent under any other unit."""
+    if not terms.in_epochs:
+        return terms.numbers("grid", num_trials=None)
+    points, epochs, amount = terms.grid_points, terms.epochs, terms.budget.amount
+    repeats = math.floor(amount / (points * epochs))
+    if repeats < 1:
+        raise ConfigError(
+            f"budget.trial_epochs={amount:g}: smaller than one pass over the grid "
+            f"({points} points x {epochs} epochs = {points * epochs}); raise the budget "
+            f"or use fewer grid points"
+        )
+    return terms.numbers(
+        "grid", num_trials=points * repeats, expected_trials=points * repeats, grid_repeats=repeats
+    )
+
+
+def random_numbers(terms: BudgetTerms, cfg: StudyConfig) -> StrategyNumbers:
+    """Trials sampled until the budget is spent (no trial count)."""
+    expected = math.floor(terms.budget.amount / terms.epochs) if terms.in_epochs else None
+    return terms.numbers("random", num_trials=None, expected_trials=expected)
+
+
+def asha_numbers(terms: BudgetTerms, cfg: StudyConfig) -> StrategyNumbers:
+    """Trials sampled until the budget is spent, each stopped at a rung unless in its top 1/eta."""
+    s, max_t = cfg.search, terms.max_t
+    grace = min(s.asha_grace_period, max_t)
+    per_trial = asha_expected_reports(grace, s.asha_reduction_factor, max_t)
+    expected = (
+        terms.budget.amount * cfg.train.evals_per_epoch / per_trial if terms.in_epochs else None
+    )
+    return terms.numbers(
+        "asha",
+        num_trials=None,
+        expected_trials=expected,
+        asha_grace_period=grace,
+        asha_reduction_factor=s.asha_reduction_factor,
+        asha_rungs=asha_rungs(grace, s.asha_reduction_factor, max_t),
+        asha_expected_reports_per_trial=per_trial,
+    )
+
+
+def pbt_numbers(terms: BudgetTerms, cfg: StudyConfig) -> StrategyNumbers:
+    """A fixed population trained for the full horizon: as many trials as the budget buys."""
+    epochs, amount, max_t = terms.epochs, terms.budget.amount, terms.max_t
+    population = cfg.search.pbt_population or (
+        math.floor(amount / epochs) if terms.in_epochs else terms.grid_points
+    )
+    if population < 2:
+        raise ConfigError(
+            f"budget.trial_epochs={amount:g}: PBT needs a population of at least 2 "
+            f"trials of {epochs} epochs; raise the budget (or set search.pbt_population)"
+        )
+    if terms.in_epochs and population * epochs > amount:
+        raise ConfigError(
+            f"search.pbt_population={population}: {population} trials x {epochs} epochs "
+            f"exceed budget.trial_epochs={amount:g}; lower it or raise the budget"
+        )
+    if cfg.search.pbt_perturbation_interval >= max_t:
+        raise ConfigError(
+            f"search.pbt_perturbation_interval={cfg.search.pbt_perturbation_interval}: "
+            f"must be below the {max_t} reports of a trial, or PBT never exploits"
+        )
+    return terms.numbers(
+        "pbt",
+        num_trials=population,
+        expected_trials=population,
+        pbt_population=population,
+        pbt_perturbation_interval=cfg.search.pbt_perturbation_interval,
+        pbt_quantile_fraction=cfg.search.pbt_quantile_fraction,
+    )
+
+
 def derive_numbers(strategy: str, space: SearchSpace, cfg: StudyConfig) -> StrategyNumbers:
     """What `strategy` runs for the study budget, so that every strategy spends the same one.
 
@@ -87,23 +189,13 @@ def derive_numbers(strategy: str, space: SearchSpace, cfg: StudyConfig) -> Strat
     they start trials until the budget is spent (`study.budget`). Grid under trial-epochs runs
     whole passes over its points; PBT runs a fixed population for the full horizon.
     """
-    if strategy not in STRATEGIES:
+    if strategy not in REGISTRY:
         raise ConfigError(f"strategy={strategy!r}: unknown; use one of {', '.join(STRATEGIES)}")
     epochs = cfg.train.epochs
-    max_t = epochs * cfg.train.evals_per_epoch
     grid_points = len(space.grid())
     budget = study_budget(cfg.budget, default_trial_epochs=grid_points * epochs)
-    common = dict(
-        strategy=strategy,
-        budget_unit=budget.unit,
-        budget_amount=budget.amount,
-        budget_scope=budget.scope,
-        epochs_per_trial=epochs,
-        reports_per_trial=max_t,
-        grid_points=grid_points,
-    )
-    in_epochs = budget.unit == "trial_epochs"
-    if in_epochs and budget.amount < epochs:
+    terms = BudgetTerms(budget, epochs, epochs * cfg.train.evals_per_epoch, grid_points)
+    if terms.in_epochs and budget.amount < epochs:
         raise ConfigError(
             f"budget.trial_epochs={budget.amount:g}: less than one trial ({epochs} epochs); "
             f"raise the budget or lower train.epochs"
@@ -114,70 +206,7 @@ def derive_numbers(strategy: str, space: SearchSpace, cfg: StudyConfig) -> Strat
             "budget could never be spent; set energy.vm_size to the nodes' Azure size, "
             "or budget another unit (trial_epochs, device_hours, energy_kwh, co2_kg)"
         )
-
-    if strategy == "grid":
-        if not in_epochs:
-            return StrategyNumbers(**common, num_trials=None)
-        repeats = math.floor(budget.amount / (grid_points * epochs))
-        if repeats < 1:
-            raise ConfigError(
-                f"budget.trial_epochs={budget.amount:g}: smaller than one pass over the grid "
-                f"({grid_points} points x {epochs} epochs = {grid_points * epochs}); raise the budget "
-                f"or use fewer grid points"
-            )
-        return StrategyNumbers(
-            **common,
-            num_trials=grid_points * repeats,
-            expected_trials=grid_points * repeats,
-            grid_repeats=repeats,
-        )
-    if strategy == "random":
-        return StrategyNumbers(
-            **common,
-            num_trials=None,
-            expected_trials=math.floor(budget.amount / epochs) if in_epochs else None,
-        )
-    if strategy == "asha":
-        s = cfg.search
-        grace = min(s.asha_grace_period, max_t)
-        per_trial = asha_expected_reports(grace, s.asha_reduction_factor, max_t)
-        expected = budget.amount * cfg.train.evals_per_epoch / per_trial if in_epochs else None
-        return StrategyNumbers(
-            **common,
-            num_trials=None,
-            expected_trials=expected,
-            asha_grace_period=grace,
-            asha_reduction_factor=s.asha_reduction_factor,
-            asha_rungs=asha_rungs(grace, s.asha_reduction_factor, max_t),
-            asha_expected_reports_per_trial=per_trial,
-        )
-    # pbt: a fixed population trains for the full horizon
-    population = cfg.search.pbt_population or (
-        math.floor(budget.amount / epochs) if in_epochs else grid_points
-    )
-    if population < 2:
-        raise ConfigError(
-            f"budget.trial_epochs={budget.amount:g}: PBT needs a population of at least 2 "
-            f"trials of {epochs} epochs; raise the budget (or set search.pbt_population)"
-        )
-    if in_epochs and population * epochs > budget.amount:
-        raise ConfigError(
-            f"search.pbt_population={population}: {population} trials x {epochs} epochs "
-            f"exceed budget.trial_epochs={budget.amount:g}; lower it or raise the budget"
-        )
-    if cfg.search.pbt_perturbation_interval >= max_t:
-        raise ConfigError(
-            f"search.pbt_perturbation_interval={cfg.search.pbt_perturbation_interval}: "
-            f"must be below the {max_t} reports of a trial, or PBT never exploits"
-        )
-    return StrategyNumbers(
-        **common,
-        num_trials=population,
-        expected_trials=population,
-        pbt_population=population,
-        pbt_perturbation_interval=cfg.search.pbt_perturbation_interval,
-        pbt_quantile_fraction=cfg.search.pbt_quantile_fraction,
-    )
+    return REGISTRY[strategy].numbers(terms, cfg)
 
 
 def pbt_explore(space: SearchSpace, seed: int):
@@ -238,44 +267,36 @@ class TunePlan:
     search_alg: Any = None
 
 
-def build_tune_plan(
-    strategy: str,
-    space: SearchSpace,
-    cfg: StudyConfig,
-    max_concurrent: int,
-    numbers: StrategyNumbers | None = None,
-) -> TunePlan:
-    """Ray Tune's param_space, sample count, scheduler and searcher for a strategy (`numbers`:
-    the plan's, when it has derived them already)."""
+def grid_tune(numbers: StrategyNumbers, space: SearchSpace, cfg: StudyConfig, slots: int):
     from ray import tune
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+    from ray.tune.schedulers import FIFOScheduler
 
-    numbers = numbers or derive_numbers(strategy, space, cfg)
-    s = cfg.search
-    # Seeded sampling so a study's trials are reproducible from its seed.
-    random.seed(cfg.seed)
-    if strategy == "grid":
-        searcher = variant_generator(cfg.seed, max_concurrent)
-        param_space = {p.name: tune.grid_search(list(p.grid)) for p in space.params}
-        return TunePlan(numbers, param_space, numbers.grid_repeats or -1, FIFOScheduler(), searcher)
-    # PBT's whole population exists from the start (pending trials beyond the slots), so Ray's
-    # PBT shares the slots round-robin and the population progresses together; limited to the
-    # slots, later members would start only after the first ones finished, and could only clone
-    # them (a finished donor leaves nothing to train).
-    searcher = variant_generator(
-        cfg.seed, 0 if strategy == "pbt" else max_concurrent, space.points_to_evaluate
+    param_space = {p.name: tune.grid_search(list(p.grid)) for p in space.params}
+    searcher = variant_generator(cfg.seed, slots)
+    return param_space, numbers.grid_repeats or -1, FIFOScheduler(), searcher
+
+
+def random_tune(numbers: StrategyNumbers, space: SearchSpace, cfg: StudyConfig, slots: int):
+    from ray.tune.schedulers import FIFOScheduler
+
+    searcher = variant_generator(cfg.seed, slots, space.points_to_evaluate)
+    return _domains(space), numbers.tune_num_samples, FIFOScheduler(), searcher
+
+
+def asha_tune(numbers: StrategyNumbers, space: SearchSpace, cfg: StudyConfig, slots: int):
+    from ray.tune.schedulers import ASHAScheduler
+
+    scheduler = ASHAScheduler(
+        time_attr=TIME_ATTR,
+        max_t=numbers.reports_per_trial,
+        grace_period=numbers.asha_grace_period,
+        reduction_factor=numbers.asha_reduction_factor,
     )
-    param_space = {p.name: p.tune_domain() for p in space.params}
-    if strategy == "random":
-        return TunePlan(numbers, param_space, numbers.tune_num_samples, FIFOScheduler(), searcher)
-    if strategy == "asha":
-        scheduler = ASHAScheduler(
-            time_attr=TIME_ATTR,
-            max_t=numbers.reports_per_trial,
-            grace_period=numbers.asha_grace_period,
-            reduction_factor=numbers.asha_reduction_factor,
-        )
-        return TunePlan(numbers, param_space, numbers.tune_num_samples, scheduler, searcher)
+    searcher = variant_generator(cfg.seed, slots, space.points_to_evaluate)
+    return _domains(space), numbers.tune_num_samples, scheduler, searcher
+
+
+def pbt_tune(numbers: StrategyNumbers, space: SearchSpace, cfg: StudyConfig, slots: int):
     mutations = {}
     for p in space.params:
         if p.mutate == "none":
@@ -287,16 +308,63 @@ def build_tune_plan(
         else:
             mutations[p.name] = p.tune_domain()
     scheduler = make_pbt(
-        population_fits=numbers.pbt_population <= max_concurrent,
+        population_fits=numbers.pbt_population <= slots,
         seed=cfg.seed,
         max_t=numbers.reports_per_trial,
         time_attr=TIME_ATTR,
         perturbation_interval=numbers.pbt_perturbation_interval,
         hyperparam_mutations=mutations,
-        quantile_fraction=s.pbt_quantile_fraction,
-        resample_probability=s.pbt_resample_probability,
+        quantile_fraction=cfg.search.pbt_quantile_fraction,
+        resample_probability=cfg.search.pbt_resample_probability,
         perturbation_factors=tuple(space.perturbation_factors),
         custom_explore_fn=pbt_explore(space, cfg.seed),
     )
+    # PBT's whole population exists from the start (pending trials beyond the slots), so Ray's
+    # PBT shares the slots round-robin and the population progresses together; limited to the
+    # slots, later members would start only after the first ones finished, and could only clone
+    # them (a finished donor leaves nothing to train).
+    searcher = variant_generator(cfg.seed, 0, space.points_to_evaluate)
     searcher.hold_open = scheduler.is_restarting
-    return TunePlan(numbers, param_space, numbers.tune_num_samples, scheduler, searcher)
+    return _domains(space), numbers.tune_num_samples, scheduler, searcher
+
+
+def _domains(space: SearchSpace) -> dict[str, Any]:
+    return {p.name: p.tune_domain() for p in space.params}
+
+
+@dataclass(frozen=True)
+class Strategy:
+    """One entry of the registry: its arithmetic (pure, no Ray) and its Tune objects."""
+
+    name: str
+    numbers: Callable[[BudgetTerms, StudyConfig], StrategyNumbers]
+    tune: Callable[[StrategyNumbers, SearchSpace, StudyConfig, int], tuple[Any, int, Any, Any]]
+
+
+REGISTRY = {
+    s.name: s
+    for s in (
+        Strategy("pbt", pbt_numbers, pbt_tune),
+        Strategy("asha", asha_numbers, asha_tune),
+        Strategy("grid", grid_numbers, grid_tune),
+        Strategy("random", random_numbers, random_tune),
+    )
+}
+STRATEGIES = tuple(REGISTRY)  # the CLI's choices, in this order
+
+
+def build_tune_plan(
+    strategy: str,
+    space: SearchSpace,
+    cfg: StudyConfig,
+    max_concurrent: int,
+    numbers: StrategyNumbers | None = None,
+) -> TunePlan:
+    """Ray Tune's param_space, sample count, scheduler and searcher for a strategy (`numbers`:
+    the plan's, when it has derived them already)."""
+    numbers = numbers or derive_numbers(strategy, space, cfg)
+    random.seed(cfg.seed)  # seeded sampling: a study's trials are reproducible from its seed
+    param_space, num_samples, scheduler, searcher = REGISTRY[strategy].tune(
+        numbers, space, cfg, max_concurrent
+    )
+    return TunePlan(numbers, param_space, num_samples, scheduler, searcher)
