@@ -85,7 +85,7 @@ class Study:
 
     @property
     def wall_s(self) -> float:
-        """Study wall time in seconds: finished_at - started_at, or the last report while running."""
+        """Wall time in seconds: finished_at - started_at, or the last report while running."""
         started, finished = self.metadata.started_at, self.metadata.finished_at
         if started is not None and finished is not None:
             return float(finished) - float(started)

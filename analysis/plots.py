@@ -1,4 +1,4 @@
-"""Figures comparing strategies; each function returns a matplotlib `Figure` (Agg canvas, no pyplot).
+"""Figures comparing strategies; each returns a matplotlib `Figure` (Agg canvas, no pyplot).
 
 Sized for a 1200 px wide page at `DPI` (12 in x 100 dpi), fonts at 12-14 pt.
 
@@ -218,7 +218,10 @@ def plot_best_so_far(
                 sd = values.std(axis=0, ddof=1)
                 lo, hi = mean - sd, mean + sd
             partial = any(r for _, _, r in runs)
-            label = f"{strategy} ({len(runs)} seed{'s' if len(runs) != 1 else ''}{', partial' if partial else ''})"
+            label = (
+                f"{strategy} ({len(runs)} "
+                f"seed{'s' if len(runs) != 1 else ''}{', partial' if partial else ''})"
+            )
             color = colors[strategy]
             ax.step(grid / scale, mean, where="post", color=color, lw=2.2, label=label)
             if len(runs) > 1:

@@ -183,7 +183,8 @@ def _plots(
         out.append(
             (
                 "Best ROUGE-L so far vs dollars",
-                "Skipped: cost is not applicable (no study recorded a VM price, e.g. a local machine).",
+                "Skipped: cost is not applicable (no study recorded a VM price, e.g. a local "
+                "machine).",
                 None,
             )
         )
@@ -225,10 +226,12 @@ def _notes(
     notes = []
     how = "given with --target-rougeL" if target_given else default_target_rule(studies)
     notes.append(
-        f"Target ROUGE-L = {target:.4f} ({how}). Time, energy and dollars to target are means over the seeds that reached it."
+        f"Target ROUGE-L = {target:.4f} ({how}). Time, energy and dollars to target are means "
+        "over the seeds that reached it."
     )
     notes.append(
-        "ROUGE scores are F-measures in [0, 1]; best = the report with the best search metric, and its config."
+        "ROUGE scores are F-measures in [0, 1]; best = the report with the best search metric, "
+        "and its config."
     )
     sources = []
     for _, r in summary.iterrows():
@@ -497,7 +500,8 @@ def render(
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m analysis.report",
-        description="Compare greentune studies (strategies x seeds): best-so-far curves, energy, CO2, "
+        description="Compare greentune studies (strategies x seeds): best-so-far curves, "
+        "energy, CO2, "
         "cost, time to a ROUGE-L target. Writes report.html (self-contained), report.md, "
         "summary.parquet and summary.csv.",
         epilog="example: python -m analysis.report greentune_results/*-seed* --out report "
@@ -516,7 +520,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=None,
         metavar="X",
-        help="ROUGE-L (F-measure in [0, 1]) to reach; default: 0.01 below the best any study reached",
+        help="ROUGE-L (F-measure in [0, 1]) to reach; default: 0.01 below the best any study "
+        "reached",
     )
     p.add_argument(
         "--allow-mismatch",
@@ -545,7 +550,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.target_rougeL is not None and not 0 <= args.target_rougeL <= 1:
             raise ValueError(
-                f"--target-rougeL {args.target_rougeL}: ROUGE-L is an F-measure, give a value in [0, 1]"
+                f"--target-rougeL {args.target_rougeL}: ROUGE-L is an F-measure, give a value "
+                "in [0, 1]"
             )
         if args.what_if_intensity is not None and not (
             math.isfinite(args.what_if_intensity) and args.what_if_intensity >= 0

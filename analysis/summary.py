@@ -521,7 +521,7 @@ def _trial_sources(reports: pd.DataFrame, source_col: str) -> pd.Series:
 
 
 def study_summary(study: Study, target_rougeL: float | None = None) -> dict[str, Any]:
-    """The figures of one study (one strategy, one seed) as a flat dict of named, unit-carrying values."""
+    """The figures of one study (one strategy, one seed): a flat dict of named values with units."""
     r = _sorted(study.reports)
     t = study.trials
     status = t[STATUS] if STATUS in t.columns else pd.Series("TERMINATED", index=t.index)
@@ -849,7 +849,8 @@ def what_if_region(
                 "what_if_co2_kg_min": w.min(),
                 "what_if_co2_kg_max": w.max(),
                 "what_if_co2_lb_mean": w.mean() * LB_PER_KG,
-                "basis": f"counterfactual: same energy x PUE, grid at {region_g_per_kwh:g} gCO2e/kWh ({label})",
+                "basis": f"counterfactual: same energy x PUE, grid at {region_g_per_kwh:g} "
+                f"gCO2e/kWh ({label})",
             }
         )
     return pd.DataFrame(out)

@@ -231,7 +231,7 @@ def estimate_range(r: pd.Series, low_fig: str, high_fig: str) -> str:
 
 
 def benchmark_table(summary: pd.DataFrame) -> pd.DataFrame:
-    """The headline table: Model | Performance | Speed | Resource Usage | Carbon Emission | Cost ($),
+    """The headline table (Model | Performance | Speed | Resource Usage | Carbon Emission | Cost),
     one row per strategy, every cell a mean over seeds. Performance is the selected model's test
     ROUGE-L with its 95 % interval; energy, CO2 and dollars are the whole cluster's (what was
     spent, overhead included), the trials' own meters beside them; every ratio to grid on both."""
@@ -249,13 +249,18 @@ def benchmark_table(summary: pd.DataFrame) -> pd.DataFrame:
         test = mean[TEST_ROUGEL]
         if math.isfinite(test):
             perf = (
-                f"test ROUGE-L {rouge(test)}{interval(r[TEST_ROUGEL_LOW], r[TEST_ROUGEL_HIGH], rouge)}"
-                f"{vs(TEST_ROUGEL)} (R-1 {rouge(mean[TEST_PREFIX_R1])}, R-2 {rouge(mean[TEST_PREFIX_R2])}, "
+                "test ROUGE-L "
+                f"{rouge(test)}{interval(r[TEST_ROUGEL_LOW], r[TEST_ROUGEL_HIGH], rouge)}"
+                f"{vs(TEST_ROUGEL)} (R-1 {rouge(mean[TEST_PREFIX_R1])}, R-2 "
+                f"{rouge(mean[TEST_PREFIX_R2])}, "
                 f"R-Lsum {rouge(mean[TEST_PREFIX_RLSUM])}); validation best "
                 f"{rouge(mean[BEST_PREFIX + ROUGEL])}"
             )
         else:
-            perf = f"not scored on test; validation best ROUGE-L {rouge(mean[BEST_PREFIX + ROUGEL])} (selection-biased)"
+            perf = (
+                "not scored on test; validation best ROUGE-L "
+                f"{rouge(mean[BEST_PREFIX + ROUGEL])} (selection-biased)"
+            )
         reached = int(r[TARGET_REACHED_SEEDS])
         to_target = "target not reached"
         if reached:
@@ -267,7 +272,8 @@ def benchmark_table(summary: pd.DataFrame) -> pd.DataFrame:
         cluster = mean[CLUSTER_ENERGY_KWH]
         label = cluster_label(r, CLUSTER_ENERGY_KWH)
         whole = (
-            f"whole cluster {sig(cluster)} kWh{label}{estimate_range(r, CLUSTER_ENERGY_LOW_KWH, CLUSTER_ENERGY_HIGH_KWH)}"
+            f"whole cluster {sig(cluster)} "
+            f"kWh{label}{estimate_range(r, CLUSTER_ENERGY_LOW_KWH, CLUSTER_ENERGY_HIGH_KWH)}"
             f"{vs(CLUSTER_ENERGY_KWH)}"
             if math.isfinite(cluster)
             else "whole cluster not measured"
@@ -279,7 +285,8 @@ def benchmark_table(summary: pd.DataFrame) -> pd.DataFrame:
                 f"{r[BUDGET_UNIT]}"
             )
         resources = (
-            f"{whole}; trials' own {sig(mean[ENERGY_KWH])} kWh{estimate_range(r, ENERGY_LOW_KWH, ENERGY_HIGH_KWH)}{vs(ENERGY_KWH)} "
+            f"{whole}; trials' own {sig(mean[ENERGY_KWH])} "
+            f"kWh{estimate_range(r, ENERGY_LOW_KWH, ENERGY_HIGH_KWH)}{vs(ENERGY_KWH)} "
             f"({pct(mean[ENERGY_MEASURED_SHARE])} measured); {sig(mean[DEVICE_H])} device-h; "
             f"{sig(mean[TRIAL_EPOCHS])} trial-epochs{budget}"
         )
@@ -520,7 +527,13 @@ def statistics_table(summary: pd.DataFrame) -> pd.DataFrame:
 def _intensity_cell(fp: dict) -> str:
     hourly = fp.get("hourly_intensity")
     if hourly:
-        return f"hourly, {hourly['source']} ({hourly['zone']}, {hourly['basis']}), PUE {fp.get('pue', '?')}"
+        return (
+            f"hourly, {hourly['source']} ({hourly['zone']}, {hourly['basis']}), PUE "
+            f"{fp.get('pue', '?')}"
+        )
     if fp.get("intensity_g_per_kwh") is not None:
-        return f"{fp['intensity_g_per_kwh']} gCO2e/kWh ({fp.get('region', '?')}), PUE {fp.get('pue', '?')}"
+        return (
+            f"{fp['intensity_g_per_kwh']} gCO2e/kWh ({fp.get('region', '?')}), PUE "
+            f"{fp.get('pue', '?')}"
+        )
     return "not recorded"

@@ -140,7 +140,8 @@ def judge(
         (
             " "
             + "; ".join(
-                f"{s} reached it in {sum(math.isfinite(x) for x in values[s].values())}/{seeds[s]} seeds"
+                f"{s} reached it in "
+                f"{sum(math.isfinite(x) for x in values[s].values())}/{seeds[s]} seeds"
                 for s in partial
             )
             + "."

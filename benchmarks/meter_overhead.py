@@ -73,7 +73,8 @@ def main() -> None:
     for placement in ("per_report", "per_step"):
         on = statistics.median(times[placement])
         print(
-            f"{placement:>10}: step {on * 1e3:.2f} ms vs off {off * 1e3:.2f} ms -> ratio {on / off:.4f}"
+            f"{placement:>10}: step {on * 1e3:.2f} ms vs off {off * 1e3:.2f} ms -> ratio "
+            f"{on / off:.4f}"
         )
     spread = (max(times["off"]) - min(times["off"])) / off
     print(f"run-to-run spread of the 'off' rounds: {spread:.2%} (a ratio inside it is noise)")

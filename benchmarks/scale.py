@@ -1,9 +1,9 @@
 """Scale: what greentune's own bookkeeping costs as a study grows.
 
-    python benchmarks/scale.py bookkeeping [--trials 200]   # per-trial cost of our Tune callbacks
-    python benchmarks/scale.py writer                       # parquet flush time vs rows on disk
-    python benchmarks/scale.py pbt-disk                     # Train checkpoint disk over a long PBT study
-    python benchmarks/scale.py report-cost                  # a report's cost with 1 and 2 Train workers
+    python benchmarks/scale.py bookkeeping [--trials 200]  # per-trial cost of our Tune callbacks
+    python benchmarks/scale.py writer                      # parquet flush time vs rows on disk
+    python benchmarks/scale.py pbt-disk                    # checkpoint disk, a long PBT study
+    python benchmarks/scale.py report-cost                 # a report's cost, 1 and 2 workers
 
 bookkeeping: runs the same Tune study of `--trials` very short trials twice on a local Ray, once
 bare and once with the callbacks a greentune study adds in the study process (ResultsWriter,
@@ -116,7 +116,8 @@ def bookkeeping_run(trials: int, reports: int, with_callbacks: bool, root: Path)
     assert results.num_errors == 0, results.errors
     left = sum(1 for _ in train_runs.glob("*/checkpoint_*"))
     print(
-        f"  {name:>5}: {wall:7.1f} s for {trials} trials x {reports} reports; Train-style checkpoints left: {left}"
+        f"  {name:>5}: {wall:7.1f} s for {trials} trials x {reports} reports; Train-style "
+        f"checkpoints left: {left}"
     )
     ray.shutdown()
     return wall
@@ -127,7 +128,8 @@ def bookkeeping(args) -> None:
 
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     print(
-        f"bookkeeping: {args.trials} trials x {args.reports} reports, local Ray, {os.cpu_count()} CPUs, "
+        f"bookkeeping: {args.trials} trials x {args.reports} reports, local Ray, "
+        f"{os.cpu_count()} CPUs, "
         "4 trials at once"
     )
     with tempfile.TemporaryDirectory() as tmp:
@@ -139,7 +141,8 @@ def bookkeeping(args) -> None:
             )
     extra = walls[True] - walls[False]
     print(
-        f"  greentune callbacks: {extra:+.1f} s in all, {extra / args.trials * 1000:+.0f} ms per trial, "
+        f"  greentune callbacks: {extra:+.1f} s in all, {extra / args.trials * 1000:+.0f} ms "
+        "per trial, "
         f"{extra / (args.trials * args.reports) * 1000:+.0f} ms per report (measured, one run each)"
     )
 
@@ -171,7 +174,8 @@ def writer(args) -> None:
             size = (Path(tmp) / schema.REPORTS_FILE).stat().st_size
             print(
                 f"  {n:5d} rows ({trials:4d} trials, {len(w.rows[0])} columns): flush "
-                f"{sorted(times)[2] * 1000:6.1f} ms (median of 5), reports.parquet {size / 1024:.0f} KiB"
+                f"{sorted(times)[2] * 1000:6.1f} ms (median of 5), reports.parquet "
+                f"{size / 1024:.0f} KiB"
             )
 
 
@@ -230,11 +234,13 @@ def pbt_disk(args) -> None:
         final, final_checkpoints = _disk(runs)
         each = reports[schema.CHECKPOINT_BYTES].median()
         print(
-            f"  exit {proc.returncode}; population {meta['derived']['pbt_population']}, {len(reports)} reports "
+            f"  exit {proc.returncode}; population {meta['derived']['pbt_population']}, "
+            f"{len(reports)} reports "
             f"({reports[schema.RESTORED_FROM].ne('').sum()} after an exploit), {samples} samples"
         )
         print(
-            f"  one checkpoint: {each / 1e6:.2f} MB; without the janitor: {len(reports)} checkpoints = "
+            f"  one checkpoint: {each / 1e6:.2f} MB; without the janitor: {len(reports)} "
+            "checkpoints = "
             f"{len(reports) * each / 1e6:.1f} MB"
         )
         print(
@@ -246,7 +252,10 @@ def pbt_disk(args) -> None:
 def report_cost(args) -> None:
     import pandas as pd
 
-    space = "parameters:\n  lr:\n    domain: {type: loguniform, low: 1.0e-4, high: 1.0e-2}\n    grid: [1.0e-3]\n"
+    space = (
+        "parameters:\n  lr:\n    domain: {type: loguniform, low: 1.0e-4, high: 1.0e-2}\n    "
+        "grid: [1.0e-3]\n"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "space.yaml").write_text(space)
         for workers in (1, 2):
@@ -288,7 +297,8 @@ def report_cost(args) -> None:
                 schema.TIMESTAMP_S
             )
             print(
-                f"  {workers} worker(s), {len(r)} reports: checkpoint save {r[schema.CHECKPOINT_SAVE_S].median() * 1000:.0f} ms, "
+                f"  {workers} worker(s), {len(r)} reports: checkpoint save "
+                f"{r[schema.CHECKPOINT_SAVE_S].median() * 1000:.0f} ms, "
                 f"report latency {r[schema.REPORT_LATENCY_S].median() * 1000:.0f} ms (median; max "
                 f"{r[schema.REPORT_LATENCY_S].max() * 1000:.0f} ms)"
             )

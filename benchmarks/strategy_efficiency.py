@@ -98,9 +98,11 @@ def main() -> None:
 
         reached = f"{g['cluster_kwh_to_target'].notna().sum()}/{len(g)}"
         print(
-            f"  {strategy:6s} test ROUGE-L {show('test_rougeL')}, points vs grid {show('points_vs_grid')}, "
+            f"  {strategy:6s} test ROUGE-L {show('test_rougeL')}, points vs grid "
+            f"{show('points_vs_grid')}, "
             f"whole-cluster energy to target / grid {show('cluster_ratio')} (reached {reached}), "
-            f"trials' own / grid {show('trials_ratio')}, wall {show('wall_s')} s, trials {show('trials')}"
+            f"trials' own / grid {show('trials_ratio')}, wall {show('wall_s')} s, trials "
+            f"{show('trials')}"
         )
 
 

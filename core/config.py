@@ -504,7 +504,8 @@ def load_yaml_file(path: str | Path, what: str) -> dict[str, Any]:
         raise ConfigError(f"{what} {str(p)!r}: not valid YAML ({e}); fix the syntax") from e
     if not isinstance(data, dict):
         raise ConfigError(
-            f"{what} {str(p)!r}: the top level must be a mapping of sections, got {type(data).__name__}"
+            f"{what} {str(p)!r}: the top level must be a mapping of sections, got "
+            f"{type(data).__name__}"
         )
     return data
 

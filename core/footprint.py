@@ -108,7 +108,8 @@ def vm_price(
         return float(override_usd_per_hour)
     if region is not None and row["region"] != region.strip().lower():
         raise FootprintError(
-            f"energy.vm_size={vm_size!r} in energy.region={region!r}: {PRICE_FILE} prices it only in "
+            f"energy.vm_size={vm_size!r} in energy.region={region!r}: {PRICE_FILE} prices it "
+            "only in "
             f"{row['region']}; add a row for {region} with its source and date, or set "
             "energy.price_usd_per_hour"
         )
@@ -138,7 +139,7 @@ def billed_cost_for_nodes(
     region: str | None = None,
     overrides: dict[str, float] | None = None,
 ) -> float | None:
-    """What Azure bills for a study: every node's VM for the seconds the study held it, idle included.
+    """What Azure bills for a study: every node's VM for the seconds the study held it (idle too).
 
     `held` is one `(vm_size, seconds)` per node, so a size may repeat (the head's own size among
     the workers'); a node lost mid-study (a spot eviction) counts until it was lost.
@@ -427,7 +428,8 @@ def carbon_intensity(cfg: EnergyConfig, now_s: float) -> CarbonIntensity:
     except FootprintError as e:
         when = datetime.fromtimestamp(now_s, timezone.utc).strftime("%Y-%m-%d %H:00 UTC")
         raise FootprintError(
-            f"energy.intensity_csv={cfg.intensity_csv!r}: it has no {cfg.intensity_basis} intensity for "
+            f"energy.intensity_csv={cfg.intensity_csv!r}: it has no {cfg.intensity_basis} "
+            "intensity for "
             f"{when}, when the study starts; export the hours the study runs in "
             "(or set energy.intensity_g_per_kwh)"
         ) from e

@@ -89,8 +89,8 @@ class _Start:
 class EnergyMeter:
     """Meters this worker's GPUs (by NVML UUID), its CPU-time share and its RAM, per named window.
 
-    >>> meter = EnergyMeter(gpu_uuids=[cuda_device_uuid(i) for i in range(torch.cuda.device_count())],
-    ...                     sync=torch.cuda.synchronize)
+    >>> uuids = [cuda_device_uuid(i) for i in range(torch.cuda.device_count())]
+    >>> meter = EnergyMeter(gpu_uuids=uuids, sync=torch.cuda.synchronize)
     >>> with meter.measure("segment") as window:
     ...     train()
     >>> window.measurement.gpu_j
@@ -191,7 +191,8 @@ class EnergyMeter:
                 )
                 warnings.warn(
                     f"energy window {name!r}: GPU energy of {len(self._gpus) - len(measured)} of "
-                    f"{len(self._gpus)} devices unknown ({errors}); reported as None or partial, not 0",
+                    f"{len(self._gpus)} devices unknown ({errors}); reported as None or "
+                    "partial, not 0",
                     RuntimeWarning,
                     stacklevel=2,
                 )
@@ -588,7 +589,7 @@ def cpu_power_model(cpu_tdp_w: float = 0.0, vm_size: str = "") -> CpuPowerModel:
 
 
 def running_on_hypervisor() -> bool:
-    """Whether this OS runs in a VM (the `hypervisor` CPU flag), where TDP / visible CPUs is wrong."""
+    """Whether this OS runs in a VM (the `hypervisor` CPU flag), where TDP / visible CPUs fails."""
     with contextlib.suppress(OSError):
         return " hypervisor" in Path("/proc/cpuinfo").read_text()
     return False

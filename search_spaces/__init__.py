@@ -163,7 +163,8 @@ def parse_space(data: dict[str, Any], name: str = "<inline>") -> SearchSpace:
     factors = tuple(data.get("perturbation_factors", (0.8, 1.25)))
     if not factors or any(not isinstance(f, (int, float)) or f <= 0 for f in factors):
         raise ConfigError(
-            f"{where}: perturbation_factors={list(factors)!r}: give positive numbers, e.g. [0.8, 1.25]"
+            f"{where}: perturbation_factors={list(factors)!r}: give positive numbers, e.g. "
+            "[0.8, 1.25]"
         )
     params = tuple(
         _parse_param(f"{where}, parameter {k!r}", k, v) for k, v in data["parameters"].items()
@@ -239,7 +240,8 @@ def _parse_param(where: str, name: str, spec: Any) -> Param:
         for value in mutate:
             if not param.contains(value):
                 raise ConfigError(
-                    f"{where}: mutation value {value!r} lies outside the domain {_describe(param)}; "
+                    f"{where}: mutation value {value!r} lies outside the domain "
+                    f"{_describe(param)}; "
                     "use values inside it, or widen the domain"
                 )
         mutate = tuple(mutate)

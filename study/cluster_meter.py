@@ -48,7 +48,7 @@ READ_TIMEOUT_S = 30.0
 
 
 def host_id() -> str:
-    """This machine, across Ray nodes: its hostname and boot id (two Ray nodes on one host share it)."""
+    """This machine across Ray nodes: hostname and boot id (two Ray nodes on one host share it)."""
     boot = ""
     try:
         boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
@@ -259,7 +259,7 @@ class ClusterMeter:
         return self.reading(trial_energy_j)
 
     def reading(self, trial_energy_j: float | None) -> dict[str, Any]:
-        """Per-node readings so far, the cluster total, the gap to the trials' own sum (overhead)."""
+        """Per-node readings so far, the cluster total, the gap to the trials' sum (overhead)."""
         now = time.time()
         nodes = [
             {

@@ -97,7 +97,8 @@ def model_card(metadata: StudyMetadata) -> str:
         f"# {metadata.study or 'greentune study'}: {model} fine-tuned on {dataset}",
         "",
         f"Selected by a {metadata.strategy} search (greentune): the best validation "
-        f"{selection.get('metric')} of any report, {selection.get('validation_score', math.nan):.4f} "
+        f"{selection.get('metric')} of any report, "
+        f"{selection.get('validation_score', math.nan):.4f} "
         f"(trial {selection.get('trial_id')}, report {selection.get('iteration')}), with "
         f"hyperparameters {selection.get('config')}.",
         "",

@@ -14,10 +14,10 @@ other (FIELD_NOTES). Here the decision is a pure function over plain data (`Stan
   (mode-adjusted); then validation loss, lower first; then the trial made first. *Invalid* means
   the metric is missing or not finite, or a loss (train or validation) is not finite: a diverged
   trial always ranks at the bottom.
-- **Exploit**: only a live trial in the lower quantile, before its last report, exploits, and only a donor in the upper
-  quantile that is valid and ranks strictly above it (never one that scores below it, never
-  itself); among those the donor is drawn at random, as Ray does. A finished donor is cloned
-  from its final checkpoint.
+- **Exploit**: only a live trial in the lower quantile, before its last report, exploits, and
+  only a donor in the upper quantile that is valid and ranks strictly above it (never one that
+  scores below it, never itself); among those the donor is drawn at random, as Ray does. A
+  finished donor is cloned from its final checkpoint.
 - Perturbation, explore and the exploit itself (config, checkpoint hand-over, policy logs
   `pbt_global.txt` / `pbt_policy_<trial>.txt`) are Ray's own.
 """

@@ -1,4 +1,4 @@
-"""Tidy parquet as trials report: `reports.parquet` (one row per report), `trials.parquet` (one per trial).
+"""Tidy parquet as trials report: `reports.parquet` (a row per report), `trials.parquet` (a trial).
 
 `ResultsWriter` is a Tune callback in the study process. Each report becomes a row at once; the
 tables are rewritten atomically (temp file, then rename) at most every `flush_interval_s`, and at

@@ -63,14 +63,15 @@ DRIVER_RESOURCE = "trial_driver"  # only the head node offers it: trial drivers 
 
 EPILOG = """
 examples:
-  python -m study.run pbt                          # embedded default: local Ray, built-in data, tiny-bart
+  python -m study.run pbt                          # default: local Ray, built-in data, tiny-bart
   python -m study.run asha --set train.epochs=6 --set budget.trial_epochs=36
   python -m study.run grid --config my_study.yaml --name grid-xsum
   python -m study.run pbt --address auto --storage abfss://results@acct.dfs.core.windows.net/studies
   python -m study.run pbt --name my-study --resume  # finish an interrupted study
 
 Settings (--set section.key=value) and their defaults live in core/config.py; the search space
-in search_spaces/default.yaml. Results: <storage>/<name>/{metadata.json,reports.parquet,trials.parquet}.
+in search_spaces/default.yaml.
+Results: <storage>/<name>/{metadata.json,reports.parquet,trials.parquet}.
 """
 
 
@@ -168,7 +169,7 @@ class Plan:
 
     @property
     def remote_dir(self) -> str | None:
-        """The study's folder on a URI storage (Tune's state, checkpoints, a copy of the results)."""
+        """The study's folder on a URI storage (Tune's state, checkpoints, a copy of the results)"""
         return f"{self.storage}/{self.name}" if "://" in self.storage else None
 
     @property
@@ -218,7 +219,8 @@ def _plan_study(args: argparse.Namespace) -> Plan:
         )
     if footprint.get("retired"):
         print(
-            f"note: energy.vm_size={cfg.energy.vm_size!r} is {footprint['retired']}: priced from the "
+            f"note: energy.vm_size={cfg.energy.vm_size!r} is {footprint['retired']}: priced "
+            "from the "
             "table, but Azure may no longer offer it",
             file=sys.stderr,
         )
@@ -275,7 +277,7 @@ MLFLOW_SCHEMES = (
 
 
 def check_mlflow_uri(uri: str) -> None:
-    """MLflow installed, and a tracking URI of a kind it can open (a server, a database, a folder)."""
+    """MLflow installed, and a tracking URI of a kind it opens (a server, a database, a folder)."""
     try:
         import mlflow  # noqa: F401
     except ImportError as e:
@@ -1015,7 +1017,7 @@ def node_billing(cfg: StudyConfig):
 
 
 def budget_record(budget, spend, reason: str | None, slots: int) -> dict[str, Any]:
-    """What metadata.json keeps of the budget: its unit and amount, what was spent, the overshoot."""
+    """What metadata.json keeps of the budget: unit and amount, what was spent, the overshoot."""
     from study.budget import spent_in
 
     value = spent_in(budget, spend)
@@ -1067,7 +1069,8 @@ def evaluate_selected_model(
     )
     print(
         f"scoring the selected model (trial {selected[schema.TRIAL_ID]}, report "
-        f"{selected[schema.ITERATION]}, validation {cfg.search.metric} {selected[cfg.search.metric]:.4f}) "
+        f"{selected[schema.ITERATION]}, validation {cfg.search.metric} "
+        f"{selected[cfg.search.metric]:.4f}) "
         f"on {cfg.data.n_test} held-out {cfg.data.test_split!r} examples"
     )
     result = ray.get(
@@ -1149,7 +1152,7 @@ def pd_frame(columns: dict[str, Any]):
 
 
 def previous_cluster_runs(study_dir: Path) -> list[dict[str, Any]]:
-    """The cluster meter's readings of this study's earlier runs (an interrupted run's last poll)."""
+    """The cluster meter's readings of this study's earlier runs (an interrupted run's last poll)"""
     path = study_dir / schema.CLUSTER_ENERGY_FILE
     if not path.exists():
         return []
@@ -1208,7 +1211,8 @@ def print_summary(summary: dict[str, Any], metric: str) -> None:
         trials = summary["cluster_energy_j"] - (summary["overhead_energy_j"] or 0.0)
         print(
             f"  energy:     {summary['cluster_energy_j']:.0f} J whole cluster (estimated where no "
-            f"counter), {trials:.0f} J in trials, {summary['overhead_energy_j'] or 0:.0f} J overhead"
+            f"counter), {trials:.0f} J in trials, {summary['overhead_energy_j'] or 0:.0f} J "
+            "overhead"
         )
     if best is not None:
         print(

@@ -66,7 +66,8 @@ def ray_token() -> str:
 def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(
-            f"real dataset samples not found at {SHARED_DATA} (the ../shared folder beside the checkout)"
+            f"real dataset samples not found at {SHARED_DATA} (the ../shared folder beside the "
+            "checkout)"
         )
     return SHARED_DATA
 

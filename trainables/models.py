@@ -149,7 +149,7 @@ def load_tokenizer(cfg: ModelConfig, train_texts: Iterable[str] | None = None):
 
 
 def build_model(cfg: ModelConfig, tokenizer, seed: int = 0):
-    """The model for `cfg.name`: a random-init preset sized to the tokenizer, or pretrained weights."""
+    """The model for `cfg.name`: a random-init preset sized to the tokenizer, or pretrained ones."""
     import torch
     from transformers import AutoModelForSeq2SeqLM
 

@@ -122,12 +122,14 @@ def test_benchmark_table_is_filled_from_the_results(tmp_path):
     # interval of the mean over its 2 seeds: [0.30, 0.32]; billed (0.5 + 0.7) / 2
     assert grid == {
         "Model": "tiny-bart · grid (2 seeds)",
-        "Performance": "test ROUGE-L 0.3100 [0.3000 – 0.3200] (R-1 0.3600, R-2 0.2100, R-Lsum 0.3200); "
+        "Performance": "test ROUGE-L 0.3100 [0.3000 – 0.3200] (R-1 0.3600, R-2 0.2100, R-Lsum "
+        "0.3200); "
         "validation best 0.3500",
         "Speed": "wall 0.139 h; target in 0.0833 h (2/2 seeds)",
         # estimated parts span +-50 %: cluster (5000 + 2200 x [0.5, 1.5] and 15000 + 6000 x [0.5,
         # 1.5]) / 2 = 12050-16150 J; trials' own 875 J of 4375 estimated per unit of seed energy
-        "Resource Usage": "whole cluster 0.00392 kWh (CPU, RAM estimated) (range 0.00335 – 0.00449); "
+        "Resource Usage": "whole cluster 0.00392 kWh (CPU, RAM estimated) (range 0.00335 – "
+        "0.00449); "
         "trials' own 0.00243 kWh (range 0.00219 – 0.00267) (80% measured); "
         "0.0194 device-h; 4.00 trial-epochs",
         "Carbon Emission": "whole cluster 0.00157 kg CO2e (0.00345 lb); trials' own 0.000972 kg",
@@ -137,11 +139,13 @@ def test_benchmark_table_is_filled_from_the_results(tmp_path):
     # cluster, 2500 J = 0.29x its trials' own; CO2 0.0006 / 0.0015667 = 0.38x; billed 0.5x
     assert asha == {
         "Model": "tiny-bart · asha (1 seed)",
-        "Performance": "test ROUGE-L 0.3350 [0.3250 – 0.3450] (1.08× grid) (R-1 0.3850, R-2 0.2350, "
+        "Performance": "test ROUGE-L 0.3350 [0.3250 – 0.3450] (1.08× grid) (R-1 0.3850, R-2 "
+        "0.2350, "
         "R-Lsum 0.3450); validation best 0.3450",
         "Speed": "wall 0.0694 h; target in 0.0611 h (1/1 seeds) (0.73× grid)",
         # 3000 + 2400 x [0.5, 1.5] = 4200-6600 J; trials' own 2000 measured + 500 x [0.5, 1.5] J
-        "Resource Usage": "whole cluster 0.00150 kWh (CPU, RAM estimated) (range 0.00117 – 0.00183) "
+        "Resource Usage": "whole cluster 0.00150 kWh (CPU, RAM estimated) (range 0.00117 – "
+        "0.00183) "
         "(0.38× grid); trials' own 0.000694 kWh (range 0.000625 – 0.000764) (0.29× grid) "
         "(80% measured); 0.00556 device-h; 3.00 trial-epochs",
         "Carbon Emission": "whole cluster 0.000600 kg CO2e (0.00132 lb) (0.38× grid); trials' own "

@@ -231,7 +231,8 @@ def test_pareto_front():
 def test_pareto_front_of_trial_totals(studies):
     trials = pd.concat([trial_totals(s.reports) for s in studies], ignore_index=True)
     front = pareto_front(trials, ENERGY_KWH, BEST_PREFIX + ROUGEL)
-    # grid seed 0: a 2500 J .30, b 1875 J .35 (seed 1: 3x the energy); asha: c 500 J .22, d 2000 J .345
+    # grid seed 0: a 2500 J .30, b 1875 J .35 (seed 1: 3x the energy)
+    # asha: c 500 J .22, d 2000 J .345
     assert [(r[STRATEGY], r[TRIAL_ID]) for _, r in front.iterrows()] == [
         ("asha", "c"),
         ("grid", "b"),

@@ -1,10 +1,10 @@
 """Studies on a real two-node Ray cluster on this machine, and the failures a cluster brings.
 
 `ray.cluster_utils.Cluster` starts a real head (GCS + raylet) and real worker raylets as separate
-processes on this machine (each node on the machine's own address), as `ray start` does on a VM; the study joins with `--address`, exactly as
-on Azure. Each node offers one CPU and each Train worker asks for one, so two trials run at once,
-one per node. The storage folder is shared, as an NFS mount or a storage container is on a real
-cluster.
+processes on this machine (each node on the machine's own address), as `ray start` does on a VM;
+the study joins with `--address`, exactly as on Azure. Each node offers one CPU and each Train
+worker asks for one, so two trials run at once, one per node. The storage folder is shared, as
+an NFS mount or a storage container is on a real cluster.
 """
 
 from __future__ import annotations
@@ -219,7 +219,7 @@ def test_failures_mid_study_lose_no_report(tmp_path, cluster):
     # restarted trials set up again mid-study: the failures really happened and were recovered
     assert (reports[schema.SEGMENT] > 1).any() and (reports[schema.SEGMENT_SETUP_S] > 0).sum() > 2
 
-    # The evicted node's energy still counts, up to its last reading; it is billed until it was lost.
+    # The evicted node's energy still counts, up to its last reading; billed until it was lost.
     by_node = {n["node_id"]: n for n in meta["cluster_energy"]["nodes"]}
     assert set(by_node) == {head_node.node_id, worker_node.node_id, replacement.node_id}
     lost = by_node[worker_node.node_id]

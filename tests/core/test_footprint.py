@@ -241,7 +241,8 @@ def test_carbon_accounting_keeps_scopes_apart_and_scores_sci():
 def test_filled_hours_are_counted(tmp_path):
     path = tmp_path / "zone.csv"
     path.write_text(
-        "Datetime (UTC),Zone Id,Carbon Intensity gCO₂eq/kWh (direct),Carbon Intensity gCO₂eq/kWh (LCA)\n"
+        "Datetime (UTC),Zone Id,Carbon Intensity gCO₂eq/kWh (direct),Carbon Intensity "
+        "gCO₂eq/kWh (LCA)\n"
         "2026-11-27 10:00:00,DE,300,400\n2026-11-27 12:00:00,DE,100,200\n"
     )
     hourly = HourlyIntensity.from_csv(path)

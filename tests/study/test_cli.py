@@ -1,4 +1,4 @@
-"""`python -m study.run`: --help, the plan, and every bad input ends with exit 2 before Ray starts."""
+"""`python -m study.run`: --help, the plan, and every bad input ends in exit 2 before Ray starts"""
 
 import json
 import subprocess
@@ -190,7 +190,10 @@ def test_hourly_intensity_file_is_checked_before_ray(tmp_path, capsys):
 
     import ray
 
-    header = "Datetime (UTC),Zone Id,Carbon Intensity gCO₂eq/kWh (direct),Carbon Intensity gCO₂eq/kWh (LCA)\n"
+    header = (
+        "Datetime (UTC),Zone Id,Carbon Intensity gCO₂eq/kWh (direct),Carbon Intensity "
+        "gCO₂eq/kWh (LCA)\n"
+    )
     stale = tmp_path / "DE_2023.csv"
     stale.write_text(header + "2023-01-01 00:00:00,DE,300,400\n")
     hour = datetime.fromtimestamp(time.time() // 3600 * 3600, timezone.utc).strftime(

@@ -1,4 +1,4 @@
-"""PBT's ranking and donor rule (pure; no Ray): finished trials count, diverged ones never donate."""
+"""PBT's ranking and donor rule (pure, no Ray): finished trials count, diverged ones never donate"""
 
 import math
 import random

@@ -551,12 +551,14 @@ def test_energy_budget_stops_the_study(tmp_path, study_args):
 UNAUTHENTICATED_CLIENT = r"""
 import os, subprocess, sys
 from study import run
-plan = run.plan_study(run.build_parser().parse_args(["grid", "--storage", sys.argv[1], "--dry-run"]))
+args = run.build_parser().parse_args(["grid", "--storage", sys.argv[1], "--dry-run"])
+plan = run.plan_study(args)
 run.start_ray(plan)  # as a local study starts its Ray
 import ray
 address = ray.get_runtime_context().gcs_address
 stranger = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}  # no token
-out = subprocess.run([sys.executable, "-c", f"import ray; ray.init(address={address!r}); print('IN')"],
+join = f"import ray; ray.init(address={address!r}); print('IN')"
+out = subprocess.run([sys.executable, "-c", join],
                      env=stranger, capture_output=True, text=True, timeout=180)
 print("MODE", os.environ.get("RAY_AUTH_MODE"), "STRANGER_IN", "IN" in out.stdout.split(),
       "AUTH_ERROR", "uthentication" in out.stderr)

@@ -110,7 +110,8 @@ def test_totals_accumulate_over_segments(tmp_path):
 def test_co2_converts_each_interval_at_its_own_hour(tmp_path):
     csv = tmp_path / "zone.csv"
     csv.write_text(
-        "Datetime (UTC),Zone Id,Carbon Intensity gCO₂eq/kWh (direct),Carbon Intensity gCO₂eq/kWh (LCA)\n"
+        "Datetime (UTC),Zone Id,Carbon Intensity gCO₂eq/kWh (direct),Carbon Intensity "
+        "gCO₂eq/kWh (LCA)\n"
         "2026-11-27 10:00:00,DE,300,400\n2026-11-27 11:00:00,DE,100,200\n"
     )
     hourly = CarbonIntensity(float("nan"), 1.5, HourlyIntensity.from_csv(csv))

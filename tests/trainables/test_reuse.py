@@ -19,9 +19,11 @@ cfg = resolve_config(overrides=["data.n_train=48", "data.n_validation=8", "eval.
 
 def trial(seed, params):
     reports = []
-    session = LocalSession(None, lambda r, d: reports.append(r), devices=[torch.device("cpu")], node_id="n")
+    cpu = [torch.device("cpu")]
+    session = LocalSession(None, lambda r, d: reports.append(r), devices=cpu, node_id="n")
     run_worker(cfg, params, seed, session)
-    return [(r.rank_zero.quality["val_loss"], r.rank_zero.quality["train_loss"], r.samples) for r in reports]
+    return [(r.rank_zero.quality["val_loss"], r.rank_zero.quality["train_loss"], r.samples)
+            for r in reports]
 
 fresh = trial(7, {"lr": 3e-3})
 other = trial(8, {"lr": 1e-2})          # another trial in between, with its own seed and lr
