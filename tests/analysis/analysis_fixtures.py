@@ -4,7 +4,9 @@ A plain module (not conftest.py) so its name cannot clash with other test folder
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -16,6 +18,7 @@ from core.schema import (
     CONFIG_PREFIX,
     COST_USD,
     DEVICE_S,
+    EARLY_STOPPED,
     ENERGY_CPU_J,
     ENERGY_CPU_SOURCE,
     ENERGY_GPU_J,
@@ -24,22 +27,20 @@ from core.schema import (
     ENERGY_RAM_SOURCE,
     ENERGY_TOTAL_J,
     EPOCH,
-    FINAL_PREFIX,
     ITERATION,
-    N_REPORTS,
-    REPORT_ID,
+    REPORT_TIME_S,
     REPORTS_FILE,
     RESTORED_FROM,
     ROUGE1,
     ROUGE2,
     ROUGEL,
     ROUGELSUM,
-    SEED,
     SEGMENT,
-    STATUS,
+    STOP_BUDGET,
+    STOP_COMPLETED,
+    STOP_EARLY,
+    STOP_ERROR,
     STOP_REASON,
-    STRATEGY,
-    STUDY,
     STUDY_ELAPSED_S,
     TIMESTAMP_S,
     TRIAL_EPOCHS,
@@ -49,6 +50,7 @@ from core.schema import (
     TRIALS_FILE,
 )
 from study.cluster_meter import cluster_total
+from study.results import ResultsWriter
 
 STARTED_AT = 1_700_000_000
 GPU_W = 100.0  # device_s = gpu_j / GPU_W in the simple fixture
@@ -113,6 +115,64 @@ def report_row(
     return row
 
 
+def write_tables(
+    folder: Path,
+    name: str,
+    strategy: str,
+    seed: int,
+    metric: str,
+    reports: list[dict[str, Any]],
+    stop_reasons: dict[str, str],
+) -> None:
+    """reports.parquet and trials.parquet written by the study's own writer
+    (`study.results.ResultsWriter`), fed through Tune's callback hooks as Tune would feed it.
+
+    stop_reasons: trial -> completed (the default) | scheduler_stopped | early_stopping | budget |
+    error | running (no end yet)."""
+    writer = ResultsWriter(
+        folder, name, strategy, seed, STARTED_AT, metric, "max", max_reports=0,
+        flush_interval_s=math.inf,
+    )  # fmt: skip
+    trials: dict[str, SimpleNamespace] = {}
+    for row in reports:
+        config = {k[len(CONFIG_PREFIX) :]: v for k, v in row.items() if k.startswith(CONFIG_PREFIX)}
+        result = {k: v for k, v in row.items() if k not in _NOT_IN_A_TUNE_RESULT}
+        result.update(
+            training_iteration=row[ITERATION],
+            config=config,
+            **{REPORT_TIME_S: STARTED_AT + row[STUDY_ELAPSED_S]},
+        )
+        trial = trials.setdefault(row[TRIAL_ID], SimpleNamespace(trial_id=row[TRIAL_ID]))
+        trial.config, trial.last_result, trial.status = config, result, "RUNNING"
+        writer.on_trial_result(0, list(trials.values()), trial, result)
+    for trial_id, trial in trials.items():
+        reason = stop_reasons.get(trial_id, STOP_COMPLETED)
+        if reason == "running":
+            continue
+        if reason == STOP_ERROR:
+            trial.status = "ERROR"
+            writer.on_trial_error(0, list(trials.values()), trial)
+            continue
+        trial.status = "TERMINATED"
+        # how the writer tells the reasons apart: the trial's own flag, its report count against
+        # the trials' full length, whether the study budget had stopped it
+        trial.last_result = {**trial.last_result, EARLY_STOPPED: reason == STOP_EARLY}
+        done = trial.last_result["training_iteration"]
+        writer.max_reports = done if reason == STOP_COMPLETED else done + 1
+        writer.budget_stopper = SimpleNamespace(reason="budget" if reason == STOP_BUDGET else None)
+        writer.on_trial_complete(0, list(trials.values()), trial)
+    writer.flush()
+    written = pd.read_parquet(folder / TRIALS_FILE).set_index(TRIAL_ID)[STOP_REASON]
+    for trial_id in trials:  # the writer named every stop as the test asked
+        asked = stop_reasons.get(trial_id, STOP_COMPLETED)
+        assert written[trial_id] == ("" if asked == "running" else asked), (trial_id, asked)
+    assert len(pd.read_parquet(folder / REPORTS_FILE)) == len(reports)
+
+
+# Columns the writer derives itself from a Tune result (identity, time, the config)
+_NOT_IN_A_TUNE_RESULT = {TRIAL_ID, ITERATION, TIMESTAMP_S, STUDY_ELAPSED_S}
+
+
 def write_study(
     root: Path,
     strategy: str,
@@ -135,41 +195,10 @@ def write_study(
     name = f"{strategy}-{model}-{dataset}-seed{seed}"
     folder = root / name
     folder.mkdir(parents=True)
-    df = pd.DataFrame(reports)
-    df.insert(0, STUDY, name)
-    df.insert(1, STRATEGY, strategy)
-    df.insert(2, SEED, seed)
-    df.insert(4, REPORT_ID, [f"{t}-{i}" for i, t in enumerate(df[TRIAL_ID])])
-    df.to_parquet(folder / REPORTS_FILE, index=False)
-    if write_trials:
-        rows = []
-        for trial, g in df.groupby(TRIAL_ID, sort=False):
-            last = g.iloc[-1]
-            row = {STUDY: name, STRATEGY: strategy, SEED: seed, TRIAL_ID: trial}
-            reason = (stop_reasons or {}).get(trial, "completed")
-            row[STATUS] = (
-                "RUNNING"
-                if reason == "running"
-                else ("ERROR" if reason == "error" else "TERMINATED")
-            )
-            row[STOP_REASON] = None if reason == "running" else reason
-            row[N_REPORTS] = len(g)
-            row.update({c: last[c] for c in g.columns if c.startswith(CONFIG_PREFIX)})
-            row["best_rougeL"] = g[ROUGEL].max()
-            row[FINAL_PREFIX + ROUGEL] = last[ROUGEL]
-            for col in (
-                ENERGY_GPU_J,
-                ENERGY_CPU_J,
-                ENERGY_RAM_J,
-                ENERGY_TOTAL_J,
-                DEVICE_S,
-                CO2_KG,
-                COST_USD,
-            ):
-                row[col] = last[col]
-            rows.append(row)
-        pd.DataFrame(rows).to_parquet(folder / TRIALS_FILE, index=False)
-    elapsed = float(df[STUDY_ELAPSED_S].max()) if wall_s is None else wall_s
+    write_tables(folder, name, strategy, seed, metric, reports, stop_reasons or {})
+    if not write_trials:
+        (folder / TRIALS_FILE).unlink()
+    elapsed = max(r[STUDY_ELAPSED_S] for r in reports) if wall_s is None else wall_s
     metadata = {
         "study": name,
         "strategy": strategy,
