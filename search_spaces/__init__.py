@@ -12,11 +12,14 @@ import math
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from core.config import ConfigError
+
+if TYPE_CHECKING:
+    from ray.tune.search.sample import Domain
 
 DOMAIN_TYPES = ("loguniform", "uniform", "int_uniform", "choice")
 MUTATIONS = ("perturb", "resample", "none")
@@ -53,7 +56,7 @@ class Param:
         clipped = min(max(value, self.low), self.high)
         return int(round(clipped)) if self.kind == "int_uniform" else clipped
 
-    def tune_domain(self):
+    def tune_domain(self) -> Domain:
         from ray import tune
 
         if self.kind == "choice":

@@ -25,11 +25,14 @@ import fnmatch
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ray.tune import Callback
 
 from core import schema, storage
+
+if TYPE_CHECKING:
+    from ray.tune.experiment import Trial
 
 CHECKPOINT_GLOB = "checkpoint_*"
 TUNE_STATE_PERIOD_S = 10  # how often Tune saves its experiment state (study.run sets it)
@@ -94,16 +97,20 @@ class CheckpointJanitor(Callback):
         # Tune pickles callbacks at the first start; a resumed study builds a new janitor
         return {**self.__dict__, "selected": lambda: None, "scheduler": None}
 
-    def on_trial_result(self, iteration, trials, trial, result, **info):
+    def on_trial_result(
+        self, iteration: int, trials: list[Trial], trial: Trial, result: dict[str, Any], **info: Any
+    ) -> None:
         self.collect(trials)
 
-    def on_trial_complete(self, iteration, trials, trial, **info):
+    def on_trial_complete(
+        self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
+    ) -> None:
         self.collect(trials)
 
-    def on_experiment_end(self, trials, **info):
+    def on_experiment_end(self, trials: list[Trial], **info: Any) -> None:
         self.collect(trials)
 
-    def collect(self, trials) -> None:
+    def collect(self, trials: list[Trial]) -> None:
         import pyarrow.fs
 
         fs, root = storage.filesystem(self.train_runs)

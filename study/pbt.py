@@ -29,9 +29,14 @@ import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core import schema
+
+if TYPE_CHECKING:
+    from ray.tune.execution.tune_controller import TuneController
+    from ray.tune.experiment import Trial
+    from ray.tune.schedulers import PopulationBasedTraining
 
 
 @dataclass(frozen=True)
@@ -112,7 +117,9 @@ def trial_order(trial_id: str) -> int:
     return int(tail) if tail.isdigit() else 0
 
 
-def make_pbt(population_fits: bool, seed: int, max_t: int, **kwargs: Any):
+def make_pbt(
+    population_fits: bool, seed: int, max_t: int, **kwargs: Any
+) -> PopulationBasedTraining:
     """Ray's PBT with the ranking and donor rule above, for trials of `max_t` reports.
 
     A trial at its last report has finished its budget: it does not exploit (Ray's would, and the
@@ -143,20 +150,24 @@ def make_pbt(population_fits: bool, seed: int, max_t: int, **kwargs: Any):
             self.restarting = {k: t for k, t in self.restarting.items() if t.status in waiting}
             return bool(self.restarting)
 
-        def _exploit(self, tune_controller, trial, trial_to_clone):
+        def _exploit(
+            self, tune_controller: TuneController, trial: Trial, trial_to_clone: Trial
+        ) -> None:
             self.restarting[trial.trial_id] = (
                 trial  # before Ray pauses it: the pause caches the actor
             )
             super()._exploit(tune_controller, trial, trial_to_clone)
 
-        def on_trial_result(self, tune_controller, trial, result):
+        def on_trial_result(
+            self, tune_controller: TuneController, trial: Trial, result: dict[str, Any]
+        ) -> str:
             self.restarting.pop(trial.trial_id, None)
             decision = super().on_trial_result(tune_controller, trial, result)
             if decision == TrialScheduler.PAUSE and population_fits:
                 return TrialScheduler.CONTINUE
             return decision
 
-        def _standing(self, trial) -> Standing | None:
+        def _standing(self, trial: Trial) -> Standing | None:
             """A trial's latest checkpointed report (what a clone of it would get)."""
             if trial.status == Trial.ERROR:
                 return None
@@ -171,7 +182,7 @@ def make_pbt(population_fits: bool, seed: int, max_t: int, **kwargs: Any):
                 live=not trial.is_finished(),
             )
 
-        def _standings(self, current) -> dict[Any, Standing]:
+        def _standings(self, current: Trial) -> dict[Any, Standing]:
             out = {}
             for t in self._trial_state:
                 if t is current:
@@ -183,11 +194,17 @@ def make_pbt(population_fits: bool, seed: int, max_t: int, **kwargs: Any):
                     out[t] = s
             return out
 
-        def _quantiles(self):
+        def _quantiles(self) -> tuple[list[Trial], list[Trial]]:
             # Ray calls this without the reporting trial; _checkpoint_or_exploit ranks itself.
             return [], []
 
-        def _checkpoint_or_exploit(self, trial, tune_controller, upper_quantile, lower_quantile):
+        def _checkpoint_or_exploit(
+            self,
+            trial: Trial,
+            tune_controller: TuneController,
+            upper_quantile: list[Trial],
+            lower_quantile: list[Trial],
+        ) -> None:
             state = self._trial_state[trial]
             state.last_checkpoint = None  # no extra save: every report already carries one
             if (state.last_result or {}).get(self._time_attr, 0) >= max_t:

@@ -15,13 +15,16 @@ import os
 import time
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from ray.tune import Callback
 
 from core import schema
 from core.storage import Mirror
+
+if TYPE_CHECKING:
+    from ray.tune.experiment import Trial
 
 # Tune's own bookkeeping keys we keep, renamed; every other key of a result is ours already.
 _DROP = {
@@ -288,7 +291,9 @@ class ResultsWriter(Callback):
         return len(self.rows) - before
 
     # ---- Tune callback hooks
-    def on_trial_result(self, iteration, trials, trial, result, **info):
+    def on_trial_result(
+        self, iteration: int, trials: list[Trial], trial: Trial, result: dict[str, Any], **info: Any
+    ) -> None:
         self._extend(
             [
                 report_row(
@@ -300,7 +305,9 @@ class ResultsWriter(Callback):
         if time.monotonic() - self._last_flush >= self.flush_interval_s:
             self.flush()
 
-    def on_trial_complete(self, iteration, trials, trial, **info):
+    def on_trial_complete(
+        self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
+    ) -> None:
         self.statuses[trial.trial_id] = {
             "status": "TERMINATED",
             "stop_reason": self._stop_reason(trial),
@@ -308,7 +315,7 @@ class ResultsWriter(Callback):
         self._dirty = True
         self.flush()
 
-    def _stop_reason(self, trial) -> str:
+    def _stop_reason(self, trial: Trial) -> str:
         """Why a terminated trial ended: its own early stopping, the study budget, the scheduler
         (ASHA), or it completed its epoch budget."""
         last = trial.last_result or {}
@@ -319,7 +326,9 @@ class ResultsWriter(Callback):
         stopped_on_budget = getattr(self.budget_stopper, "reason", None)
         return schema.STOP_BUDGET if stopped_on_budget else schema.STOP_SCHEDULER
 
-    def on_trial_error(self, iteration, trials, trial, **info):
+    def on_trial_error(
+        self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
+    ) -> None:
         self.statuses[trial.trial_id] = {
             "status": "ERROR",
             "stop_reason": schema.STOP_ERROR,
@@ -333,11 +342,11 @@ class ResultsWriter(Callback):
         self._dirty = True
         self.flush()
 
-    def on_step_end(self, iteration, trials, **info):
+    def on_step_end(self, iteration: int, trials: list[Trial], **info: Any) -> None:
         if self._dirty and time.monotonic() - self._last_flush >= self.flush_interval_s:
             self.flush()
 
-    def on_experiment_end(self, trials, **info):
+    def on_experiment_end(self, trials: list[Trial], **info: Any) -> None:
         for trial in trials:
             if (
                 trial.trial_id not in self.statuses

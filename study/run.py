@@ -43,8 +43,12 @@ from search_spaces import SearchSpace, load_space
 from study.strategies import STRATEGIES, StrategyNumbers, derive_numbers
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import pandas as pd
+
     from core.footprint import CarbonIntensity
-    from study.budget import BudgetStopper
+    from study.budget import Budget, BudgetStopper, ClusterSpend
     from study.checkpoints import CheckpointJanitor
     from study.cluster_meter import ClusterMeter
     from study.results import ResultsWriter
@@ -972,7 +976,7 @@ def closing_summary(
 
 def study_carbon(
     cfg: StudyConfig,
-    carbon,
+    carbon: CarbonIntensity,
     cluster: dict[str, Any],
     test: dict[str, Any] | None,
     started: float,
@@ -1004,7 +1008,7 @@ def study_carbon(
     return out
 
 
-def node_billing(cfg: StudyConfig):
+def node_billing(cfg: StudyConfig) -> Callable[[list[tuple[str, float]]], float | None] | None:
     """Dollars billed for [(vm_size, seconds held), ...], each node at its own size's price in the
     study's region (energy.price_usd_per_hour overriding energy.vm_size's); None locally."""
     from core.footprint import billed_cost_for_nodes
@@ -1016,7 +1020,9 @@ def node_billing(cfg: StudyConfig):
     return lambda held: billed_cost_for_nodes(held, e.spot, e.region, overrides)
 
 
-def budget_record(budget, spend, reason: str | None, slots: int) -> dict[str, Any]:
+def budget_record(
+    budget: Budget, spend: ClusterSpend, reason: str | None, slots: int
+) -> dict[str, Any]:
     """What metadata.json keeps of the budget: unit and amount, what was spent, the overshoot."""
     from study.budget import spent_in
 
@@ -1036,7 +1042,7 @@ def budget_record(budget, spend, reason: str | None, slots: int) -> dict[str, An
 
 
 def evaluate_selected_model(
-    plan: Plan, selected: dict[str, Any] | None, ctx
+    plan: Plan, selected: dict[str, Any] | None, ctx: StudyContext
 ) -> dict[str, Any] | None:
     """Score the selected model (the best validation report's checkpoint) once on the test split,
     in a Ray task with one worker's resources; write the per-example scores to
@@ -1145,7 +1151,7 @@ def evaluate_selected_model(
     return {"selection": selection, "test": test}
 
 
-def pd_frame(columns: dict[str, Any]):
+def pd_frame(columns: dict[str, Any]) -> pd.DataFrame:
     import pandas as pd
 
     return pd.DataFrame(columns)

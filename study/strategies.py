@@ -15,14 +15,19 @@ import math
 import random
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.config import ConfigError, StudyConfig
 from search_spaces import SearchSpace
 from study.budget import Budget, study_budget
 from study.pbt import make_pbt
 
+if TYPE_CHECKING:
+    from ray.tune.search import BasicVariantGenerator
+
 TIME_ATTR = "training_iteration"
+# (param_space, num_samples, scheduler, searcher): what a strategy hands Ray Tune
+TuneObjects = tuple[dict[str, Any], int, Any, Any]
 
 
 @dataclass(frozen=True)
@@ -209,7 +214,7 @@ def derive_numbers(strategy: str, space: SearchSpace, cfg: StudyConfig) -> Strat
     return REGISTRY[strategy].numbers(terms, cfg)
 
 
-def pbt_explore(space: SearchSpace, seed: int):
+def pbt_explore(space: SearchSpace, seed: int) -> Callable[[dict[str, Any]], dict[str, Any]]:
     """PBT's `custom_explore_fn`, applied after Ray's own perturbation: `resample` parameters are
     drawn anew, and every value is clipped back into its domain (Ray's factors ignore bounds)."""
     rng = random.Random(seed)
@@ -227,7 +232,7 @@ def pbt_explore(space: SearchSpace, seed: int):
 
 def variant_generator(
     seed: int, max_concurrent: int, points_to_evaluate: tuple[dict[str, Any], ...] = ()
-):
+) -> BasicVariantGenerator:
     """Tune's grid/random variant generator, seeded, that a PBT exploit can hold open.
 
     Tune keeps a stopped or paused trial's process for the next trial (`reuse_actors`) only while
@@ -245,7 +250,7 @@ def variant_generator(
         def is_finished(self) -> bool:
             return super().is_finished() and not (self.hold_open is not None and self.hold_open())
 
-        def get_state(self):
+        def get_state(self) -> Any:
             state = super().get_state()
             if isinstance(state, dict):
                 state.pop("hold_open", None)  # rebuilt with the scheduler, never saved
@@ -267,7 +272,9 @@ class TunePlan:
     search_alg: Any = None
 
 
-def grid_tune(numbers: StrategyNumbers, space: SearchSpace, cfg: StudyConfig, slots: int):
+def grid_tune(
+    numbers: StrategyNumbers, space: SearchSpace, cfg: StudyConfig, slots: int
+) -> TuneObjects:
     from ray import tune
     from ray.tune.schedulers import FIFOScheduler
 
@@ -276,14 +283,18 @@ def grid_tune(numbers: StrategyNumbers, space: SearchSpace, cfg: StudyConfig, sl
     return param_space, numbers.grid_repeats or -1, FIFOScheduler(), searcher
 
 
-def random_tune(numbers: StrategyNumbers, space: SearchSpace, cfg: StudyConfig, slots: int):
+def random_tune(
+    numbers: StrategyNumbers, space: SearchSpace, cfg: StudyConfig, slots: int
+) -> TuneObjects:
     from ray.tune.schedulers import FIFOScheduler
 
     searcher = variant_generator(cfg.seed, slots, space.points_to_evaluate)
     return _domains(space), numbers.tune_num_samples, FIFOScheduler(), searcher
 
 
-def asha_tune(numbers: StrategyNumbers, space: SearchSpace, cfg: StudyConfig, slots: int):
+def asha_tune(
+    numbers: StrategyNumbers, space: SearchSpace, cfg: StudyConfig, slots: int
+) -> TuneObjects:
     from ray.tune.schedulers import ASHAScheduler
 
     scheduler = ASHAScheduler(
@@ -296,7 +307,9 @@ def asha_tune(numbers: StrategyNumbers, space: SearchSpace, cfg: StudyConfig, sl
     return _domains(space), numbers.tune_num_samples, scheduler, searcher
 
 
-def pbt_tune(numbers: StrategyNumbers, space: SearchSpace, cfg: StudyConfig, slots: int):
+def pbt_tune(
+    numbers: StrategyNumbers, space: SearchSpace, cfg: StudyConfig, slots: int
+) -> TuneObjects:
     mutations = {}
     for p in space.params:
         if p.mutate == "none":
@@ -338,7 +351,7 @@ class Strategy:
 
     name: str
     numbers: Callable[[BudgetTerms, StudyConfig], StrategyNumbers]
-    tune: Callable[[StrategyNumbers, SearchSpace, StudyConfig, int], tuple[Any, int, Any, Any]]
+    tune: Callable[[StrategyNumbers, SearchSpace, StudyConfig, int], TuneObjects]
 
 
 REGISTRY = {

@@ -10,6 +10,11 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
+    from transformers import PreTrainedTokenizerBase
 
 SORTISH_CHUNK_BATCHES = 50
 LABEL_PAD = -100  # ignored by the loss
@@ -29,7 +34,10 @@ class EncodedSplit:
 
 
 def encode_pairs(
-    pairs: list[tuple[str, str]], tokenizer, max_source_tokens: int, max_target_tokens: int
+    pairs: list[tuple[str, str]],
+    tokenizer: PreTrainedTokenizerBase,
+    max_source_tokens: int,
+    max_target_tokens: int,
 ) -> EncodedSplit:
     sources_text = [s for s, _ in pairs]
     targets_text = [t for _, t in pairs]
@@ -86,7 +94,7 @@ def padding_fraction(lengths: list[int], batches: list[list[int]]) -> float:
     return 1 - real / padded if padded else 0.0
 
 
-def collate(split: EncodedSplit, indices: list[int], pad_id: int):
+def collate(split: EncodedSplit, indices: list[int], pad_id: int) -> dict[str, torch.Tensor]:
     """Tensors padded to the longest example in the batch (dynamic padding)."""
     import torch
 

@@ -34,13 +34,17 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core import schema, storage
 from core.config import StudyConfig
 from core.footprint import CarbonIntensity
 from core.measurement import ENERGY_PARTS, measured_sum, weakest_source
 from trainables.report import WorkerReport, combine_workers
+
+if TYPE_CHECKING:
+    import ray.train
+    from ray.util.queue import Queue
 
 POINTER_FILE = "train_checkpoint.json"
 LOCAL_PATH, TRAIN_PATH = "local", "train_worker_group"
@@ -377,10 +381,15 @@ def _run_local(
 class _ForwardReports:
     """Train controller callback: every report's per-worker figures and checkpoint path, queued."""
 
-    def __init__(self, queue):
+    def __init__(self, queue: Queue):
         self.queue = queue
 
-    def after_report(self, run_context, metrics, checkpoint):
+    def after_report(
+        self,
+        run_context: Any,
+        metrics: list[dict[str, Any]],
+        checkpoint: ray.train.Checkpoint | None,
+    ) -> None:
         from trainables.session import REPORT_KEY
 
         self.queue.put(([m[REPORT_KEY] for m in metrics], checkpoint.path if checkpoint else None))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterable
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,9 @@ def lr_multiplier(done: float, warmup_ratio: float, schedule: str) -> float:
     return max(0.0, 1 - progress)
 
 
-def seq2seq_loss(model, batch: dict[str, torch.Tensor], label_smoothing: float) -> torch.Tensor:
+def seq2seq_loss(
+    model: torch.nn.Module, batch: dict[str, torch.Tensor], label_smoothing: float
+) -> torch.Tensor:
     """Token-level cross entropy over non-padding labels, with label smoothing."""
     outputs = model(**batch)
     logits = outputs.logits
@@ -53,7 +56,7 @@ def seq2seq_loss(model, batch: dict[str, torch.Tensor], label_smoothing: float) 
     )
 
 
-def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
+def make_optimizer(params: Iterable[torch.nn.Parameter], cfg: TrainConfig) -> torch.optim.Optimizer:
     if cfg.optimizer == "adafactor":
         from transformers.optimization import Adafactor
 
@@ -68,7 +71,7 @@ def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
     return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
-def set_group_lr(optimizer, cfg: TrainConfig, done: float) -> float:
+def set_group_lr(optimizer: torch.optim.Optimizer, cfg: TrainConfig, done: float) -> float:
     lr = cfg.lr * lr_multiplier(done, cfg.warmup_ratio, cfg.lr_schedule)
     for group in optimizer.param_groups:
         group["lr"] = lr
@@ -79,7 +82,7 @@ def autocast_dtype(precision: str) -> torch.dtype | None:
     return {"fp16": torch.float16, "bf16": torch.bfloat16}.get(precision)
 
 
-class _Engine:
+class Engine:
     """What both engines share: the LR from training progress, and the trial's own settings."""
 
     cfg: TrainConfig
@@ -96,10 +99,12 @@ class _Engine:
             group["weight_decay"] = cfg.weight_decay
 
 
-class TorchEngine(_Engine):
+class TorchEngine(Engine):
     """Plain PyTorch: one process, or DDP when the Train worker group has several."""
 
-    def __init__(self, model, cfg: TrainConfig, device: torch.device, world_size: int):
+    def __init__(
+        self, model: torch.nn.Module, cfg: TrainConfig, device: torch.device, world_size: int
+    ):
         self.cfg, self.device = cfg, device
         model.to(device)
         self._model = model
@@ -115,7 +120,7 @@ class TorchEngine(_Engine):
         self._micro = 0
 
     @property
-    def unwrapped(self):
+    def unwrapped(self) -> torch.nn.Module:
         return self._model
 
     def train_step(self, batch: dict[str, torch.Tensor]) -> float:
@@ -183,10 +188,12 @@ def deepspeed_config(cfg: TrainConfig, world_size: int) -> dict[str, Any]:
     }
 
 
-class DeepSpeedEngine(_Engine):
+class DeepSpeedEngine(Engine):
     """DeepSpeed ZeRO 1/2/3. Every rank saves its own shard (ZeRO-3 needs them all)."""
 
-    def __init__(self, model, cfg: TrainConfig, device: torch.device, world_size: int):
+    def __init__(
+        self, model: torch.nn.Module, cfg: TrainConfig, device: torch.device, world_size: int
+    ):
         import deepspeed
 
         os.environ.setdefault("DEEPSPEED_LOG_LEVEL", "warning")
@@ -200,7 +207,7 @@ class DeepSpeedEngine(_Engine):
         )
 
     @property
-    def unwrapped(self):
+    def unwrapped(self) -> torch.nn.Module:
         return self.model.module
 
     def train_step(self, batch: dict[str, torch.Tensor]) -> float:
@@ -221,7 +228,7 @@ class DeepSpeedEngine(_Engine):
         return {"synced_gpus": True} if self.cfg.zero_stage == 3 else {}
 
 
-def load_model_weights(model, directory: Path) -> None:
+def load_model_weights(model: torch.nn.Module, directory: Path) -> None:
     """Load only the model's weights from a training checkpoint of either engine, in one process
     (a ZeRO checkpoint's shards, of any stage and world size, are consolidated on the CPU)."""
     torch_state = directory / TORCH_STATE_FILE
@@ -239,6 +246,8 @@ def load_model_weights(model, directory: Path) -> None:
     model.load_state_dict(state)
 
 
-def make_engine(model, cfg: TrainConfig, device: torch.device, world_size: int):
+def make_engine(
+    model: torch.nn.Module, cfg: TrainConfig, device: torch.device, world_size: int
+) -> Engine:
     cls = DeepSpeedEngine if cfg.zero_stage else TorchEngine
     return cls(model, cfg, device, world_size)

@@ -12,9 +12,13 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.config import StudyConfig
 from core.measurement import Measurement
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 
 @dataclass(frozen=True)
@@ -33,7 +37,9 @@ class HeldOutEvaluation:
         return len(self.predictions)
 
 
-def export_model(model, tokenizer, cfg: StudyConfig, location: str) -> None:
+def export_model(
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, cfg: StudyConfig, location: str
+) -> None:
     """The model as Hugging Face users take it: `save_pretrained`'s weights, config, tokenizer
     and a generation config set to the study's decoding (so `generate()` summarizes as the
     evaluation did), at `location` (a folder or a URI)."""

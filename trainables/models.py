@@ -11,8 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from core.config import ConfigError, ModelConfig
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
 SPECIAL_TOKENS = ["<pad>", "<s>", "</s>", "<unk>", "<mask>"]
 PAD, BOS, EOS = 0, 1, 2
@@ -21,7 +25,7 @@ PAD, BOS, EOS = 0, 1, 2
 TINY = dict(d_model=128, layers=2, heads=4, ffn=256, max_positions=1024)
 
 
-def _preset_configs():
+def _preset_configs() -> dict[str, Any]:
     import transformers as tf
 
     d, n, h, f, pos = (TINY[k] for k in ("d_model", "layers", "heads", "ffn", "max_positions"))
@@ -107,7 +111,7 @@ def is_preset(name: str) -> bool:
     return name in PRESETS
 
 
-def train_tokenizer(texts: Iterable[str], vocab_size: int):
+def train_tokenizer(texts: Iterable[str], vocab_size: int) -> PreTrainedTokenizerFast:
     """A byte-level BPE tokenizer trained on `texts` (deterministic for the same texts)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
@@ -135,7 +139,9 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int):
     )
 
 
-def load_tokenizer(cfg: ModelConfig, train_texts: Iterable[str] | None = None):
+def load_tokenizer(
+    cfg: ModelConfig, train_texts: Iterable[str] | None = None
+) -> PreTrainedTokenizerBase:
     if is_preset(cfg.name):
         if train_texts is None:
             raise ValueError("a preset's tokenizer is trained on the training texts; pass them")
@@ -148,7 +154,9 @@ def load_tokenizer(cfg: ModelConfig, train_texts: Iterable[str] | None = None):
         raise _load_error(cfg.name, e) from e
 
 
-def build_model(cfg: ModelConfig, tokenizer, seed: int = 0):
+def build_model(
+    cfg: ModelConfig, tokenizer: PreTrainedTokenizerBase, seed: int = 0
+) -> PreTrainedModel:
     """The model for `cfg.name`: a random-init preset sized to the tokenizer, or pretrained ones."""
     import torch
     from transformers import AutoModelForSeq2SeqLM

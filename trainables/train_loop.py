@@ -22,7 +22,7 @@ import resource
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -31,6 +31,11 @@ from trainables import batching
 from trainables.models import build_model, load_tokenizer
 from trainables.report import RankZero, WorkerReport
 from trainables.session import WorkerSession
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+    from trainables.engine import Engine
 
 STATE_FILE = "trial_state.json"
 RNG_FILE = "rng_state.pt"
@@ -52,7 +57,7 @@ class Progress:
     data_seed: int = 0
 
 
-def apply_freeze(model, freeze: str) -> int:
+def apply_freeze(model: torch.nn.Module, freeze: str) -> int:
     """Freeze part of the model; returns the number of trainable parameters left."""
     if freeze == "embeddings":
         for module in (
@@ -327,11 +332,11 @@ def agree_on_early_stop(stop: bool, world: int) -> bool:
 
 
 def evaluate(
-    engine,
-    tokenizer,
+    engine: Engine,
+    tokenizer: PreTrainedTokenizerBase,
     val_set: batching.EncodedSplit,
     cfg: StudyConfig,
-    device,
+    device: torch.device,
     rank: int,
     world: int,
 ) -> dict[str, float]:
@@ -369,12 +374,12 @@ def evaluate(
 
 
 def summarize(
-    model,
-    tokenizer,
+    model: torch.nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
     split: batching.EncodedSplit,
     indices: list[int],
     cfg: StudyConfig,
-    device,
+    device: torch.device,
     generation_kwargs: dict[str, Any],
     real: int | None = None,
 ) -> tuple[list[str], float]:
@@ -409,7 +414,7 @@ def summarize(
     return predictions, loss_sum
 
 
-def _cuda_memory(device) -> dict[str, float]:
+def _cuda_memory(device: torch.device) -> dict[str, float]:
     if device.type != "cuda":
         return {}
     return {
@@ -420,7 +425,7 @@ def _cuda_memory(device) -> dict[str, float]:
     }
 
 
-def _save_state(directory: Path, engine, progress: Progress, rank: int) -> None:
+def _save_state(directory: Path, engine: Engine, progress: Progress, rank: int) -> None:
     engine.save(directory, rank)
     if rank == 0:
         (directory / STATE_FILE).write_text(json.dumps(dataclasses.asdict(progress)))
@@ -429,7 +434,7 @@ def _save_state(directory: Path, engine, progress: Progress, rank: int) -> None:
         )
 
 
-def _load_state(directory: Path, engine, rank: int, default_data_seed: int) -> Progress:
+def _load_state(directory: Path, engine: Engine, rank: int, default_data_seed: int) -> Progress:
     engine.load(directory)
     rng = torch.load(directory / RNG_FILE, weights_only=True)
     random.setstate(rng["python"])
