@@ -41,6 +41,7 @@ from meter.energy import (
     machine_busy_cpu_s,
 )
 from study.budget import ClusterSpend
+from trainables.live_metrics import LiveTags
 
 GIB = 1024**3
 POLL_S = 10.0
@@ -119,8 +120,10 @@ class ClusterMeter:
         meter_cls: type = NodeMeter,
         read_timeout_s: float = READ_TIMEOUT_S,
         mirror: Mirror | None = None,
+        live_tags: LiveTags | None = None,
     ):
         self.carbon, self.cpu_tdp_w, self.poll_s = carbon, cpu_tdp_w, poll_s
+        self.live_tags = live_tags  # set: the cluster's energy and power go to Grafana after polls
         # billing([(vm_size, held_s), ...]) -> dollars billed for those nodes (None: no price)
         self.billing = billing
         self.vm_size, self.head_vm_size = (
@@ -213,6 +216,8 @@ class ClusterMeter:
                 (self.sizes.get(n, self.vm_size), self.lost.get(n, now) - self.joined[n])
                 for n in self.readings
             ]
+            if self.live_tags is not None:
+                self._publish(now, total)
             self.series.append(
                 (
                     now,
@@ -227,6 +232,18 @@ class ClusterMeter:
                 os.replace(tmp, self.snapshot)
                 if self.mirror is not None:
                     self.mirror.push(self.snapshot.name)
+
+    def _publish(self, now: float, total_j: float | None) -> None:
+        """The live gauges: energy since the study started (earlier runs of a resumed study
+        included), power over the interval since the last poll."""
+        from trainables.live_metrics import publish_cluster
+
+        earlier = [r.get("energy_j") for r in self.previous_runs if isinstance(r, dict)]
+        before = self.series[-1] if self.series else None
+        power_w = None
+        if before is not None and before[1] is not None and total_j is not None and now > before[0]:
+            power_w = (total_j - before[1]) / (now - before[0])
+        publish_cluster(self.live_tags, measured_sum([total_j, *earlier]), power_w)
 
     def spend(self, max_age_s: float = 1.0) -> ClusterSpend:
         """The whole cluster's running totals for a budget (energy with PUE), polling first

@@ -869,6 +869,7 @@ def _run(plan: Plan, keep_ray: bool = False) -> dict[str, Any]:
         billing=node_billing(cfg),
         vm_size=cfg.energy.vm_size,
         head_vm_size=cfg.energy.head_vm_size,
+        live_tags=ctx.live_tags,
     ).start()
     tuned.stopper.cluster = meter.spend  # energy, CO2 and dollar budgets count the whole cluster
     results = tuned.tuner.fit()

@@ -40,6 +40,7 @@ from core import schema, storage
 from core.config import StudyConfig
 from core.footprint import CarbonIntensity
 from core.measurement import ENERGY_PARTS, measured_sum, weakest_source
+from trainables.live_metrics import LiveTags
 from trainables.report import WorkerReport, combine_workers
 
 if TYPE_CHECKING:
@@ -71,6 +72,10 @@ class StudyContext:
     @property
     def execution_path(self) -> str:
         return execution_path(self.config)
+
+    @property
+    def live_tags(self) -> LiveTags:
+        return LiveTags(self.study_name, self.config.seed, self.strategy)
 
 
 def execution_path(cfg: StudyConfig) -> str:
@@ -293,8 +298,8 @@ class Segment:
             metrics[schema.RESTORED_FROM_ITERATION] = self.restart_from
         interval_j = report.energy.total_j
         publish(
+            self.ctx.live_tags,
             self.trial_id,
-            self.ctx.strategy,
             energy_j=metrics[schema.ENERGY_TOTAL_J],
             power_w=interval_j / (report.device_s / report.workers) if interval_j else None,
             co2_kg=metrics[schema.CO2_KG],

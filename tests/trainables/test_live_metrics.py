@@ -18,11 +18,22 @@ from pathlib import Path
 
 import pytest
 
-from trainables.live_metrics import GAUGES, TAG_KEYS, publish
+from core.footprint import CarbonIntensity
+from study.cluster_meter import ClusterMeter
+from trainables.live_metrics import (
+    CLUSTER_GAUGES,
+    CLUSTER_TAG_KEYS,
+    GAUGES,
+    TAG_KEYS,
+    LiveTags,
+    publish,
+)
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "study" / "grafana" / "greentune_energy.json"
 SCRAPE_FOR_S = 60.0  # 6 x Ray's default 10 s export interval
 SCRAPE_EVERY_S = 2.0
+TAGS = LiveTags("asha-tiny-bart-builtin-seed1", 1, "asha")
+EASTUS = CarbonIntensity(379.1, 1.185)
 
 
 def _free_port() -> int:
@@ -31,8 +42,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _trial_samples(port: int) -> dict[tuple[str, str, str], float]:
-    """{(metric, trial_id, strategy): value} of every `ray_trial_*` sample on the endpoint."""
+def _samples(port: int) -> dict[tuple[str, ...], float]:
+    """{(metric, study, seed, trial_id, strategy): value} of every `ray_trial_*` and
+    `ray_cluster_*` sample on the endpoint (trial_id "" for the cluster's)."""
     from prometheus_client.parser import text_string_to_metric_families
 
     try:
@@ -40,9 +52,12 @@ def _trial_samples(port: int) -> dict[tuple[str, str, str], float]:
             body = response.read().decode()
     except OSError:  # the agent may not be listening yet
         return {}
-    lines = "\n".join(line for line in body.splitlines() if line.startswith("ray_trial_"))
+    lines = "\n".join(
+        line for line in body.splitlines() if line.startswith(("ray_trial_", "ray_cluster_"))
+    )
+    keys = ("study", "seed", "trial_id", "strategy")
     return {
-        (s.name, s.labels.get("trial_id", ""), s.labels.get("strategy", "")): s.value
+        (s.name, *(s.labels.get(k, "") for k in keys)): s.value
         for family in text_string_to_metric_families(lines + "\n")
         for s in family.samples
     }
@@ -53,7 +68,7 @@ def test_publish_needs_ray():
 
     assert not ray.is_initialized()
     with pytest.raises(RuntimeError, match="needs Ray"):
-        publish("t_00000", "asha", energy_j=1.0, power_w=1.0, co2_kg=1.0, cost_usd=1.0)
+        publish(TAGS, "t_00000", energy_j=1.0, power_w=1.0, co2_kg=1.0, cost_usd=1.0)
 
 
 @pytest.mark.ray
@@ -73,40 +88,55 @@ def test_published_gauges_reach_the_metrics_endpoint(ray_token):
 
         @ray.remote(num_cpus=0)
         class TrialDriver:  # publishes from its own worker process, as a Tune trial driver does
-            def report(self, trial_id, strategy, **values):
+            def report(self, tags, trial_id, **values):
                 from trainables.live_metrics import publish
 
-                publish(trial_id, strategy, **values)
+                publish(tags, trial_id, **values)
 
         driver = TrialDriver.remote()
+        pbt = LiveTags("pbt-tiny-bart-builtin-seed1", 1, "pbt")
         priced = {"energy_j": 5.4e5, "power_w": 310.5, "co2_kg": 0.067, "cost_usd": 0.125}
         local = {"energy_j": 1234.5, "power_w": 42.0, "co2_kg": 1.5e-4, "cost_usd": None}
-        ray.get(driver.report.remote("a1b2_00003", "asha", **priced))
-        ray.get(driver.report.remote("c3d4_00001", "pbt", **local))  # local machine: no price
+        ray.get(driver.report.remote(TAGS, "a1b2_00003", **priced))
+        ray.get(driver.report.remote(pbt, "c3d4_00001", **local))  # local machine: no price
+        # the whole cluster, as the study's cluster meter publishes it after its polls
+        meter = ClusterMeter(EASTUS, time.time(), poll_s=3600, live_tags=TAGS).start()
+        time.sleep(1.0)
+        meter.poll()  # a second poll: a power over the interval since the first
+        meter.finish(None)
         published = time.monotonic()
+        asha_id, pbt_id = (
+            (TAGS.study, "1", "a1b2_00003", "asha"),
+            (pbt.study, "1", "c3d4_00001", "pbt"),
+        )
         expected = {
-            ("ray_trial_energy_joules", "a1b2_00003", "asha"): 5.4e5,
-            ("ray_trial_power_watts", "a1b2_00003", "asha"): 310.5,
-            ("ray_trial_co2_kg", "a1b2_00003", "asha"): 0.067,
-            ("ray_trial_cost_usd", "a1b2_00003", "asha"): 0.125,
-            ("ray_trial_energy_joules", "c3d4_00001", "pbt"): 1234.5,
-            ("ray_trial_power_watts", "c3d4_00001", "pbt"): 42.0,
-            ("ray_trial_co2_kg", "c3d4_00001", "pbt"): 1.5e-4,
+            ("ray_trial_energy_joules", *asha_id): 5.4e5,
+            ("ray_trial_power_watts", *asha_id): 310.5,
+            ("ray_trial_co2_kg", *asha_id): 0.067,
+            ("ray_trial_cost_usd", *asha_id): 0.125,
+            ("ray_trial_energy_joules", *pbt_id): 1234.5,
+            ("ray_trial_power_watts", *pbt_id): 42.0,
+            ("ray_trial_co2_kg", *pbt_id): 1.5e-4,
         }
-        samples: dict[tuple[str, str, str], float] = {}
+        cluster_keys = {(f"ray_{g}", TAGS.study, "1", "", "asha") for g in CLUSTER_GAUGES}
+        samples: dict[tuple[str, ...], float] = {}
         while time.monotonic() - published < SCRAPE_FOR_S:
-            samples = _trial_samples(port)
-            if expected.keys() <= samples.keys():
+            samples = _samples(port)
+            if expected.keys() | cluster_keys <= samples.keys():
                 break
             time.sleep(SCRAPE_EVERY_S)
         latency_s = time.monotonic() - published
         print(f"ray_trial_* gauges on :{port}/metrics {latency_s:.1f} s after publish")
-        missing = sorted(expected.keys() - samples.keys())
+        missing = sorted((expected.keys() | cluster_keys) - samples.keys())
         assert not missing, f"not exported within {SCRAPE_FOR_S:.0f} s: {missing}; saw {samples}"
         for key, value in expected.items():
             assert samples[key] == pytest.approx(value, rel=1e-9), key
         # None left the gauge unset: no cost series for the unpriced trial, never a 0
-        assert ("ray_trial_cost_usd", "c3d4_00001", "pbt") not in samples
+        assert ("ray_trial_cost_usd", *pbt_id) not in samples
+        # the cluster meter's own reading, and a positive power (the CPU estimate grows)
+        energy = samples[("ray_cluster_energy_joules", TAGS.study, "1", "", "asha")]
+        assert energy == pytest.approx(meter.series[-1][1], rel=1e-9) and energy > 0
+        assert samples[("ray_cluster_power_watts", TAGS.study, "1", "", "asha")] > 0
     finally:
         ray.shutdown()
 
@@ -128,7 +158,7 @@ def _exprs(dashboard: dict) -> list[tuple[str, str]]:
 
 def test_dashboard_reads_only_what_publish_exports():
     dashboard = json.loads(DASHBOARD.read_text())
-    exported = {f"ray_{name}" for name in GAUGES}
+    exported = {f"ray_{name}" for name in (*GAUGES, *CLUSTER_GAUGES)}
     exprs = _exprs(dashboard)
     assert len(exprs) >= 6
     used = set()
@@ -143,6 +173,10 @@ def test_dashboard_reads_only_what_publish_exports():
         for selector in re.findall(r"\{([^}]*)\}", expr):
             labels = set(re.findall(r"(\w+)\s*(?:=~|!~|!=|=)", selector))
             assert labels <= set(TAG_KEYS), f"{where}: filters on unknown labels {labels}"
+            if where.startswith("$"):
+                continue  # a variable's own label_values query
+            for key in CLUSTER_TAG_KEYS:  # every panel follows the Study, Seed, Strategy menus
+                assert f'{key}=~"${key}"' in selector, f"{where} ignores ${key}: {expr}"
     assert used == exported, f"no panel shows {exported - used}"
 
 
@@ -152,7 +186,12 @@ def test_dashboard_is_importable_grafana_json():
     variables = {v["name"]: v for v in dashboard["templating"]["list"]}
     assert variables["datasource"]["type"] == "datasource"
     assert variables["datasource"]["query"] == "prometheus"
-    assert variables["strategy"]["includeAll"] and variables["strategy"]["multi"]
+    for name in ("study", "seed", "strategy"):
+        assert variables[name]["includeAll"] and variables[name]["multi"], name
+    # the import dialog asks for the Prometheus data source (Grafana's __inputs)
+    (source,) = dashboard["__inputs"]
+    assert (source["type"], source["pluginId"]) == ("datasource", "prometheus")
+    assert variables["datasource"]["current"]["value"] == "${" + source["name"] + "}"
     panels = dashboard["panels"]
     assert len({p["id"] for p in panels}) == len(panels)
     by_title = {p["title"]: p for p in panels}
@@ -160,7 +199,6 @@ def test_dashboard_is_importable_grafana_json():
         assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
         for target in panel["targets"]:
             assert target["datasource"]["uid"] == "${datasource}"
-            assert '$strategy"' in target["expr"], f"{panel['title']} ignores $strategy"
             for label in re.findall(r"\{\{\s*(\w+)\s*\}\}", target.get("legendFormat", "")):
                 assert label in TAG_KEYS, f"{panel['title']}: legend uses {label}"
     total = by_title["Total energy (kWh)"]
