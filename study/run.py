@@ -152,6 +152,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="validate and print the plan, then exit without starting Ray",
     )
+    p.add_argument(
+        "--print-config",
+        action="store_true",
+        help="validate, print the resolved config as YAML (a file --config reads back), exit",
+    )
     return p
 
 
@@ -228,7 +233,9 @@ def _plan_study(args: argparse.Namespace) -> Plan:
             "table, but Azure may no longer offer it",
             file=sys.stderr,
         )
-    storage, study_dir = resolve_storage(args.storage, name, args.resume, create=not args.dry_run)
+    storage, study_dir = resolve_storage(
+        args.storage, name, args.resume, create=not (args.dry_run or args.print_config)
+    )
     if args.resume:
         check_resume_matches(read_study_metadata(study_dir, storage, name), args.strategy, cfg)
     if args.address != "local" and "://" not in storage:
@@ -1186,6 +1193,25 @@ def print_plan(plan: Plan, slots: int | None) -> None:
     print(f"  results: {where_results_live(plan)}")
 
 
+def config_yaml(cfg: StudyConfig) -> str:
+    """The resolved config as YAML, sections in their dataclass order: `--config` reads it back
+    to the same config."""
+    import yaml
+
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False, default_flow_style=False)
+
+
+def planned_concurrency(plan: Plan) -> int | None:
+    """Trials at once: the configured number, or what this machine holds for a local study;
+    None for a cluster not yet joined (its size is known once Ray is up)."""
+    if plan.config.resources.max_concurrent_trials or plan.address != "local":
+        return plan.config.resources.max_concurrent_trials or None
+    import torch
+
+    cpus = plan.config.resources.local_cpus or os.cpu_count() or 1
+    return concurrent_trials(plan.config, {"CPU": cpus, "GPU": torch.cuda.device_count()})
+
+
 def where_results_live(plan: Plan) -> str:
     """Where the metadata and tables are, in words (with a URI storage: both copies)."""
     if plan.remote_dir is None:
@@ -1311,8 +1337,11 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    if args.print_config:
+        print(config_yaml(plan.config), end="")
+        return 0
     if args.dry_run:
-        print_plan(plan, plan.config.resources.max_concurrent_trials or None)
+        print_plan(plan, planned_concurrency(plan))
         print(f"  config: {json.dumps(plan.config.to_dict())}")
         return 0
     try:

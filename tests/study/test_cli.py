@@ -45,6 +45,30 @@ def test_dry_run_prints_the_derived_plan(tmp_path, capsys):
     assert str(tmp_path / "asha-tiny-bart-builtin-seed0") in out
 
 
+def test_dry_run_says_how_many_trials_run_at_once_here(tmp_path, capsys):
+    local = ["--set", "resources.local_cpus=4", "--set", "resources.cpus_per_worker=1"]
+    assert run.main(["grid", "--storage", str(tmp_path), "--dry-run", *local]) == 0
+    assert ", 4 at a time" in capsys.readouterr().out.splitlines()[0]
+    cluster = ["--address", "auto", "--storage", str(tmp_path), "--dry-run"]
+    assert run.main(["grid", *cluster]) == 0  # its size is known once Ray is up
+    assert "as many at a time as the cluster holds" in capsys.readouterr().out
+
+
+def test_print_config_gives_a_file_that_config_reads_back(tmp_path, capsys):
+    given = ["--set", "train.lr=3e-4", "--set", "data.n_train=200", "--seed", "3"]
+    assert run.main(["pbt", "--storage", str(tmp_path / "results"), "--print-config", *given]) == 0
+    text = capsys.readouterr().out
+    assert "lr: 0.0003" in text and not (tmp_path / "results").exists()  # nothing written
+    (tmp_path / "study.yaml").write_text(text)
+    again = run.plan_study(
+        run.build_parser().parse_args(
+            ["pbt", "--config", str(tmp_path / "study.yaml"), "--dry-run"]
+        )
+    )
+    direct = run.plan_study(run.build_parser().parse_args(["pbt", "--dry-run", *given]))
+    assert again.config == direct.config
+
+
 @pytest.mark.parametrize(
     "args, needle",
     [
