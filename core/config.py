@@ -37,6 +37,8 @@ class ModelConfig:
     name: str = "tiny-bart"
     # Vocabulary of the locally trained tokenizer (presets only).
     tokenizer_vocab_size: int = 1024
+    # A hub model's branch, tag or commit ("" = its main branch); pins what a study fine-tuned.
+    revision: str = ""
 
     def validate(self) -> None:
         _require(
@@ -61,6 +63,10 @@ class DataConfig:
     # Column names for local files or other hub datasets; empty = the dataset's known columns.
     source_column: str = ""
     target_column: str = ""
+    # A hub dataset's configuration (cnn_dailymail: 3.0.0) and branch, tag or commit; "" = the
+    # known dataset's configuration (or none) and the main branch.
+    dataset_config: str = ""
+    revision: str = ""
     train_split: str = "train"
     validation_split: str = "validation"
     # Held out: read once, when the study has ended, to score the selected model (0 = skip).

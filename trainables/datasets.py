@@ -129,6 +129,7 @@ def load_split(cfg: DataConfig, split: str, n: int, seed: int) -> list[tuple[str
         raise ConfigError(f"n={n}: ask for at least one example (data.n_train/n_validation > 0)")
     split_field = _split_field(cfg, split)
     name = cfg.dataset.strip()
+    _check_hub_only_fields(cfg, name)
     if name == BUILTIN:
         if split not in SPLIT_OFFSETS:
             raise ConfigError(
@@ -151,6 +152,19 @@ def load_split(cfg: DataConfig, split: str, n: int, seed: int) -> list[tuple[str
 
 # --------------------------------------------------------------------------------------------
 # Local files
+
+
+def _check_hub_only_fields(cfg: DataConfig, name: str) -> None:
+    """data.dataset_config and data.revision name a hub dataset's; elsewhere they are a mistake."""
+    if name != BUILTIN and not _looks_like_path(name):
+        return
+    what = "the built-in dataset" if name == BUILTIN else "a local file"
+    for fld in ("dataset_config", "revision"):
+        if getattr(cfg, fld):
+            raise ConfigError(
+                f"data.{fld}={getattr(cfg, fld)!r}: {what} has none (it names a hub "
+                f"dataset's); drop data.{fld}"
+            )
 
 
 def _looks_like_path(name: str) -> bool:
@@ -255,19 +269,22 @@ def _load_hub(
     cfg: DataConfig, name: str, split: str, split_field: str, n: int, seed: int
 ) -> list[tuple[str, str]]:
     spec = dataset_spec(name)
-    if spec is None and not (cfg.source_column and cfg.target_column):
+    if spec is None and "/" not in name:  # most likely a typo of a known name
         known = ", ".join(KNOWN_DATASETS)
         raise ConfigError(
             f"data.dataset={name!r}: not a known dataset ({known}) nor an existing "
-            f"{'/'.join(FILE_SUFFIXES)} file; for another hub dataset also set "
-            "data.source_column and data.target_column"
+            f"{'/'.join(FILE_SUFFIXES)} file; for another hub dataset give its full id "
+            "(owner/name)"
         )
-    hub_id, config = (spec.hub_id, spec.hub_config) if spec else (name, None)
+    hub_id, config = _hub_source(cfg, name)
     _require_hub(name, hub_id)
-    ds = _hub_dataset(name, hub_id, config, split, split_field)
+    ds = _hub_dataset(name, hub_id, config, split, split_field, cfg.revision or None)
     columns = list(ds.column_names)
-    source = cfg.source_column or (spec.source_column if spec else "")
-    target = cfg.target_column or (spec.target_column if spec else "")
+    if spec is None:  # any other hub dataset: the configured columns, or a known layout
+        source, target = _pick_columns(cfg, columns, f"hub dataset {hub_id!r}")
+    else:
+        source = cfg.source_column or spec.source_column
+        target = cfg.target_column or spec.target_column
     for fld, value in (("source_column", source), ("target_column", target)):
         if value not in columns:
             raise ConfigError(
@@ -281,19 +298,36 @@ def _load_hub(
     return _pairs(ds[source], ds[target])
 
 
-def _hub_dataset(name: str, hub_id: str, config: str | None, split: str, split_field: str) -> Any:
+def _hub_source(cfg: DataConfig, name: str) -> tuple[str, str | None]:
+    """(hub id, configuration) of a hub dataset: a known name's, or the name itself; an explicit
+    data.dataset_config wins."""
+    spec = dataset_spec(name)
+    hub_id, config = (spec.hub_id, spec.hub_config) if spec else (name, None)
+    return hub_id, cfg.dataset_config or config
+
+
+def _hub_dataset(
+    name: str,
+    hub_id: str,
+    config: str | None,
+    split: str,
+    split_field: str,
+    revision: str | None = None,
+) -> Any:
     """`datasets.load_dataset(hub_id, config, split=split)`, errors turned into ConfigError.
 
     A repository that still ships a loading script (unsupported since datasets 4) is retried
-    from the hub's automatic parquet export (`revision="refs/convert/parquet"`).
+    from the hub's automatic parquet export (`revision="refs/convert/parquet"`), unless the study
+    pinned a revision of its own.
     """
     import datasets
 
+    pinned = {"revision": revision} if revision else {}
     try:
         try:
-            return datasets.load_dataset(hub_id, config, split=split)
+            return datasets.load_dataset(hub_id, config, split=split, **pinned)
         except RuntimeError as e:
-            if "scripts are no longer supported" not in str(e):
+            if "scripts are no longer supported" not in str(e) or revision:
                 raise
             return datasets.load_dataset(
                 hub_id, config, split=split, revision="refs/convert/parquet"
@@ -376,13 +410,14 @@ def check_split_exists(cfg: DataConfig, split: str) -> None:
                 "them, or data.n_test=0 to skip the test evaluation"
             )
         return
-    spec = dataset_spec(name)
-    hub_id, config = (spec.hub_id, spec.hub_config) if spec else (name, None)
+    _check_hub_only_fields(cfg, name)
+    hub_id, config = _hub_source(cfg, name)
     _require_hub(name, hub_id)
     import datasets
 
+    pinned = {"revision": cfg.revision} if cfg.revision else {}
     try:
-        names = datasets.get_dataset_split_names(hub_id, config)
+        names = datasets.get_dataset_split_names(hub_id, config, **pinned)
     except Exception as e:  # noqa: BLE001 - network, offline, missing repo: say so in one line
         raise _hub_error(name, hub_id, e) from e
     if split not in names:

@@ -149,7 +149,7 @@ def load_tokenizer(
     from transformers import AutoTokenizer
 
     try:
-        return AutoTokenizer.from_pretrained(cfg.name)
+        return AutoTokenizer.from_pretrained(cfg.name, revision=cfg.revision or None)
     except (OSError, ValueError) as e:
         raise _load_error(cfg.name, e) from e
 
@@ -166,7 +166,7 @@ def build_model(
         config = _preset_configs()[cfg.name](len(tokenizer))
         return AutoModelForSeq2SeqLM.from_config(config)
     try:
-        return AutoModelForSeq2SeqLM.from_pretrained(cfg.name)
+        return AutoModelForSeq2SeqLM.from_pretrained(cfg.name, revision=cfg.revision or None)
     except (OSError, ValueError) as e:
         raise _load_error(cfg.name, e) from e
 
@@ -193,6 +193,11 @@ def check_model_name(cfg: ModelConfig) -> int:
     retries). Returns the longest input the model's positions allow (tokens)."""
     name = cfg.name
     if is_preset(name):
+        if cfg.revision:
+            raise ConfigError(
+                f"model.revision={cfg.revision!r}: {name} is a preset built here, not "
+                "downloaded; drop model.revision or name a hub model"
+            )
         return TINY["max_positions"]
     folder = Path(name)
     if not folder.is_dir() and (
@@ -220,7 +225,7 @@ def check_model_name(cfg: ModelConfig) -> int:
     from transformers import AutoConfig
 
     try:
-        config = AutoConfig.from_pretrained(name)
+        config = AutoConfig.from_pretrained(name, revision=cfg.revision or None)
     except (OSError, ValueError, KeyError) as e:
         # ValueError/KeyError: a model type this transformers does not know (family missing)
         raise _load_error(name, e) from e

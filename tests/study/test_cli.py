@@ -82,6 +82,8 @@ def test_print_config_gives_a_file_that_config_reads_back(tmp_path, capsys):
         ),
         (["pbt", "--set", "train.precision=fp16"], "train.precision='fp16': needs a GPU"),
         (["pbt", "--set", "model.name=tiny-gpt"], "model.name='tiny-gpt': not a preset"),
+        (["pbt", "--set", "model.revision=v1"], "model.revision='v1': tiny-bart is a preset"),
+        (["pbt", "--set", "data.revision=v1"], "data.revision='v1': the built-in dataset has none"),
         (["pbt", "--set", "data.dataset=/nonexistent.jsonl"], "data.dataset"),
         (["pbt", "--set", "search.space=nope"], "search.space='nope': no such space"),
         (["pbt", "--set", "resources.workers_per_trial=64"], "resources.workers_per_trial=64"),

@@ -283,7 +283,52 @@ def test_unknown_dataset_name() -> None:
         load_split(DataConfig(dataset="cnn_daily"), "train", 4, seed=0)
     msg = str(e.value)
     assert msg.startswith("data.dataset='cnn_daily': not a known dataset")
-    assert "cnn_dailymail" in msg and "data.source_column" in msg
+    assert "cnn_dailymail" in msg and "full id (owner/name)" in msg
+
+
+def test_other_hub_dataset_with_a_known_layout_needs_no_columns(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import datasets
+
+    table = datasets.Dataset.from_dict({"id": ["1"], "document": ["Doc."], "summary": ["Sum."]})
+    _fake_hub(monkeypatch, lambda k, *a, **kw: table)
+    cfg = DataConfig(dataset="someone/news_summaries")
+    assert load_split(cfg, "train", 4, seed=0) == [("Doc.", "Sum.")]
+    odd = datasets.Dataset.from_dict({"body": ["Long."], "tldr": ["Short."]})
+    _fake_hub(monkeypatch, lambda k, *a, **kw: odd)
+    with pytest.raises(ConfigError, match="none of the known column layouts.*body, tldr"):
+        load_split(cfg, "train", 4, seed=0)
+
+
+def test_hub_configuration_and_revision_are_passed_and_pinned(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import datasets
+
+    table = datasets.Dataset.from_dict({"article": ["Art."], "highlights": ["High."]})
+    calls = _fake_hub(monkeypatch, lambda k, *a, **kw: table)
+    cfg = DataConfig(dataset="cnn_dailymail", dataset_config="2.0.0", revision="a1b2c3d")
+    load_split(cfg, "train", 4, seed=0)
+    assert calls == [(("abisee/cnn_dailymail", "2.0.0"), {"split": "train", "revision": "a1b2c3d"})]
+
+    def script(k, *args, **kwargs):
+        raise RuntimeError("Dataset scripts are no longer supported, but found samsum.py")
+
+    calls = _fake_hub(monkeypatch, script)  # a pinned revision is never swapped for another
+    with pytest.raises(ConfigError, match="could not load it"):
+        load_split(DataConfig(dataset="samsum", revision="v1"), "train", 4, seed=0)
+    assert len(calls) == 1
+
+
+@pytest.mark.parametrize("fld", ["dataset_config", "revision"])
+def test_hub_only_fields_on_builtin_or_a_file_are_an_error(fld: str, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=f"^data.{fld}='x': the built-in dataset has none"):
+        load_split(DataConfig(**{fld: "x"}), "train", 4, seed=0)
+    path = tmp_path / "d.jsonl"
+    path.write_text('{"document": "Doc.", "summary": "Sum."}\n')
+    with pytest.raises(ConfigError, match=f"^data.{fld}='x': a local file has none"):
+        load_split(DataConfig(dataset=str(path), **{fld: "x"}), "train", 4, seed=0)
 
 
 def test_missing_file() -> None:
