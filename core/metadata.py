@@ -61,6 +61,7 @@ class StudyMetadata:
     carbon: dict[str, Any] | None = None  # core.footprint.carbon_accounting
     selection: dict[str, Any] | None = None  # the selected trial (study.run)
     test: dict[str, Any] | None = None  # its held-out test (study.run.evaluate_selected_model)
+    mlflow_run_id: str | None = None  # the study's parent run, where --mlflow logged it
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)  # keys this version lacks
 
     def section(self, name: str) -> dict[str, Any]:

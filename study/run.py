@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from study.budget import Budget, BudgetStopper, ClusterSpend
     from study.checkpoints import CheckpointJanitor
     from study.cluster_meter import ClusterMeter
+    from study.mlflow_runs import MlflowStudy
     from study.results import ResultsWriter
     from trainables.driver import StudyContext
 
@@ -674,6 +675,7 @@ class TuneRun:
     writer: ResultsWriter
     stopper: BudgetStopper
     metadata: StudyMetadata  # as it stands before this run; record_outcome completes it
+    mlflow: MlflowStudy | None = None  # --mlflow: the study's parent run and its trials' runs
 
     @property
     def started_at(self) -> float:
@@ -697,11 +699,30 @@ def study_callbacks(
     return writer, janitor, stopper
 
 
+def mlflow_runs(plan: Plan, parent_run_id: str | None) -> MlflowStudy | None:
+    """--mlflow: the study's MLflow runs (a resumed study's own parent run reopened)."""
+    if not plan.mlflow_uri:
+        return None
+    from study.mlflow_runs import MlflowStudy
+
+    cfg = plan.config
+    tags = {
+        "strategy": plan.strategy,
+        "seed": str(cfg.seed),
+        "model": cfg.model.name,
+        "dataset": cfg.data.dataset,
+    }
+    runs = MlflowStudy(plan.mlflow_uri, plan.name, plan.name, tags, cfg.to_dict(), parent_run_id)
+    runs.start()
+    return runs
+
+
 def resumed_study(plan: Plan, trainable: Any, ctx: StudyContext) -> TuneRun:
     """Tune restored from the study's folder, with the study's callbacks rebuilt from its tables."""
     from ray import tune
 
     from study.checkpoints import CheckpointJanitor
+    from study.mlflow_runs import MlflowStudy
     from study.results import ResultsWriter
     from study.tune_state import replace_study_callbacks, restored_scheduler
 
@@ -719,14 +740,18 @@ def resumed_study(plan: Plan, trainable: Any, ctx: StudyContext) -> TuneRun:
     )
     recovered = writer.recover_from_tune_logs(ctx.study_path)  # Tune's trial folders
     stopper.latest = writer.latest_per_trial()
+    mlflow = mlflow_runs(plan, metadata.mlflow_run_id)
+    if mlflow is not None:
+        metadata.mlflow_run_id = mlflow.parent_run_id
+    own = [writer, janitor, *([mlflow] if mlflow else [])]
     replace_study_callbacks(
-        tuner, [writer, janitor], stopper, owned=(ResultsWriter, CheckpointJanitor)
+        tuner, own, stopper, owned=(ResultsWriter, CheckpointJanitor, MlflowStudy)
     )
     print(
         f"resuming {plan.name}: {len(writer.rows)} reports on disk ({recovered} recovered from "
         "Tune's logs)"
     )
-    return TuneRun(tuner, writer, stopper, metadata)
+    return TuneRun(tuner, writer, stopper, metadata, mlflow)
 
 
 def fresh_study(
@@ -782,19 +807,10 @@ def fresh_study(
         parameter_columns=space.names,
         max_report_frequency=15,
     )
-    callbacks = [writer]
-    if plan.mlflow_uri:
-        from ray.air.integrations.mlflow import MLflowLoggerCallback
-
-        callbacks.append(
-            MLflowLoggerCallback(
-                tracking_uri=plan.mlflow_uri,
-                experiment_name=plan.name,
-                tags={"strategy": plan.strategy},
-                save_artifact=False,
-            )
-        )
-    callbacks.append(janitor)
+    mlflow = mlflow_runs(plan, None)
+    if mlflow is not None:
+        metadata.mlflow_run_id = mlflow.parent_run_id
+    callbacks = [writer, *([mlflow] if mlflow else []), janitor]
     tuner = tune.Tuner(
         trainable,
         param_space=tune_plan.param_space,
@@ -822,7 +838,7 @@ def fresh_study(
     )
     write_metadata(plan.study_dir, metadata)  # only once the Tuner exists: no half-made study
     plan.mirror.push(schema.METADATA_FILE)
-    return TuneRun(tuner, writer, stopper, metadata)
+    return TuneRun(tuner, writer, stopper, metadata, mlflow)
 
 
 def _run(plan: Plan, keep_ray: bool = False) -> dict[str, Any]:
@@ -944,6 +960,16 @@ def record_outcome(
             storage.join(metadata.selection["model"], schema.MODEL_CARD_FILE),
             model_card(metadata),
         )
+    if tuned.mlflow is not None:
+        try:
+            tuned.mlflow.finish(metadata, plan.study_dir)
+        except Exception as e:  # noqa: BLE001 - the study's own files are written; say it
+            warnings.warn(
+                f"MLflow: could not finish the study's run {tuned.mlflow.parent_run_id} "
+                f"({type(e).__name__}: {str(e)[:160]}); the study folder holds every result",
+                RuntimeWarning,
+                stacklevel=2,
+            )
 
 
 def closing_summary(

@@ -212,14 +212,36 @@ def test_grid_study_end_to_end(tmp_path, study_args):
         for p in (study_dir / schema.TRAIN_RUNS_DIR).glob("*/checkpoint_2*")
     ]
     assert left == [meta["selection"]["checkpoint"]]
-    # MLflow got every trial with its parameters and metrics, energy included
+    # MLflow: one parent run for the study, a nested run per trial (read back as a user would)
     import mlflow
 
     mlflow.set_tracking_uri(tracking)
     logged = mlflow.search_runs(experiment_names=["g"])
-    assert len(logged) == 4
-    assert set(logged["params.lr"].astype(float)) == {1e-3, 1e-2}
-    assert logged["metrics.energy_total_j"].notna().all() and logged["metrics.rougeL"].notna().all()
+    parents = logged[logged["tags.greentune.kind"] == "study"]
+    trials_logged = logged[logged["tags.mlflow.parentRunId"].notna()]
+    assert len(parents) == 1 and len(trials_logged) == 4 and len(logged) == 5
+    parent = parents.iloc[0]
+    assert parent["run_id"] == meta["mlflow_run_id"] and parent["status"] == "FINISHED"
+    assert (parent["tags.strategy"], parent["tags.seed"], parent["tags.model"]) == (
+        "grid",
+        "0",
+        "tiny-bart",
+    )
+    assert parent["params.data.n_train"] == "64" and parent["params.train.epochs"] == "2"
+    assert parent["metrics.cluster_energy_j"] == pytest.approx(cluster["energy_j"])
+    assert parent["metrics.test_rougeL"] == pytest.approx(meta["test"]["rougeL"])
+    assert (trials_logged["tags.mlflow.parentRunId"] == parent["run_id"]).all()
+    assert set(trials_logged["tags.mlflow.runName"]) == set(trials[schema.TRIAL_ID])
+    assert set(trials_logged["params.lr"].astype(float)) == {1e-3, 1e-2}
+    assert trials_logged["metrics.energy_total_j"].notna().all()
+    assert trials_logged["metrics.rougeL"].notna().all()
+    assert (trials_logged["tags.energy_cpu_source"] == "estimated").all()
+    assert not [c for c in logged.columns if c in ("metrics.pid", "metrics.done")]  # no bookkeeping
+    client = mlflow.MlflowClient(tracking)
+    artifacts = {a.path for a in client.list_artifacts(parent["run_id"])}
+    assert {schema.METADATA_FILE, schema.REPORTS_FILE, schema.BEST_MODEL_DIR} <= artifacts
+    history = client.get_metric_history(trials_logged.iloc[0]["run_id"], "rougeL")
+    assert sorted(m.step for m in history) == [1, 2, 3, 4]  # every report, by its number
 
     # the report CLI on the study just made (the writer/reader contract on a real study; the
     # report's own tests use written fixtures)
@@ -446,7 +468,9 @@ def test_resume_after_the_study_process_is_killed(tmp_path, study_args, where):
         "PYTHONPATH": str(REPO),
     }
     uri = (tmp_path / "remote").as_uri()
-    storage = ["--storage", uri] if where == "uri" else []
+    tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    # the URI study also logs to MLflow: the resumed run must log into the same runs
+    storage = ["--storage", uri, "--mlflow", tracking] if where == "uri" else []
     # 256 examples a report: the kill lands mid-study, whatever the machine's speed
     longer = ["--set", "data.n_train=512"]
     args = [
@@ -530,6 +554,20 @@ def test_resume_after_the_study_process_is_killed(tmp_path, study_args, where):
     )
     # the selected model's checkpoint is in the resumed study's own train_runs/
     assert (study_dir / schema.TRAIN_RUNS_DIR / meta["selection"]["checkpoint"]).is_dir()
+    if where == "uri":  # one parent run, one nested run per trial, both runs' reports in them
+        import mlflow
+
+        mlflow.set_tracking_uri(tracking)
+        logged = mlflow.search_runs(experiment_names=["r"])
+        children = logged[logged["tags.mlflow.parentRunId"].notna()]
+        assert len(logged) == 3 and set(children["tags.mlflow.parentRunId"]) == {
+            meta["mlflow_run_id"]
+        }
+        client = mlflow.MlflowClient(tracking)
+        for run_id in children["run_id"]:
+            steps = {m.step for m in client.get_metric_history(run_id, "rougeL")}
+            assert steps == {1, 2, 3, 4}, steps
+        assert client.get_run(meta["mlflow_run_id"]).info.status == "FINISHED"
 
 
 def test_energy_budget_stops_the_study(tmp_path, study_args):
