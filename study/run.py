@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import logging
 import math
 import os
 import secrets
@@ -154,6 +155,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="validate and print the plan, then exit without starting Ray",
     )
     p.add_argument(
+        "--verbose",
+        action="store_true",
+        help="keep Ray Train's own per-report log lines (each checkpoint's path, ...)",
+    )
+    p.add_argument(
         "--print-config",
         action="store_true",
         help="validate, print the resolved config as YAML (a file --config reads back), exit",
@@ -176,6 +182,7 @@ class Plan:
     address: str
     mlflow_uri: str | None = None
     footprint: dict[str, Any] = dataclasses.field(default_factory=dict)  # carbon and price inputs
+    verbose: bool = False  # Ray Train's own per-report log lines on the console
 
     @property
     def remote_dir(self) -> str | None:
@@ -259,6 +266,7 @@ def _plan_study(args: argparse.Namespace) -> Plan:
         args.address,
         args.mlflow,
         footprint,
+        verbose=args.verbose,
     )
     if args.address == "local":  # the machine's size is known now: check it before Ray
         import torch
@@ -481,6 +489,13 @@ def _uri_holds_study(storage: str, remote_dir: str) -> bool:
         raise ConfigError(f"--storage {storage!r}: cannot read it ({str(e)[:160]})") from e
 
 
+def train_env(plan: Plan) -> dict[str, str]:
+    """The environment every Ray worker of the study gets."""
+    from trainables.session import VERBOSE_ENV
+
+    return {**TRAIN_ENV, VERBOSE_ENV: "1" if plan.verbose else "0"}
+
+
 def start_ray(plan: Plan) -> dict[str, float]:
     """Start (or join) Ray for the plan; a Ray already started here (compare) is reused."""
     import ray
@@ -505,10 +520,15 @@ def start_ray(plan: Plan) -> dict[str, float]:
             # config then); the token it loads is this one, from the environment.
             os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
             os.environ.pop("RAY_AUTH_TOKEN_PATH", None)
+            # Ray's notice ("token auth enabled by default; set RAY_AUTH_MODE=disabled to opt
+            # out") would invite the one setting that opens the cluster: not shown
+            logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(
+                logging.ERROR
+            )
         ray.init(
             address="local",
             num_cpus=cpus,
-            runtime_env={"env_vars": TRAIN_ENV},
+            runtime_env={"env_vars": train_env(plan)},
             num_gpus=None,
             resources={DRIVER_RESOURCE: 10_000},
             include_dashboard=True,
@@ -519,7 +539,7 @@ def start_ray(plan: Plan) -> dict[str, float]:
     else:
         os.environ.setdefault("RAY_AUTH_MODE", "token")
         context = ray.init(
-            address=plan.address, runtime_env={"env_vars": TRAIN_ENV}, logging_level="WARNING"
+            address=plan.address, runtime_env={"env_vars": train_env(plan)}, logging_level="WARNING"
         )
         if not context.dashboard_url:
             # Train V2 frees a stopped trial's placement group through a cleaner that asks the
@@ -1004,6 +1024,9 @@ def closing_summary(
         "test": (held_out or {}).get("test"),
         "model": ((held_out or {}).get("selection") or {}).get("model"),
         "cluster_energy_j": cluster["energy_j"],
+        "co2_kg": metadata.section("carbon").get("operational_kg"),
+        "billed_usd": metadata.section("cost").get("billed_usd"),
+        "attributed_usd": metadata.section("cost").get("attributed_usd"),
         "overhead_energy_j": cluster["overhead_energy_j"],
     }
 
@@ -1273,6 +1296,16 @@ def print_summary(summary: dict[str, Any], metric: str) -> None:
             f"counter), {trials:.0f} J in trials, {summary['overhead_energy_j'] or 0:.0f} J "
             "overhead"
         )
+    if summary.get("co2_kg") is not None:
+        print(f"  CO2e:       {summary['co2_kg'] * 1000:.3g} g whole cluster (location-based)")
+    billed, attributed = summary.get("billed_usd"), summary.get("attributed_usd")
+    if billed is None and attributed is None:
+        print("  cost:       not applicable (no VM price: set energy.vm_size on a cloud VM)")
+    else:
+        parts = [f"${billed:.2f} billed" if billed is not None else "billed: not priced"]
+        if attributed is not None:
+            parts.append(f"${attributed:.2f} attributed to the trials")
+        print(f"  cost:       {', '.join(parts)}")
     if best is not None:
         print(
             f"  selected:   validation {metric} {best:.4f} (trial {summary['best_trial']}), "

@@ -333,6 +333,9 @@ def trial_driver(config: dict[str, Any], ctx: StudyContext) -> None:
     """Tune function trainable: run this trial's next segment, forward each report to Tune."""
     from ray import tune
 
+    from trainables.session import quiet_worker_logs
+
+    quiet_worker_logs()
     trial_id = tune.get_context().get_trial_id()
     restored = None
     pointer = tune.get_checkpoint()

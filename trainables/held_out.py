@@ -43,6 +43,9 @@ def export_model(
     """The model as Hugging Face users take it: `save_pretrained`'s weights, config, tokenizer
     and a generation config set to the study's decoding (so `generate()` summarizes as the
     evaluation did), at `location` (a folder or a URI)."""
+    from trainables.session import quiet_worker_logs
+
+    quiet_worker_logs()
     import tempfile
 
     from core import storage

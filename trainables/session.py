@@ -16,6 +16,7 @@ how it learns its rank and device, which checkpoint it starts from, and where it
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,32 @@ from typing import Any, Protocol
 from trainables.report import WorkerReport
 
 REPORT_KEY = "greentune_report"  # the one key of the metrics dict a Train worker reports
+
+
+VERBOSE_ENV = "GREENTUNE_VERBOSE"  # "1": Ray Train's own INFO lines stay (study.run --verbose)
+
+
+def quiet_worker_logs() -> None:
+    """Ray Train's per-report lines (each checkpoint's path, "Running in local mode"), the model
+    export's progress bar and DeepSpeed's no-GPU warning on a CPU machine off in this process,
+    unless the study runs with --verbose."""
+    import logging
+
+    if os.environ.get(VERBOSE_ENV) == "1":
+        return
+    logging.getLogger("ray.train").setLevel(logging.WARNING)
+    import torch
+
+    if not torch.cuda.is_available():  # DeepSpeed would warn it "could not detect" a GPU
+        os.environ.setdefault("DS_ACCELERATOR", "cpu")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+    except ImportError:
+        pass
+
 
 Reporter = Callable[[WorkerReport, Path | None], None]
 

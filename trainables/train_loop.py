@@ -85,6 +85,9 @@ def apply_freeze(model: torch.nn.Module, freeze: str) -> int:
 
 def train_worker(loop_config: dict[str, Any]) -> None:
     """Ray Train's `train_loop_per_worker`: the worker loop on a Train worker group."""
+    from trainables.session import quiet_worker_logs
+
+    quiet_worker_logs()
     from trainables.session import TrainSession
 
     run_worker(

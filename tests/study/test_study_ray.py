@@ -109,6 +109,11 @@ def test_grid_study_end_to_end(tmp_path, study_args):
         timeout=800,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
+    # a quiet console (--verbose brings Ray Train's lines back): Tune's tables and our lines
+    console = proc.stdout + proc.stderr
+    for noise in ("Checkpoint successfully created", "Running in local mode", "Token auth"):
+        assert noise not in console, noise
+    assert "  CO2e:       " in proc.stdout and "  cost:       not applicable" in proc.stdout
     study_dir = tmp_path / "results" / "g"
     reports, trials, meta = load(study_dir)
     # the closing summary
