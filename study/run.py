@@ -520,8 +520,8 @@ def start_ray(plan: Plan) -> dict[str, float]:
             # config then); the token it loads is this one, from the environment.
             os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
             os.environ.pop("RAY_AUTH_TOKEN_PATH", None)
-            # Ray's notice ("token auth enabled by default; set RAY_AUTH_MODE=disabled to opt
-            # out") would invite the one setting that opens the cluster: not shown
+            # Ray's notice that token auth is on by default suggests the opt-out, the one
+            # setting that opens the cluster to anyone: not shown
             logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(
                 logging.ERROR
             )

@@ -310,7 +310,8 @@ def test_ray_auth_is_never_disabled_anywhere():
     """Not in the cluster, the docs, the code or the tests (they start Ray with a token of their
     own, fixture `ray_token`): a Ray with auth disabled runs anyone's code who reaches a port."""
     disabled = re.compile(r"RAY_AUTH_MODE\W{0,6}disabled")
-    folders = ("study", "trainables", "search_spaces", "analysis", "benchmarks", "tests", "docs")
+    folders = ("core", "meter", "study", "trainables", "search_spaces", "analysis")
+    folders += ("benchmarks", "tests", "docs")
     files = [CLUSTER_YAML, ROOT / "README.md", ROOT / ".ci" / "run"]
     files += [
         p
