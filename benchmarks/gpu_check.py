@@ -29,7 +29,8 @@ PEAK_BF16_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12}  # dense, SXM
 
 
 def meter_check(torch, pynvml) -> dict:
-    from meter.energy import EnergyMeter, cuda_device_uuid
+    from meter.energy import EnergyMeter
+    from meter.gpu import cuda_device_uuid
 
     handle = pynvml.nvmlDeviceGetHandleByIndex(0)
     samples, stop = [], threading.Event()

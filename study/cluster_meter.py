@@ -34,12 +34,8 @@ import psutil
 from core.footprint import J_PER_KWH, CarbonIntensity
 from core.measurement import ENERGY_PARTS, measured_sum
 from core.storage import Mirror
-from meter.energy import (
-    RAM_W_PER_GIB,
-    GpuReader,
-    cpu_power_model,
-    machine_busy_cpu_s,
-)
+from meter.gpu import GpuReader
+from meter.host import RAM_W_PER_GIB, cpu_power_model, machine_busy_cpu_s
 from study.budget import ClusterSpend
 from trainables.live_metrics import LiveTags
 

@@ -9,7 +9,7 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
-from meter.energy import cpu_model_name
+from meter.host import cpu_model_name
 
 PACKAGES = (
     "ray",

@@ -73,7 +73,8 @@ def evaluate_checkpoint(
     import ray.train
     import torch
 
-    from meter.energy import EnergyMeter, cuda_device_uuid
+    from meter.energy import EnergyMeter
+    from meter.gpu import cuda_device_uuid
     from trainables import batching
     from trainables.datasets import load_split
     from trainables.engine import load_model_weights

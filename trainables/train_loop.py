@@ -134,7 +134,8 @@ def run_worker(
     `trial_seed` seeds what a fresh trial draws (model init, data order, dropout); a restored
     segment continues the RNG state and data order saved in its checkpoint instead.
     """
-    from meter.energy import EnergyMeter, cuda_device_uuid
+    from meter.energy import EnergyMeter
+    from meter.gpu import cuda_device_uuid
     from trainables.engine import make_engine
 
     entered = time.perf_counter()

@@ -12,8 +12,9 @@ import pytest
 
 from core import footprint
 from core.measurement import Measurement, sum_measurements
-from meter import energy
-from meter.energy import EnergyMeter, cuda_device_uuid
+from meter import energy, host
+from meter.energy import EnergyMeter
+from meter.gpu import cuda_device_uuid
 
 GIB = 1024**3
 
@@ -265,7 +266,7 @@ def test_rapl_counter_with_wraparound_attributed_by_cpu_share(tmp_path, monkeypa
     (tmp_path / "intel-rapl:0:0").mkdir()  # a sub-zone: ignored
     busy = iter([1000.0, 1008.0])
     monkeypatch.setattr(energy, "POWERCAP_DIR", tmp_path)
-    monkeypatch.setattr(energy, "machine_busy_cpu_s", lambda: next(busy))
+    monkeypatch.setattr(host, "machine_busy_cpu_s", lambda: next(busy))
     clock, cpu = FakeClock(), FakeClock()
     meter = EnergyMeter(clock=clock, cpu_time=cpu, rss_bytes=lambda: 0)
     assert meter.cpu_source == "counter"
@@ -315,10 +316,10 @@ def test_measurement_rejects_values_without_sources():
 def test_cpu_estimate_takes_the_vms_share_of_its_host_package(monkeypatch):
     """The two Azure sizes of issue 13, by hand: watts per busy thread = host TDP / host threads
     (not TDP / the VM's own vCPUs, which charged a D8s_v5 the whole package)."""
-    d8 = energy.cpu_power_model(vm_size="Standard_D8s_v5")  # Xeon Platinum 8370C, 270 W, 64 threads
+    d8 = host.cpu_power_model(vm_size="Standard_D8s_v5")  # Xeon Platinum 8370C, 270 W, 64 threads
     assert d8.basis == "vm_share" and d8.w_per_thread == pytest.approx(4.21875)
     assert "8370C" in d8.description and "Green Software Foundation" in d8.description
-    a100 = energy.cpu_power_model(vm_size="NC24ads_A100_v4")  # EPYC 7V13, 240 W, 128 threads
+    a100 = host.cpu_power_model(vm_size="NC24ads_A100_v4")  # EPYC 7V13, 240 W, 128 threads
     assert a100.w_per_thread == pytest.approx(1.875)
     # one CPU-hour on the NC24ads_A100_v4: 1.875 Wh, not 240 W / 24 vCPUs = 10 Wh
     clock, cpu = FakeClock(), FakeClock()
@@ -329,20 +330,20 @@ def test_cpu_estimate_takes_the_vms_share_of_its_host_package(monkeypatch):
 
 
 def test_cpu_estimate_without_a_size_row(monkeypatch):
-    assert energy.codecarbon_tdp_w("Intel(R) Xeon(R) Platinum 8272CL CPU @ 2.60GHz") == 195.0
-    assert energy.codecarbon_tdp_w("AMD EPYC 7763 64-Core Processor") == 280.0
-    assert energy.codecarbon_tdp_w("AMD EPYC") is None  # not one model: no guess from the table
+    assert host.codecarbon_tdp_w("Intel(R) Xeon(R) Platinum 8272CL CPU @ 2.60GHz") == 195.0
+    assert host.codecarbon_tdp_w("AMD EPYC 7763 64-Core Processor") == 280.0
+    assert host.codecarbon_tdp_w("AMD EPYC") is None  # not one model: no guess from the table
     monkeypatch.setattr(os, "cpu_count", lambda: 16)
     # a VM of a size the table lacks: TDP / visible CPUs would be wrong, so the per-thread fallback
-    monkeypatch.setattr(energy, "running_on_hypervisor", lambda: True)
-    monkeypatch.setattr(energy, "cpu_model_name", lambda: "AMD EPYC 7763 64-Core Processor")
-    vm = energy.cpu_power_model(vm_size="NC40ads_H100_v5")
+    monkeypatch.setattr(host, "running_on_hypervisor", lambda: True)
+    monkeypatch.setattr(host, "cpu_model_name", lambda: "AMD EPYC 7763 64-Core Processor")
+    vm = host.cpu_power_model(vm_size="NC40ads_H100_v5")
     assert vm.basis == "per_thread_fallback" and vm.w_per_thread == 4.0
     # bare metal with a known CPU: its package over the threads this OS sees
-    monkeypatch.setattr(energy, "running_on_hypervisor", lambda: False)
-    metal = energy.cpu_power_model()
+    monkeypatch.setattr(host, "running_on_hypervisor", lambda: False)
+    metal = host.cpu_power_model()
     assert metal.basis == "package_share" and metal.w_per_thread == pytest.approx(280.0 / 16)
-    assert energy.cpu_power_model(cpu_tdp_w=64.0).w_per_thread == pytest.approx(4.0)
+    assert host.cpu_power_model(cpu_tdp_w=64.0).w_per_thread == pytest.approx(4.0)
 
 
 def test_a_worker_with_two_gpus_meters_both():
