@@ -269,16 +269,7 @@ def _plan_study(args: argparse.Namespace) -> Plan:
         verbose=args.verbose,
     )
     if args.address == "local":  # the machine's size is known now: check it before Ray
-        import torch
-
-        check_resources(
-            cfg,
-            {
-                "CPU": cfg.resources.local_cpus or os.cpu_count(),
-                "GPU": torch.cuda.device_count(),
-                DRIVER_RESOURCE: 10_000,
-            },
-        )
+        check_resources(cfg, local_resources(cfg))
     return plan
 
 
@@ -496,6 +487,15 @@ def train_env(plan: Plan) -> dict[str, str]:
     return {**TRAIN_ENV, VERBOSE_ENV: "1" if plan.verbose else "0"}
 
 
+def local_resources(cfg: StudyConfig) -> dict[str, float]:
+    """What a local Ray on this machine offers: resources.local_cpus (or every CPU), its GPUs,
+    and the trial-driver slots of a head node."""
+    import torch
+
+    cpus = cfg.resources.local_cpus or os.cpu_count() or 1
+    return {"CPU": cpus, "GPU": torch.cuda.device_count(), DRIVER_RESOURCE: 10_000}
+
+
 def start_ray(plan: Plan) -> dict[str, float]:
     """Start (or join) Ray for the plan; a Ray already started here (compare) is reused."""
     import ray
@@ -506,12 +506,9 @@ def start_ray(plan: Plan) -> dict[str, float]:
         check_resources(cfg, resources)
         return resources
     if plan.address == "local":
-        import torch
-
-        cpus = cfg.resources.local_cpus or os.cpu_count()
-        check_resources(
-            cfg, {"CPU": cpus, "GPU": torch.cuda.device_count(), DRIVER_RESOURCE: 10_000}
-        )
+        local = local_resources(cfg)
+        check_resources(cfg, local)
+        cpus = int(local["CPU"])
         # A local Ray listens on every interface (GCS, raylet, agents; FIELD_NOTES): token auth
         # with this study's own token, not a stray ~/.ray/auth_token, keeps others out. Workers
         # inherit it from this process's environment. An explicit RAY_AUTH_MODE is respected.
@@ -1255,10 +1252,7 @@ def planned_concurrency(plan: Plan) -> int | None:
     None for a cluster not yet joined (its size is known once Ray is up)."""
     if plan.config.resources.max_concurrent_trials or plan.address != "local":
         return plan.config.resources.max_concurrent_trials or None
-    import torch
-
-    cpus = plan.config.resources.local_cpus or os.cpu_count() or 1
-    return concurrent_trials(plan.config, {"CPU": cpus, "GPU": torch.cuda.device_count()})
+    return concurrent_trials(plan.config, local_resources(plan.config))
 
 
 def where_results_live(plan: Plan) -> str:
