@@ -94,13 +94,28 @@ def padding_fraction(lengths: list[int], batches: list[list[int]]) -> float:
     return 1 - real / padded if padded else 0.0
 
 
-def collate(split: EncodedSplit, indices: list[int], pad_id: int) -> dict[str, torch.Tensor]:
-    """Tensors padded to the longest example in the batch (dynamic padding)."""
+@dataclass(frozen=True)
+class ModelInputs:
+    """What a model family needs of a batch beyond ids, mask and labels (`models.model_inputs`)."""
+
+    # Pad sources to at least this many tokens: BigBird's block-sparse attention switches the
+    # encoder to full attention for good on a shorter batch, so a short batch is padded instead.
+    min_source_tokens: int = 0
+    # LED: a `global_attention_mask` with the first token global (its summarization recipe).
+    global_first_token: bool = False
+
+
+def collate(
+    split: EncodedSplit, indices: list[int], pad_id: int, inputs: ModelInputs = ModelInputs()
+) -> dict[str, torch.Tensor]:
+    """Tensors padded to the longest example in the batch (dynamic padding), or to the family's
+    minimum length."""
     import torch
 
     src = [split.sources[i] for i in indices]
     tgt = [split.targets[i] for i in indices]
-    src_len, tgt_len = max(map(len, src)), max(map(len, tgt))
+    src_len = max(max(map(len, src)), inputs.min_source_tokens)
+    tgt_len = max(map(len, tgt))
     input_ids = torch.full((len(src), src_len), pad_id, dtype=torch.long)
     attention_mask = torch.zeros((len(src), src_len), dtype=torch.long)
     labels = torch.full((len(tgt), tgt_len), LABEL_PAD, dtype=torch.long)
@@ -108,9 +123,21 @@ def collate(split: EncodedSplit, indices: list[int], pad_id: int) -> dict[str, t
         input_ids[row, : len(s)] = torch.tensor(s)
         attention_mask[row, : len(s)] = 1
         labels[row, : len(t)] = torch.tensor(t)
-    return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+    batch = {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+    if inputs.global_first_token:
+        batch["global_attention_mask"] = torch.zeros_like(attention_mask)
+        batch["global_attention_mask"][:, 0] = 1
+    return batch
+
+
+def stream_tokens(split: EncodedSplit, indices: list[int]) -> tuple[int, int]:
+    """Non-padding (source, target) tokens of a batch: the encoder's and the decoder's work."""
+    return (
+        sum(len(split.sources[i]) for i in indices),
+        sum(len(split.targets[i]) for i in indices),
+    )
 
 
 def batch_tokens(split: EncodedSplit, indices: list[int]) -> int:
     """Non-padding source + target tokens of a batch (the throughput unit)."""
-    return sum(len(split.sources[i]) + len(split.targets[i]) for i in indices)
+    return sum(stream_tokens(split, indices))

@@ -43,14 +43,28 @@ def lr_multiplier(done: float, warmup_ratio: float, schedule: str) -> float:
 
 
 def seq2seq_loss(
-    model: torch.nn.Module, batch: dict[str, torch.Tensor], label_smoothing: float
+    model: torch.nn.Module,
+    batch: dict[str, torch.Tensor],
+    label_smoothing: float,
+    ngram_streams: bool = True,
 ) -> torch.Tensor:
-    """Token-level cross entropy over non-padding labels, with label smoothing."""
+    """Token-level cross entropy over non-padding labels, with label smoothing.
+
+    ProphetNet predicts the next n tokens in n streams (`logits` is the first, `logits_ngram` the
+    others, each shifted inside the model so the same labels serve all): its training objective
+    is the loss over every stream (`ngram_streams`, unless its config disables the n-gram loss);
+    `ngram_streams=False` gives the next-token loss alone, comparable across families.
+    """
     outputs = model(**batch)
-    logits = outputs.logits
+    logits, labels = outputs.logits, batch["labels"]
+    ngram_logits = getattr(outputs, "logits_ngram", None)
+    config = getattr(model, "module", model).config  # DDP and DeepSpeed wrap the model
+    if ngram_streams and ngram_logits is not None and not config.disable_ngram_loss:
+        logits = torch.cat([logits.unsqueeze(1), ngram_logits], dim=1)  # (batch, n, len, vocab)
+        labels = labels.unsqueeze(1).expand(-1, logits.size(1), -1)
     return F.cross_entropy(
         logits.reshape(-1, logits.size(-1)).float(),
-        batch["labels"].reshape(-1),
+        labels.reshape(-1),
         ignore_index=LABEL_PAD,
         label_smoothing=label_smoothing,
     )

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.config import ConfigError, ModelConfig
+from trainables.batching import ModelInputs
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase, PreTrainedTokenizerFast
@@ -169,6 +170,43 @@ def build_model(
         return AutoModelForSeq2SeqLM.from_pretrained(cfg.name, revision=cfg.revision or None)
     except (OSError, ValueError) as e:
         raise _load_error(cfg.name, e) from e
+
+
+def model_inputs(config: Any) -> ModelInputs:
+    """What the family of `config` (a transformers config) needs of every batch: BigBird's
+    block-sparse minimum length (shorter inputs make transformers switch the encoder to full
+    attention, for good), LED's global attention on the first token."""
+    if getattr(config, "attention_type", None) == "block_sparse":
+        # transformers falls back when a (block-padded) input has <= (5 + 2r) x block tokens
+        return ModelInputs(min_source_tokens=(6 + 2 * config.num_random_blocks) * config.block_size)
+    if config.model_type == "led":
+        return ModelInputs(global_first_token=True)
+    return ModelInputs()
+
+
+def attention_fallback(model: PreTrainedModel) -> str | None:
+    """Why the model no longer runs the attention its config names (None = it does): a check
+    after training that no batch made block-sparse attention fall back to full attention."""
+    wanted = getattr(model.config, "attention_type", None)
+    encoder = model.get_encoder()
+    running = getattr(encoder, "attention_type", wanted)
+    if wanted and running != wanted:
+        return (
+            f"{model.config.model_type}: the encoder switched from {wanted} to {running} "
+            "attention (an input shorter than the block-sparse minimum reached it unpadded)"
+        )
+    return None
+
+
+def enable_gradient_checkpointing(model: PreTrainedModel) -> None:
+    """Recompute activations in the backward pass instead of keeping them (less memory, about a
+    third more compute); non-reentrant, so frozen inputs and dropout replay stay correct."""
+    if not model.supports_gradient_checkpointing:
+        raise ConfigError(
+            f"train.gradient_checkpointing=True: {model.config.model_type} models do not "
+            "support it in transformers; set it to false"
+        )
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
 
 
 WEIGHT_FILES = (

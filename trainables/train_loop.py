@@ -28,7 +28,14 @@ import torch
 
 from core.config import ConfigError, DataConfig, ModelConfig, StudyConfig, trial_train_config
 from trainables import batching
-from trainables.models import build_model, load_tokenizer
+from trainables.flops import stream_flops
+from trainables.models import (
+    attention_fallback,
+    build_model,
+    enable_gradient_checkpointing,
+    load_tokenizer,
+    model_inputs,
+)
 from trainables.report import RankZero, WorkerReport
 from trainables.session import WorkerSession
 
@@ -163,6 +170,10 @@ def run_worker(
     model = build_model(cfg.model, tokenizer, seed=trial_seed)
     trainable_params = apply_freeze(model, train_cfg.freeze)
     total_params = sum(p.numel() for p in model.parameters())
+    if train_cfg.gradient_checkpointing:
+        enable_gradient_checkpointing(model)
+    inputs = model_inputs(model.config)  # BigBird's minimum length, LED's global attention
+    flops_per_token = stream_flops(model)  # analytic, per stream (trainables.flops)
     # DeepSpeed reads the launcher's variables; Ray Train (or this process) is the launcher.
     os.environ.setdefault("LOCAL_RANK", str(session.local_rank))
     os.environ.setdefault("RANK", str(rank))
@@ -215,7 +226,7 @@ def run_worker(
         return batches[position]
 
     def to_device(indices: list[int]) -> dict[str, torch.Tensor]:
-        batch = batching.collate(train_set, indices, pad_id)
+        batch = batching.collate(train_set, indices, pad_id, inputs)
         if device.type == "cuda":  # pinned host memory: the copy overlaps the step queued before it
             return {k: v.pin_memory().to(device, non_blocking=True) for k, v in batch.items()}
         return batch
@@ -226,7 +237,7 @@ def run_worker(
         cpu0, wall0 = time.process_time(), time.perf_counter()
         # ---- train for one report interval
         loss_sum = torch.zeros((), device=device)  # stays on the device: one host sync per report
-        samples = tokens = n_steps = 0
+        samples = source_tokens = target_tokens = n_steps = 0
         indices = next_indices()
         batch = to_device(indices)
         while n_steps < batches_per_report:
@@ -234,7 +245,8 @@ def run_worker(
             loss_sum += engine.train_step(batch).float()
             n_steps += 1
             samples += len(indices)
-            tokens += batching.batch_tokens(train_set, indices)
+            source, target = batching.stream_tokens(train_set, indices)
+            source_tokens, target_tokens = source_tokens + source, target_tokens + target
             progress.samples_in_epoch += len(indices)
             progress.samples += len(indices)
             progress.step += 1
@@ -243,6 +255,8 @@ def run_worker(
                 batch = to_device(indices)
         train_loss = (loss_sum / max(n_steps, 1)).item()  # .item() syncs: once per report
         train_s = time.perf_counter() - wall0
+        if fallback := attention_fallback(engine.unwrapped):
+            raise RuntimeError(f"{fallback}; the sparse-attention figures would be dense ones")
 
         # ---- evaluate (all ranks: the validation shards, then gathered)
         eval0 = time.perf_counter()
@@ -297,13 +311,12 @@ def run_worker(
             report = WorkerReport(
                 rank=rank,
                 samples=samples,
-                tokens=tokens,
+                tokens=source_tokens + target_tokens,
                 train_s=train_s,
                 eval_s=eval_s,
                 device_s=wall_s,
                 energy=measurement,
-                # Analytic estimate: 6 x parameters x tokens (forward 2, backward 4), labelled.
-                flops=6.0 * total_params * tokens,
+                flops=flops_per_token.training_flops(source_tokens, target_tokens),
                 cpu_s=cpu_s,
                 peak_rss_bytes=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
                 checkpoint_save_s=save_s,
@@ -392,6 +405,7 @@ def summarize(
     from trainables.engine import seq2seq_loss
 
     real = len(indices) if real is None else real
+    inputs = model_inputs(model.config)
     model.eval()
     loss_sum, predictions = 0.0, []
     with torch.no_grad():
@@ -399,13 +413,13 @@ def summarize(
             chunk = indices[start : start + cfg.eval.batch_size]
             batch = {
                 k: v.to(device)
-                for k, v in batching.collate(split, chunk, tokenizer.pad_token_id).items()
+                for k, v in batching.collate(split, chunk, tokenizer.pad_token_id, inputs).items()
             }
             keep = max(0, min(len(chunk), real - start))
-            loss_sum += seq2seq_loss(model, batch, 0.0).item() * keep
+            # the next-token loss (ProphetNet's first stream): comparable across families
+            loss_sum += seq2seq_loss(model, batch, 0.0, ngram_streams=False).item() * keep
             generated = model.generate(
-                input_ids=batch["input_ids"],
-                attention_mask=batch["attention_mask"],
+                **{k: v for k, v in batch.items() if k != "labels"},
                 num_beams=cfg.eval.num_beams,
                 max_new_tokens=cfg.eval.max_new_tokens,
                 length_penalty=cfg.eval.length_penalty,
