@@ -201,6 +201,10 @@ class EvalConfig:
     max_new_tokens: int = 48
     length_penalty: float = 1.0
     batch_size: int = 32
+    # Score every trial's final model on data.n_test examples of the test split, outside its
+    # metered window (the experiments study: each variation's test ROUGE). Off for tuning
+    # strategies, which score only the selected model. A trial a scheduler stops is not scored.
+    test_every_trial: bool = False
 
     def validate(self) -> None:
         _require(self.num_beams >= 1, "eval.num_beams", self.num_beams, "must be >= 1")
@@ -264,6 +268,8 @@ class ResourcesConfig:
 class SearchConfig:
     # A space in search_spaces/ by name (`default`) or a YAML file path.
     space: str = "default"
+    # The experiments study's plan: `experiments` (search_spaces/experiments.yaml) or a path.
+    experiments: str = "experiments"
     metric: str = "rougeL"
     mode: str = "max"
     asha_grace_period: int = 1  # reports
@@ -469,12 +475,17 @@ class StudyConfig:
 
 
 def resolve_config(
-    path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()
+    path: str | Path | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+    base: dict[str, Any] | None = None,
 ) -> StudyConfig:
-    """Defaults -> YAML file -> `key=value` overrides, then validate."""
+    """Defaults -> `base` (dotted settings: an experiment plan's baseline) -> YAML file ->
+    `key=value` overrides, then validate."""
     data: dict[str, Any] = {}
+    for key, value in (base or {}).items():
+        _set_dotted(data, str(key), value)
     if path is not None:
-        data = load_yaml_file(path, what="--config")
+        _merge(data, load_yaml_file(path, what="--config"))
     for item in overrides:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
@@ -567,12 +578,34 @@ def _coerce(tp: Any, value: Any, name: str) -> Any:
     raise ConfigError(f"{name}={value!r}: expected {tp.__name__}, got {type(value).__name__}")
 
 
+def apply_settings(cfg: StudyConfig, settings: dict[str, Any], where: str) -> StudyConfig:
+    """`cfg` with dotted `settings` (`{"train.zero_stage": 2}`) applied and validated; an error
+    names `where` the settings came from (`experiments.variations[zero2]`)."""
+    data = cfg.to_dict()
+    try:
+        for key, value in settings.items():
+            _set_dotted(data, str(key), value)
+        new = from_dict(StudyConfig, data)
+        new.validate()
+    except ConfigError as e:
+        raise ConfigError(f"{where}: {e}") from e
+    return new
+
+
 def trial_train_config(cfg: StudyConfig, params: dict[str, Any]) -> TrainConfig:
     """The study's train settings with a trial's hyperparameters applied, validated (the same
     check every search-space value gets before Ray starts)."""
     train = from_dict(TrainConfig, {**dataclasses.asdict(cfg.train), **params}, prefix="train.")
     train.validate()
     return train
+
+
+def _merge(into: dict[str, Any], data: dict[str, Any]) -> None:
+    for key, value in data.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            _merge(into[key], value)
+        else:
+            into[key] = value
 
 
 def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:

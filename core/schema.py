@@ -281,3 +281,22 @@ BASELINE_LEAD_K = "baseline_lead_k"
 BASELINE_SEEDS = "baseline_seeds"
 VS_GRID_SUFFIX = "_vs_grid"
 STATS = ("mean", "std", "min", "max")
+# The efficiency experiments (search_spaces/experiments.yaml, analysis/effects.py): each trial
+# is one repeat of one variation; a variation is compared with its `against`, repeat by repeat.
+BASELINE_VARIATION = "baseline"
+VARIATION = "variation"
+REPEAT = "repeat"
+AGAINST = "against"
+# The effects a plan may expect ("memory": GPU memory where there is a GPU, else the RAM of the
+# trial's process; "runtime": the trial's device-seconds; "accuracy": its test ROUGE-L)
+EFFECTS = (
+    "memory",
+    "gpu_memory",
+    "speed",
+    "throughput",
+    "runtime",
+    "energy",
+    "co2",
+    "cost",
+    "accuracy",
+)

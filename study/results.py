@@ -140,6 +140,8 @@ def trial_rows(
             schema.TRIAL_TRAIN_S,
             schema.TRIAL_EVAL_S,
             schema.SEGMENT,
+            *schema.TEST_ROUGE,  # eval.test_every_trial: the trial's final model on test data
+            schema.TEST_N,
         ):
             if col in group:
                 row[col] = last[col]

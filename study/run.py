@@ -41,6 +41,7 @@ from core.metadata import (
 )
 from core.storage import Mirror, read_text
 from search_spaces import SearchSpace, load_space
+from search_spaces.experiments import ExperimentPlan, load_plan
 from study.strategies import STRATEGIES, StrategyNumbers, derive_numbers
 
 if TYPE_CHECKING:
@@ -90,11 +91,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "strategy",
-        choices=(*STRATEGIES, "compare"),
+        choices=(*STRATEGIES, "compare", "experiments"),
         help="search strategy: Population "
         "Based Training, ASHA early stopping, grid search over the space's grid points, random "
-        "search; or `compare`: run --strategies x --seeds under the same budget, then write "
-        "the analysis report",
+        "search; `compare`: run --strategies x --seeds under the same budget, then write "
+        "the analysis report; or `experiments`: the efficiency experiments of "
+        "search_spaces/experiments.yaml (one knob at a time against a baseline, over seeds)",
     )
     p.add_argument(
         "--strategies",
@@ -183,6 +185,7 @@ class Plan:
     mlflow_uri: str | None = None
     footprint: dict[str, Any] = dataclasses.field(default_factory=dict)  # carbon and price inputs
     verbose: bool = False  # Ray Train's own per-report log lines on the console
+    experiments: ExperimentPlan | None = None  # the experiments study's plan
 
     @property
     def remote_dir(self) -> str | None:
@@ -218,12 +221,20 @@ def _plan_study(args: argparse.Namespace) -> Plan:
     if args.seed is not None:
         overrides.append(f"seed={args.seed}")
     cfg = resolve_config(args.config, overrides)
+    experiments = None
+    if args.strategy == "experiments":  # the plan's baseline under the user's file and --set
+        experiments = load_plan(cfg.search.experiments)
+        cfg = resolve_config(args.config, overrides, base=experiments.baseline)
     space = load_space(cfg.search.space)
     space.validate_for({f.name for f in dataclasses.fields(TrainConfig)})
     # every value a trial may get passes the same validation as train.* (not inside a trial)
     space.validate_values(lambda name, value: trial_train_config(cfg, {name: value}))
     numbers = derive_numbers(args.strategy, space, cfg)
-    check_inputs(cfg)
+    if experiments is not None:  # every variation's model and data, before Ray
+        for variation in numbers.experiment_variations or ():
+            check_inputs(experiments.trial_config(cfg, variation))
+    else:
+        check_inputs(cfg)
     footprint = resolve_footprint(cfg)
     name = args.name or cfg.name or default_name(args.strategy, cfg)
     if not name.replace("-", "").replace("_", "").replace(".", "").isalnum() or name.startswith(
@@ -267,6 +278,7 @@ def _plan_study(args: argparse.Namespace) -> Plan:
         args.mlflow,
         footprint,
         verbose=args.verbose,
+        experiments=experiments,
     )
     if args.address == "local":  # the machine's size is known now: check it before Ray
         check_resources(cfg, local_resources(cfg))
@@ -384,6 +396,9 @@ def check_inputs(cfg: StudyConfig) -> None:
             "use bf16 or fp32 on CPU"
         )
     if train.zero_stage:
+        from trainables.session import quiet_worker_logs
+
+        quiet_worker_logs()  # DeepSpeed's "Setting accelerator to CPU" on a CPU machine
         try:
             import deepspeed  # noqa: F401
         except Exception as e:  # noqa: BLE001 - any import failure means ZeRO cannot start
@@ -821,7 +836,7 @@ def fresh_study(
             schema.TRIAL_EPOCHS: "epochs",
             schema.ENERGY_TOTAL_J: "energy_J",
         },
-        parameter_columns=space.names,
+        parameter_columns=list(tune_plan.param_space),  # the space's names; variation, repeat
         max_report_frequency=15,
     )
     mlflow = mlflow_runs(plan, None)
@@ -838,7 +853,9 @@ def fresh_study(
             scheduler=tune_plan.scheduler,
             search_alg=tune_plan.search_alg,
             # local path: a trial process (its imports, prepared data) serves the next trial too
-            reuse_actors=execution_path(cfg) == LOCAL_PATH,
+            # an experiments study starts each trial in a fresh process: a trial's peak memory
+            # is then its own, not what an earlier trial left in a reused process
+            reuse_actors=execution_path(cfg) == LOCAL_PATH and plan.experiments is None,
         ),
         run_config=tune.RunConfig(
             name=plan.name,
@@ -890,6 +907,7 @@ def _run(plan: Plan, keep_ray: bool = False) -> dict[str, Any]:
         price_usd_per_device_hour=price_per_worker_hour(
             e.vm_size, cfg.resources.gpus_per_worker, e.spot, e.region, e.price_usd_per_hour
         ),
+        variations=plan.experiments.settings if plan.experiments else None,
     )
     trainable = tune.with_resources(
         tune.with_parameters(trial_driver, ctx=ctx), trial_resources(cfg)

@@ -17,8 +17,10 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
+from core import schema
 from core.config import ConfigError, StudyConfig
 from search_spaces import SearchSpace
+from search_spaces.experiments import load_plan
 from study.budget import Budget, study_budget
 from study.pbt import make_pbt
 
@@ -55,6 +57,9 @@ class StrategyNumbers:
     pbt_population: int | None = None
     pbt_perturbation_interval: int | None = None
     pbt_quantile_fraction: float | None = None
+    experiment_variations: tuple[str, ...] | None = None  # the variations that run here
+    experiment_seeds: int | None = None
+    experiment_skipped: dict[str, str] | None = None  # variation -> why it cannot run here
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v is not None}
@@ -187,6 +192,36 @@ def pbt_numbers(terms: BudgetTerms, cfg: StudyConfig) -> StrategyNumbers:
     )
 
 
+def experiments_numbers(terms: BudgetTerms, cfg: StudyConfig) -> StrategyNumbers:
+    """Every variation that can run on this cluster, `seeds` times: a fixed trial count (the
+    default budget is exactly that many trials' epochs)."""
+    plan, has_gpu = load_plan(cfg.search.experiments), cfg.resources.gpus_per_worker > 0
+    plan.check(cfg)
+    runnable = plan.runnable(has_gpu)
+    trials = len(runnable) * plan.seeds
+    if terms.in_epochs and terms.budget.amount < trials * terms.epochs:
+        raise ConfigError(
+            f"budget.trial_epochs={terms.budget.amount:g}: the plan needs {trials} trials x "
+            f"{terms.epochs} epochs = {trials * terms.epochs}; raise it or leave it unset"
+        )
+    return terms.numbers(
+        "experiments",
+        num_trials=trials,
+        expected_trials=trials,
+        experiment_variations=runnable,
+        experiment_seeds=plan.seeds,
+        experiment_skipped=plan.skipped(has_gpu),
+    )
+
+
+def grid_points(strategy: str, space: SearchSpace, cfg: StudyConfig) -> int:
+    """The points one pass covers: the search space's grid, or the experiments' trials."""
+    if strategy == "experiments":
+        plan = load_plan(cfg.search.experiments)
+        return len(plan.runnable(cfg.resources.gpus_per_worker > 0)) * plan.seeds
+    return len(space.grid())
+
+
 def derive_numbers(strategy: str, space: SearchSpace, cfg: StudyConfig) -> StrategyNumbers:
     """What `strategy` runs for the study budget, so that every strategy spends the same one.
 
@@ -195,11 +230,11 @@ def derive_numbers(strategy: str, space: SearchSpace, cfg: StudyConfig) -> Strat
     whole passes over its points; PBT runs a fixed population for the full horizon.
     """
     if strategy not in REGISTRY:
-        raise ConfigError(f"strategy={strategy!r}: unknown; use one of {', '.join(STRATEGIES)}")
+        raise ConfigError(f"strategy={strategy!r}: unknown; use one of {', '.join(REGISTRY)}")
     epochs = cfg.train.epochs
-    grid_points = len(space.grid())
-    budget = study_budget(cfg.budget, default_trial_epochs=grid_points * epochs)
-    terms = BudgetTerms(budget, epochs, epochs * cfg.train.evals_per_epoch, grid_points)
+    points = grid_points(strategy, space, cfg)
+    budget = study_budget(cfg.budget, default_trial_epochs=points * epochs)
+    terms = BudgetTerms(budget, epochs, epochs * cfg.train.evals_per_epoch, points)
     if terms.in_epochs and budget.amount < epochs:
         raise ConfigError(
             f"budget.trial_epochs={budget.amount:g}: less than one trial ({epochs} epochs); "
@@ -341,6 +376,19 @@ def pbt_tune(
     return _domains(space), numbers.tune_num_samples, scheduler, searcher
 
 
+def experiments_tune(
+    numbers: StrategyNumbers, space: SearchSpace, cfg: StudyConfig, slots: int
+) -> TuneObjects:
+    from ray import tune
+    from ray.tune.schedulers import FIFOScheduler
+
+    param_space = {
+        schema.VARIATION: tune.grid_search(list(numbers.experiment_variations or ())),
+        schema.REPEAT: tune.grid_search(list(range(numbers.experiment_seeds or 1))),
+    }
+    return param_space, 1, FIFOScheduler(), variant_generator(cfg.seed, slots)
+
+
 def _domains(space: SearchSpace) -> dict[str, Any]:
     return {p.name: p.tune_domain() for p in space.params}
 
@@ -361,9 +409,11 @@ REGISTRY = {
         Strategy("asha", asha_numbers, asha_tune),
         Strategy("grid", grid_numbers, grid_tune),
         Strategy("random", random_numbers, random_tune),
+        Strategy("experiments", experiments_numbers, experiments_tune),
     )
 }
-STRATEGIES = tuple(REGISTRY)  # the CLI's choices, in this order
+# The tuning strategies (what `compare` runs and compares); `experiments` is a study of its own
+STRATEGIES = tuple(name for name in REGISTRY if name != "experiments")
 
 
 def build_tune_plan(

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core import schema, storage
-from core.config import StudyConfig
+from core.config import StudyConfig, apply_settings
 from core.footprint import CarbonIntensity
 from core.measurement import ENERGY_PARTS, measured_sum, weakest_source
 from trainables.live_metrics import LiveTags
@@ -61,6 +61,8 @@ class StudyContext:
     study_path: str  # the study's folder on its storage (a local path or a URI)
     carbon: CarbonIntensity  # converts each report's energy at the intensity of its hour
     price_usd_per_device_hour: float | None  # None: not applicable (local machine)
+    # The experiments study: each variation's dotted settings (a trial is one variation)
+    variations: dict[str, dict[str, Any]] | None = None
 
     @property
     def train_runs_path(self) -> str:
@@ -77,14 +79,24 @@ class StudyContext:
     def live_tags(self) -> LiveTags:
         return LiveTags(self.study_name, self.config.seed, self.strategy)
 
+    def trial_settings(
+        self, trial_id: str, params: dict[str, Any]
+    ) -> tuple[StudyConfig, dict[str, Any], int]:
+        """What a trial trains with: its config, its hyperparameters and its seed. A tuning
+        study's trials share the config and differ in hyperparameters; an experiments study's
+        trial is variation v (the config with v's knob turned), repeat k, seeded by k alone so
+        every variation's repeat k starts from the same seed (paired comparisons)."""
+        if self.variations is None:
+            return self.config, params, trial_seed(self.config.seed, trial_id)
+        name = params[schema.VARIATION]
+        cfg = apply_settings(self.config, self.variations[name], f"variation {name!r}")
+        return cfg, {}, trial_seed(self.config.seed, f"repeat_{params[schema.REPEAT]}")
+
 
 def execution_path(cfg: StudyConfig) -> str:
-    """`local` for single-worker trials without DeepSpeed, else `train_worker_group`."""
-    return (
-        LOCAL_PATH
-        if cfg.resources.workers_per_trial == 1 and cfg.train.zero_stage == 0
-        else TRAIN_PATH
-    )
+    """`local` for single-worker trials (DeepSpeed's too: one rank in a process group of its
+    own, `trainables.train_loop.single_rank_group`), else `train_worker_group`."""
+    return LOCAL_PATH if cfg.resources.workers_per_trial == 1 else TRAIN_PATH
 
 
 def trial_seed(study_seed: int, trial_id: str) -> int:
@@ -248,8 +260,8 @@ def tune_metrics(
 class Segment:
     """One segment of a trial: turns each combined report into a `tune.report` with a pointer."""
 
-    def __init__(self, ctx: StudyContext, trial_id: str, restored: Pointer | None):
-        self.ctx, self.trial_id, self.restored = ctx, trial_id, restored
+    def __init__(self, ctx: StudyContext, trial_id: str, restored: Pointer | None, seed: int):
+        self.ctx, self.trial_id, self.restored, self.seed = ctx, trial_id, restored, seed
         self.totals_location = ctx.totals_location(trial_id)
         on_file = TrialTotals.load(self.totals_location)
         self.totals = on_file  # a PBT exploit: the trial's own accounting goes on
@@ -307,7 +319,7 @@ class Segment:
         )
         metrics[schema.REPORT_TIME_S] = now_s
         metrics[schema.CHECKPOINT_PATH] = checkpoint
-        metrics[schema.TRIAL_SEED] = trial_seed(self.ctx.config.seed, self.trial_id)
+        metrics[schema.TRIAL_SEED] = self.seed
         # Start-up cost of this segment (0 after its first report): process and actor starts
         # (launch) and the worker's data/model set-up and restore (setup).
         metrics[schema.SEGMENT_SETUP_S] = zero.setup_s
@@ -342,13 +354,13 @@ def trial_driver(config: dict[str, Any], ctx: StudyContext) -> None:
     if pointer:
         with pointer.as_directory() as directory:
             restored = Pointer.read(Path(directory))
-    segment = Segment(ctx, trial_id, restored)
-    seed = trial_seed(ctx.config.seed, trial_id)
+    cfg, params, seed = ctx.trial_settings(trial_id, config)
+    segment = Segment(ctx, trial_id, restored, seed)
     restore_from = restored.location(ctx) if restored else None
     if ctx.execution_path == LOCAL_PATH:
-        _run_local(ctx, segment, config, seed, restore_from)
+        _run_local(ctx, cfg, segment, params, restore_from)
     else:
-        _run_train_group(ctx, segment, config, seed, restore_from)
+        _run_train_group(ctx, cfg, segment, params, restore_from)
 
 
 def checkpoint_folder_name() -> str:
@@ -357,7 +369,11 @@ def checkpoint_folder_name() -> str:
 
 
 def _run_local(
-    ctx: StudyContext, segment: Segment, params: dict[str, Any], seed: int, restore_from: str | None
+    ctx: StudyContext,
+    cfg: StudyConfig,
+    segment: Segment,
+    params: dict[str, Any],
+    restore_from: str | None,
 ) -> None:
     """The worker loop in this process, through Train's local mode."""
     import ray.train
@@ -377,7 +393,7 @@ def _run_local(
         segment.forward([worker_report], relative)
 
     def loop() -> None:
-        run_worker(ctx.config, params, seed, LocalSession(restore_from, report))
+        run_worker(cfg, params, segment.seed, LocalSession(restore_from, report))
 
     TorchTrainer(
         loop,
@@ -404,7 +420,11 @@ class _ForwardReports:
 
 
 def _run_train_group(
-    ctx: StudyContext, segment: Segment, params: dict[str, Any], seed: int, restore_from: str | None
+    ctx: StudyContext,
+    cfg: StudyConfig,
+    segment: Segment,
+    params: dict[str, Any],
+    restore_from: str | None,
 ) -> None:
     """A Ray Train worker group for this segment; its reports drained from a queue actor."""
     import ray.train
@@ -414,7 +434,7 @@ def _run_train_group(
 
     from trainables.train_loop import train_worker
 
-    resources = ctx.config.resources
+    resources = cfg.resources
     queue = Queue(actor_options={"num_cpus": 0})
     callback = type("ForwardReports", (_ForwardReports, UserCallback), {})(queue)
     trainer = TorchTrainer(
@@ -423,9 +443,9 @@ def _run_train_group(
         # since Train V2 dropped `resume_from_checkpoint`; a worker restarted within the segment
         # gets the run's own newest checkpoint from `ray.train.get_checkpoint()` instead.
         train_loop_config={
-            "study": ctx.config,
+            "study": cfg,
             "params": params,
-            "trial_seed": seed,
+            "trial_seed": segment.seed,
             "restore_from": restore_from,
         },
         scaling_config=ray.train.ScalingConfig(

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from core import schema
 from core.config import ConfigError, DataConfig, ModelConfig, StudyConfig, trial_train_config
 from trainables import batching
 from trainables.flops import stream_flops
@@ -126,6 +127,18 @@ def prepared_data(model_cfg: ModelConfig, data_cfg: DataConfig) -> PreparedData:
     return PreparedData(tokenizer, encode(train_pairs), encode(val_pairs))
 
 
+@functools.lru_cache(maxsize=2)
+def prepared_test(model_cfg: ModelConfig, data_cfg: DataConfig) -> batching.EncodedSplit:
+    """The test split encoded with the study's tokenizer (`eval.test_every_trial` only)."""
+    from trainables.datasets import load_split
+
+    tokenizer = prepared_data(model_cfg, data_cfg).tokenizer
+    pairs = load_split(data_cfg, data_cfg.test_split, data_cfg.n_test, data_cfg.seed)
+    return batching.encode_pairs(
+        pairs, tokenizer, data_cfg.max_source_tokens, data_cfg.max_target_tokens
+    )
+
+
 @dataclasses.dataclass(frozen=True)
 class PreparedData:
     tokenizer: Any
@@ -148,6 +161,7 @@ def run_worker(
     entered = time.perf_counter()
     train_cfg = trial_train_config(cfg, params)
     rank, world, device = session.rank, session.world_size, session.device
+    reset_memory_peaks(device)  # a reused process: this segment's peaks, not an earlier trial's
     if cfg.resources.torch_threads:
         torch.set_num_threads(cfg.resources.torch_threads)
     if (
@@ -178,6 +192,8 @@ def run_worker(
     os.environ.setdefault("LOCAL_RANK", str(session.local_rank))
     os.environ.setdefault("RANK", str(rank))
     os.environ.setdefault("WORLD_SIZE", str(world))
+    if train_cfg.zero_stage and world == 1:
+        single_rank_group()
     engine = make_engine(model, train_cfg, device, world)
 
     # ---- restore: this trial's own checkpoint, or a PBT donor's, then this trial's settings
@@ -283,6 +299,18 @@ def run_worker(
 
         measurement = meter.end_window("report")
         cpu_s, wall_s = time.process_time() - cpu0, time.perf_counter() - wall0
+        test_quality = {}
+        if (
+            cfg.eval.test_every_trial
+            and cfg.data.n_test
+            and (early_stop or progress.reports >= max_reports)
+        ):  # after the metered window: scoring the test split is not the trial's training cost
+            test_set = prepared_test(cfg.model, cfg.data)
+            test = evaluate(engine, tokenizer, test_set, cfg, device, rank, world)
+            test_quality = {
+                schema.TEST_PREFIX + ("loss" if k == "val_loss" else k): v for k, v in test.items()
+            }
+            test_quality[schema.TEST_N] = len(test_set)
         with tempfile.TemporaryDirectory() as tmp:
             directory = Path(tmp)
             saving = time.perf_counter()
@@ -291,7 +319,7 @@ def run_worker(
             rank_zero = None
             if rank == 0:
                 rank_zero = RankZero(
-                    quality={**quality, "train_loss": train_loss},
+                    quality={**quality, "train_loss": train_loss, **test_quality},
                     step=progress.step,
                     epoch=progress.samples / samples_per_epoch,
                     step_time_s=train_s / max(n_steps, 1),
@@ -318,7 +346,7 @@ def run_worker(
                 energy=measurement,
                 flops=flops_per_token.training_flops(source_tokens, target_tokens),
                 cpu_s=cpu_s,
-                peak_rss_bytes=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+                peak_rss_bytes=peak_rss_bytes(),
                 checkpoint_save_s=save_s,
                 sent_s=time.time(),
                 rank_zero=rank_zero,
@@ -329,6 +357,42 @@ def run_worker(
             session.report(report, directory if (rank == 0 or shards) else None)
         if early_stop:
             break
+
+
+def single_rank_group() -> None:
+    """A one-process gloo group for DeepSpeed in a single-worker trial (its engine needs one;
+    Train makes it for a worker group). Made once per process; an in-memory store, no port."""
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+        # a reused process: DeepSpeed's clone of the group Train's local mode destroyed is dead
+        from trainables.deepspeed_state import forget_world_group
+
+        forget_world_group()
+
+
+CLEAR_REFS = Path("/proc/self/clear_refs")
+
+
+def reset_memory_peaks(device: torch.device) -> None:
+    """Start the peaks afresh: CUDA's allocator statistics, and this process's peak resident set
+    size (Linux: `5` to clear_refs resets the high-water mark `getrusage` reads; elsewhere it
+    stays the process's lifetime peak). The RSS peak then starts from what the process already
+    holds, which in a reused process includes memory an earlier trial freed but the allocator
+    kept: the experiments study starts every trial in a fresh process for that reason."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    try:
+        CLEAR_REFS.write_text("5")
+    except OSError:
+        pass
+
+
+def peak_rss_bytes() -> int:
+    """Peak resident memory of this process since `reset_memory_peaks` (Python, torch, data, model,
+    activations: the whole process, not the model alone)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def seed_everything(seed: int) -> None:
