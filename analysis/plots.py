@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 import numpy as np
@@ -635,4 +635,44 @@ def plot_energy_breakdown(summary: pd.DataFrame) -> Figure:
                 Patch(fill=False, edgecolor="black", ls="--", lw=1.6, label=CLUSTER_LABEL)
             )
         fig.legend(handles=handles, loc="outside lower center", ncols=3, frameon=False)
+    return fig
+
+
+EFFECT_PANELS = (  # (measure of analysis.effects.MEASURES, panel title)
+    ("memory", "peak memory"),
+    ("speed", "samples/s"),
+    ("energy", "energy"),
+    ("accuracy", "test ROUGE-L"),
+)
+
+
+def plot_effects(changes: dict[str, dict[str, Any]], has_gpu: bool) -> Figure:
+    """Each variation's change against its comparison (dot: mean over repeats, bar: 95 %
+    t-interval) in memory (GPU where there is one, else RAM), speed, energy and test ROUGE-L:
+    relative (%) but ROUGE-L in points. A dot right of the zero line means more of it."""
+    title = "Effects of each technique against its comparison (mean, 95 % interval over seeds)"
+    if not changes:
+        return _note_figure(title, "No variation has finished against its comparison yet.")
+    names = list(changes)[::-1]  # first variation on top
+    ys = np.arange(len(names))
+    with matplotlib.rc_context(_STYLE):
+        fig = Figure(figsize=(WIDTH_IN, 1.8 + 0.32 * len(names)), dpi=DPI, layout="constrained")
+        FigureCanvasAgg(fig)
+        axes = fig.subplots(1, len(EFFECT_PANELS), sharey=True, squeeze=False)[0]
+        for ax, (measure, label) in zip(axes, EFFECT_PANELS):
+            key = ("vram" if has_gpu else "ram") if measure == "memory" else measure
+            values = [changes[n][key] for n in names]
+            mean = np.array([c.mean for c in values], dtype=float)
+            low = np.array([c.low for c in values], dtype=float)
+            high = np.array([c.high for c in values], dtype=float)
+            known = np.isfinite(low) & np.isfinite(high)
+            err = np.vstack([np.where(known, mean - low, 0), np.where(known, high - mean, 0)])
+            ax.errorbar(mean, ys, xerr=err, fmt="o", color=_PALETTE[0], ecolor="#888", capsize=3)
+            ax.axvline(0, color="black", lw=1)
+            unit = values[0].unit if values else "%"
+            memory = "GPU memory" if has_gpu else "RAM"
+            ax.set_title(memory if measure == "memory" else label)
+            ax.set_xlabel(f"change ({'ROUGE-L points' if unit == 'points' else unit})")
+        axes[0].set_yticks(ys, names)
+        fig.suptitle(title)
     return fig

@@ -1,14 +1,20 @@
-"""GPU checks for one lent H100/H200 (or any CUDA GPU), one prepared script, about 8 minutes.
+"""GPU checks for one lent H100/H200 (or any CUDA GPU), one prepared script (about 10 minutes,
+estimated: it has not run on a lent GPU yet).
 
     python benchmarks/gpu_check.py [--steps 30] [--out gpu_check.json]
 
 1. Meter: a fixed bf16 matmul workload metered by NVML's energy counter, compared with the
    integral of power sampled every 10 ms (they must agree within 2 %); idle and busy power; the
    meter's own overhead (step time with a window per step vs none).
-2. Training: a random-init model the size of facebook/bart-base (built from its config, no
-   download) trains for `--steps` steps in fp32, fp16 and bf16, and with DeepSpeed ZeRO 0/1/2/3
-   (bf16, one rank). Tokens/s, peak CUDA memory (allocated, reserved) and model-FLOPs utilisation
-   (6 x params x tokens / time / peak bf16 FLOP/s) per setting.
+2. Training, the GPU rows of the experiments' effects table (search_spaces/experiments.yaml): a
+   random-init model the size of facebook/bart-base (built from its config, no download) trains
+   for `--steps` steps per setting: fp32, fp16, bf16; bf16 with DeepSpeed ZeRO 1/2/3, ZeRO-2
+   with optimizer offload, ZeRO-3 with optimizer and parameter offload (one rank); bf16 with the
+   embeddings or the encoder frozen, and with gradient checkpointing. Tokens/s, peak CUDA memory
+   (allocated, reserved), model-FLOPs utilisation (per-stream FLOPs, trainables/flops.py, / time
+   / peak bf16 FLOP/s), and each row's change in memory and speed against its comparison (fp32
+   for fp16 and bf16, bf16 for the rest): the plan's "reduces GPU memory" and "increases speed"
+   measured where they apply.
 
 Prints a table and writes JSON; copy the figures into benchmarks/README.md with the device named.
 """
@@ -67,11 +73,14 @@ def meter_check(torch, pynvml) -> dict:
     }
 
 
-def train_check(torch, precision: str, zero_stage: int, steps: int) -> dict:
+def train_check(torch, name: str, settings: dict, steps: int) -> dict:
     from transformers import BartConfig, BartForConditionalGeneration
 
     from core.config import TrainConfig
     from trainables.engine import make_engine
+    from trainables.flops import stream_flops
+    from trainables.models import enable_gradient_checkpointing
+    from trainables.train_loop import apply_freeze
 
     config = BartConfig(
         vocab_size=50265,
@@ -86,7 +95,11 @@ def train_check(torch, precision: str, zero_stage: int, steps: int) -> dict:
     )
     model = BartForConditionalGeneration(config)
     params = sum(p.numel() for p in model.parameters())
-    cfg = TrainConfig(batch_size=16, precision=precision, zero_stage=zero_stage, lr=1e-4)
+    cfg = TrainConfig(batch_size=16, lr=1e-4, **settings)
+    apply_freeze(model, cfg.freeze)
+    if cfg.gradient_checkpointing:
+        enable_gradient_checkpointing(model)
+    flops_per_token = stream_flops(model)
     torch.cuda.reset_peak_memory_stats()
     engine = make_engine(model, cfg, torch.device("cuda", 0), 1)
     src, tgt = 512, 128
@@ -106,21 +119,42 @@ def train_check(torch, precision: str, zero_stage: int, steps: int) -> dict:
     torch.cuda.synchronize()
     elapsed = time.perf_counter() - start
     tokens = steps * 16 * (src + tgt)
-    name = torch.cuda.get_device_name(0)
-    peak = next((v for k, v in PEAK_BF16_FLOPS.items() if k in name), None)
+    device = torch.cuda.get_device_name(0)
+    peak = next((v for k, v in PEAK_BF16_FLOPS.items() if k in device), None)
+    flops = flops_per_token.training_flops(steps * 16 * src, steps * 16 * tgt)
     result = {
-        "precision": precision,
-        "zero_stage": zero_stage,
+        "setting": name,
+        **settings,
         "params": params,
         "tokens_per_s": tokens / elapsed,
         "step_s": elapsed / steps,
         "peak_allocated_gib": torch.cuda.max_memory_allocated() / 2**30,
         "peak_reserved_gib": torch.cuda.max_memory_reserved() / 2**30,
-        "mfu": 6 * params * tokens / elapsed / peak if peak else None,
+        "mfu": flops / elapsed / peak if peak else None,
     }
     del engine, model
     torch.cuda.empty_cache()
     return result
+
+
+# (row, TrainConfig settings, the row it is compared with): the effects table's GPU rows
+SETTINGS = (
+    ("fp32", {"precision": "fp32"}, None),
+    ("fp16", {"precision": "fp16"}, "fp32"),
+    ("bf16", {"precision": "bf16"}, "fp32"),
+    ("zero1", {"precision": "bf16", "zero_stage": 1}, "bf16"),
+    ("zero2", {"precision": "bf16", "zero_stage": 2}, "bf16"),
+    ("zero3", {"precision": "bf16", "zero_stage": 3}, "bf16"),
+    ("zero2-offload", {"precision": "bf16", "zero_stage": 2, "offload_optimizer": True}, "bf16"),
+    (
+        "zero3-offload",
+        {"precision": "bf16", "zero_stage": 3, "offload_optimizer": True, "offload_params": True},
+        "bf16",
+    ),
+    ("freeze-embeddings", {"precision": "bf16", "freeze": "embeddings"}, "bf16"),
+    ("freeze-encoder", {"precision": "bf16", "freeze": "encoder"}, "bf16"),
+    ("gradient-checkpointing", {"precision": "bf16", "gradient_checkpointing": True}, "bf16"),
+)
 
 
 def main() -> None:
@@ -143,15 +177,19 @@ def main() -> None:
         "training": [],
     }
     print(json.dumps(report["meter"], indent=1), flush=True)
-    for precision, stage in [
-        ("fp32", 0),
-        ("fp16", 0),
-        ("bf16", 0),
-        ("bf16", 1),
-        ("bf16", 2),
-        ("bf16", 3),
-    ]:
-        row = train_check(torch, precision, stage, args.steps)
+    rows = {}
+    for name, settings, against in SETTINGS:
+        # offload steps run the optimizer on the CPU: fewer of them
+        steps = max(3, args.steps // 3) if "offload" in name else args.steps
+        row = train_check(torch, name, settings, steps)
+        if against in rows:
+            base = rows[against]
+            row["against"] = against
+            row["memory_change_pct"] = 100 * (
+                row["peak_allocated_gib"] / base["peak_allocated_gib"] - 1
+            )
+            row["speed_change_pct"] = 100 * (row["tokens_per_s"] / base["tokens_per_s"] - 1)
+        rows[name] = row
         report["training"].append(row)
         print(json.dumps(row), flush=True)
     Path(args.out).write_text(json.dumps(report, indent=1))

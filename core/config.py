@@ -58,7 +58,7 @@ class ModelConfig:
 @dataclass(frozen=True)
 class DataConfig:
     # `builtin` (generated, see trainables/synthetic.py), a hub dataset (`cnn_dailymail`, `xsum`,
-    # `samsum`), or a local file (.jsonl/.json/.csv/.parquet).
+    # `samsum`, `reddit_tifu`), or a local file (.jsonl/.json/.csv/.parquet).
     dataset: str = "builtin"
     # Column names for local files or other hub datasets; empty = the dataset's known columns.
     source_column: str = ""
@@ -88,7 +88,7 @@ class DataConfig:
             bool(self.dataset.strip()),
             "data.dataset",
             self.dataset,
-            "use builtin, cnn_dailymail, xsum, samsum or a file path",
+            "use builtin, cnn_dailymail, xsum, samsum, reddit_tifu or a file path",
         )
         for key in ("n_train", "n_validation", "max_source_tokens", "max_target_tokens"):
             _require(getattr(self, key) > 0, f"data.{key}", getattr(self, key), "must be > 0")
@@ -200,6 +200,8 @@ class EvalConfig:
     num_beams: int = 1
     max_new_tokens: int = 48
     length_penalty: float = 1.0
+    min_new_tokens: int = 0  # 0 = no minimum
+    no_repeat_ngram_size: int = 0  # 0 = off
     batch_size: int = 32
     # Score every trial's final model on data.n_test examples of the test split, outside its
     # metered window (the experiments study: each variation's test ROUGE). Off for tuning
@@ -212,6 +214,18 @@ class EvalConfig:
             self.max_new_tokens >= 1, "eval.max_new_tokens", self.max_new_tokens, "must be >= 1"
         )
         _require(self.batch_size >= 1, "eval.batch_size", self.batch_size, "must be >= 1")
+        _require(
+            0 <= self.min_new_tokens <= self.max_new_tokens,
+            "eval.min_new_tokens",
+            self.min_new_tokens,
+            f"must be in [0, eval.max_new_tokens={self.max_new_tokens}]",
+        )
+        _require(
+            self.no_repeat_ngram_size >= 0,
+            "eval.no_repeat_ngram_size",
+            self.no_repeat_ngram_size,
+            "must be >= 0 (0 = off)",
+        )
 
 
 @dataclass(frozen=True)
@@ -576,6 +590,28 @@ def _coerce(tp: Any, value: Any, name: str) -> Any:
     else:  # pragma: no cover - a field type this module does not know
         raise TypeError(f"unsupported config type {tp} for {name}")
     raise ConfigError(f"{name}={value!r}: expected {tp.__name__}, got {type(value).__name__}")
+
+
+def explicit_keys(
+    path: str | Path | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+    base: dict[str, Any] | None = None,
+) -> set[str]:
+    """The dotted keys a user set (in `base`, the file or the overrides): what presets must not
+    change."""
+    keys = {str(k) for k in (base or {})}
+    keys |= {item.partition("=")[0].strip() for item in overrides}
+
+    def walk(data: dict[str, Any], prefix: str) -> None:
+        for key, value in data.items():
+            if isinstance(value, dict):
+                walk(value, f"{prefix}{key}.")
+            else:
+                keys.add(f"{prefix}{key}")
+
+    if path is not None:
+        walk(load_yaml_file(path, what="--config"), "")
+    return keys
 
 
 def apply_settings(cfg: StudyConfig, settings: dict[str, Any], where: str) -> StudyConfig:

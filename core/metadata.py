@@ -49,6 +49,10 @@ class StudyMetadata:
     versions: dict[str, str | None] = dataclasses.field(default_factory=dict)  # packages
     git_commit: str | None = None
     hardware: dict[str, Any] = dataclasses.field(default_factory=dict)
+    presets: dict[str, str] = dataclasses.field(default_factory=dict)  # core.presets sources
+    data_details: dict[str, Any] | None = None  # trainables.describe.data_details
+    models: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # .model_details
+    experiments: dict[str, Any] | None = None  # the experiments study's plan (study.run)
     # -- written when a run ends (study.run.record_outcome)
     runs: list[dict[str, float]] = dataclasses.field(default_factory=list)  # started/finished_at
     finished_at: float | None = None  # None: running, or killed (then `--resume`)

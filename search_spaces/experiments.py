@@ -16,25 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from core.config import ConfigError, StudyConfig, apply_settings, load_yaml_file
+from core.effects import DIRECTIONS, Expectation
 from core.schema import BASELINE_VARIATION, EFFECTS
-
-DIRECTIONS = ("reduces", "increases", "affects")
-
-
-@dataclass(frozen=True)
-class Expectation:
-    """One effect the plan expects of a variation ("reduces GPU memory"; `situational`: the
-    plan's asterisk, the effect depends on the setting)."""
-
-    effect: str  # core.schema.EFFECTS
-    direction: str  # DIRECTIONS
-    situational: bool = False
-
-    @property
-    def phrase(self) -> str:
-        return f"{self.direction} {self.effect.replace('_', ' ')}" + (
-            " (situational)" if self.situational else ""
-        )
 
 
 @dataclass(frozen=True)

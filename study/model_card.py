@@ -65,7 +65,7 @@ def front_matter(metadata: StudyMetadata) -> dict[str, Any]:
     dataset = (cfg.get("data") or {}).get("dataset", "")
     if dataset in HUB_DATASETS:
         card["datasets"] = [HUB_DATASETS[dataset]]
-    model = (cfg.get("model") or {}).get("name", "")
+    model = selection.get("model_name") or (cfg.get("model") or {}).get("name", "")
     if "/" in model:  # a hub name (not a preset or a local folder)
         card["base_model"] = model
     grams = _grams(selection.get("trial_co2_kg"))
@@ -87,7 +87,7 @@ def model_card(metadata: StudyMetadata) -> str:
     test = metadata.test or {}
     carbon = metadata.carbon or {}
     budget = metadata.budget or {}
-    model = (cfg.get("model") or {}).get("name", "?")
+    model = selection.get("model_name") or (cfg.get("model") or {}).get("name", "?")
     dataset = (cfg.get("data") or {}).get("dataset", "?")
     lines = [
         "---",

@@ -28,6 +28,8 @@ from core.config import (
     ConfigError,
     StudyConfig,
     TrainConfig,
+    apply_settings,
+    explicit_keys,
     resolve_config,
     trial_train_config,
 )
@@ -43,6 +45,7 @@ from core.storage import Mirror, read_text
 from search_spaces import SearchSpace, load_space
 from search_spaces.experiments import ExperimentPlan, load_plan
 from study.strategies import STRATEGIES, StrategyNumbers, derive_numbers
+from trainables.describe import data_details
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -186,6 +189,7 @@ class Plan:
     footprint: dict[str, Any] = dataclasses.field(default_factory=dict)  # carbon and price inputs
     verbose: bool = False  # Ray Train's own per-report log lines on the console
     experiments: ExperimentPlan | None = None  # the experiments study's plan
+    presets: dict[str, str] = dataclasses.field(default_factory=dict)  # key -> where it came from
 
     @property
     def remote_dir(self) -> str | None:
@@ -225,6 +229,7 @@ def _plan_study(args: argparse.Namespace) -> Plan:
     if args.strategy == "experiments":  # the plan's baseline under the user's file and --set
         experiments = load_plan(cfg.search.experiments)
         cfg = resolve_config(args.config, overrides, base=experiments.baseline)
+    cfg, presets = faithful_presets(cfg, args, overrides, experiments)
     space = load_space(cfg.search.space)
     space.validate_for({f.name for f in dataclasses.fields(TrainConfig)})
     # every value a trial may get passes the same validation as train.* (not inside a trial)
@@ -279,6 +284,7 @@ def _plan_study(args: argparse.Namespace) -> Plan:
         footprint,
         verbose=args.verbose,
         experiments=experiments,
+        presets=presets,
     )
     if args.address == "local":  # the machine's size is known now: check it before Ray
         check_resources(cfg, local_resources(cfg))
@@ -413,6 +419,64 @@ def check_inputs(cfg: StudyConfig) -> None:
         load_split(cfg.data, split, min(n, 8), cfg.data.seed)
     if cfg.data.n_test:  # held out: its existence is checked, its examples are not read
         check_split_exists(cfg.data, cfg.data.test_split)
+
+
+def faithful_presets(
+    cfg: StudyConfig,
+    args: argparse.Namespace,
+    overrides: list[str],
+    experiments: ExperimentPlan | None,
+) -> tuple[StudyConfig, dict[str, str]]:
+    """Decoding and lengths the user left unset, from the checkpoint's own generation config or
+    the published recipe for the model family on the dataset (core.presets)."""
+    from core.presets import resolve_presets
+    from trainables.datasets import dataset_spec
+    from trainables.models import check_model_name, checkpoint_decoding, model_family
+
+    check_model_name(cfg.model)  # an unreachable or unknown model: its one-line error first
+    explicit = explicit_keys(args.config, overrides, experiments.baseline if experiments else None)
+    spec = dataset_spec(cfg.data.dataset)
+    if spec is not None and spec.splits:  # published as one split: the known 80/10/10 cut
+        roles = ("data.train_split", "data.validation_split", "data.test_split")
+        cut = {k: v for k, v in zip(roles, spec.splits) if k not in explicit}
+        cfg = apply_settings(cfg, cut, f"data.dataset={cfg.data.dataset!r}'s splits")
+    return resolve_presets(cfg, explicit, model_family(cfg.model), checkpoint_decoding(cfg.model))
+
+
+def study_configs(plan: Plan) -> list[StudyConfig]:
+    """The configs the study's trials train with: one, or one per variation that runs."""
+    if plan.experiments is None:
+        return [plan.config]
+    return [
+        plan.experiments.trial_config(plan.config, v)
+        for v in plan.numbers.experiment_variations or ()
+    ]
+
+
+def models_of(plan: Plan) -> list[dict[str, Any]]:
+    """Each model the study fine-tunes, counted once (the report's model-details table)."""
+    from trainables.describe import model_details
+
+    models = {}
+    for cfg in study_configs(plan):
+        if cfg.model.name not in models:
+            models[cfg.model.name] = model_details(cfg.model, cfg.data)
+    return list(models.values())
+
+
+def experiments_record(plan: Plan) -> dict[str, Any] | None:
+    """The plan as the analysis reads it: variations, what each expects, what was skipped."""
+    e = plan.experiments
+    if e is None:
+        return None
+    return {
+        "plan": e.source,
+        "seeds": e.seeds,
+        "baseline": e.baseline,
+        "variations": [dataclasses.asdict(v) for v in e.variations],
+        "runnable": list(plan.numbers.experiment_variations or ()),
+        "skipped": plan.numbers.experiment_skipped or {},
+    }
 
 
 def lead_baseline(cfg: StudyConfig) -> dict[str, Any]:
@@ -827,6 +891,10 @@ def fresh_study(
         versions=package_versions(),
         git_commit=git_commit(),
         hardware=hardware(),
+        presets=plan.presets,
+        data_details=data_details(cfg),
+        models=models_of(plan),
+        experiments=experiments_record(plan),
     )
     writer, janitor, stopper = study_callbacks(plan, started_at, tune_plan.scheduler, ctx)
     reporter = tune.CLIReporter(
@@ -1113,6 +1181,15 @@ def budget_record(
     }
 
 
+def selected_config(plan: Plan, selected: dict[str, Any] | None) -> StudyConfig:
+    """The config the selected trial trained with: the study's, or its variation's (an
+    experiments study's best trial may be another model than the baseline's)."""
+    variation = (selected or {}).get(schema.CONFIG_PREFIX + schema.VARIATION)
+    if plan.experiments is None or variation is None:
+        return plan.config
+    return plan.experiments.trial_config(plan.config, variation)
+
+
 def evaluate_selected_model(
     plan: Plan, selected: dict[str, Any] | None, ctx: StudyContext
 ) -> dict[str, Any] | None:
@@ -1125,7 +1202,7 @@ def evaluate_selected_model(
     from study.results import write_parquet_atomic
     from trainables.held_out import evaluate_checkpoint
 
-    cfg = plan.config
+    cfg = selected_config(plan, selected)
     if selected is None or not cfg.data.n_test:
         why = (
             "data.n_test=0"
@@ -1195,11 +1272,13 @@ def evaluate_selected_model(
     for key, values in result.scores.items():
         test[key] = sum(values) / len(values)
         test[f"{key}_ci95"] = list(bootstrap_ci(values))
+    test["split_details"] = result.details  # the dataset-details row of the test split
     selection = {
         "trial_id": selected[schema.TRIAL_ID],
         "iteration": selected[schema.ITERATION],
         "checkpoint": selected[schema.CHECKPOINT_PATH],
         "metric": cfg.search.metric,
+        "model_name": cfg.model.name,  # an experiments study's variation may swap the model
         "validation_score": selected[cfg.search.metric],
         "config": {
             k[len(schema.CONFIG_PREFIX) :]: v
@@ -1254,6 +1333,9 @@ def print_plan(plan: Plan, slots: int | None) -> None:
         f"budget {n.budget.label}, {at_once}"
     )
     print(f"  derived: {json.dumps(n.to_dict())}")
+    filled = {k: v for k, v in plan.presets.items() if v not in ("set", "default")}
+    if filled:  # decoding and lengths taken from the checkpoint or a published recipe
+        print(f"  presets: {json.dumps(filled)}")
     print(f"  results: {where_results_live(plan)}")
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from core.config import StudyConfig
 from core.measurement import Measurement
@@ -31,6 +31,7 @@ class HeldOutEvaluation:
     seconds: float
     energy: Measurement
     export_error: str | None = None  # why the model could not be saved for Hugging Face
+    details: dict[str, Any] | None = None  # trainables.describe.split_details of the split
 
     @property
     def n(self) -> int:
@@ -54,6 +55,8 @@ def export_model(
     generation.num_beams = cfg.eval.num_beams
     generation.max_new_tokens = cfg.eval.max_new_tokens
     generation.length_penalty = cfg.eval.length_penalty
+    generation.min_new_tokens = cfg.eval.min_new_tokens or None
+    generation.no_repeat_ngram_size = cfg.eval.no_repeat_ngram_size or None
     with tempfile.TemporaryDirectory() as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
@@ -75,12 +78,12 @@ def evaluate_checkpoint(
 
     from meter.energy import EnergyMeter
     from meter.gpu import cuda_device_uuid
-    from trainables import batching
     from trainables.datasets import load_split
+    from trainables.describe import split_details
     from trainables.engine import load_model_weights
     from trainables.evaluation import rouge_per_example
     from trainables.models import build_model
-    from trainables.train_loop import prepared_data, summarize
+    from trainables.train_loop import encode_split, prepared_data, summarize
 
     torch.set_num_threads(max(1, threads))
     device = torch.device("cuda", 0) if torch.cuda.is_available() else torch.device("cpu")
@@ -94,9 +97,7 @@ def evaluate_checkpoint(
     meter.begin_window("held_out")
     tokenizer = prepared_data(cfg.model, cfg.data).tokenizer  # the one the model was trained with
     pairs = load_split(cfg.data, split, n, cfg.data.seed)
-    encoded = batching.encode_pairs(
-        pairs, tokenizer, cfg.data.max_source_tokens, cfg.data.max_target_tokens
-    )
+    encoded = encode_split(cfg.model, cfg.data, tokenizer, pairs)
     model = build_model(cfg.model, tokenizer)
     with ray.train.Checkpoint(checkpoint_location).as_directory() as directory:
         load_model_weights(model, Path(directory))
@@ -122,4 +123,5 @@ def evaluate_checkpoint(
         time.perf_counter() - started,
         energy,
         export_error,
+        {"split": split, **split_details(pairs, tokenizer, cfg.data.max_source_tokens)},
     )

@@ -9,6 +9,7 @@ Any other name goes to `AutoModelForSeq2SeqLM.from_pretrained` / `AutoTokenizer.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -110,6 +111,70 @@ PRESETS = (
 
 def is_preset(name: str) -> bool:
     return name in PRESETS
+
+
+# transformers' model_type of each preset's family
+PRESET_FAMILY = {
+    "tiny-bart": "bart",
+    "tiny-t5": "t5",
+    "tiny-pegasus": "pegasus",
+    "tiny-prophetnet": "prophetnet",
+    "tiny-led": "led",
+    "tiny-bigbird-pegasus": "bigbird_pegasus",
+}
+# What a family expects before each source: T5 was pre-trained multi-task with task prefixes
+# (Raffel et al. 2020, section 2.4; t5-base config.json, task_specific_params.summarization).
+SOURCE_PREFIX = {"t5": "summarize: "}
+
+
+@functools.cache
+def model_family(cfg: ModelConfig) -> str:
+    """transformers' model_type of the model (`bart`, `t5`, ...), from its config.json."""
+    if is_preset(cfg.name):
+        return PRESET_FAMILY[cfg.name]
+    from transformers import AutoConfig
+
+    return AutoConfig.from_pretrained(cfg.name, revision=cfg.revision or None).model_type
+
+
+def source_prefix(cfg: ModelConfig) -> str:
+    """The text put before every source for this model family ("" for most)."""
+    return SOURCE_PREFIX.get(model_family(cfg), "")
+
+
+def checkpoint_decoding(cfg: ModelConfig) -> dict[str, Any]:
+    """The decoding a hub checkpoint ships (its generation_config.json, else config.json's
+    summarization task parameters): only values it sets away from transformers' defaults, under
+    greentune's names ({} for a preset, or where nothing can be read)."""
+    if is_preset(cfg.name):
+        return {}
+    from transformers import AutoConfig, GenerationConfig
+
+    revision = cfg.revision or None
+    try:
+        own = GenerationConfig.from_pretrained(cfg.name, revision=revision).to_diff_dict()
+    except (OSError, ValueError):
+        own = {}
+    if not any(k in own for k in ("num_beams", "length_penalty", "max_length")):
+        try:
+            config = AutoConfig.from_pretrained(cfg.name, revision=revision)
+            own = {**own, **(config.task_specific_params or {}).get("summarization", {})}
+        except (OSError, ValueError):
+            pass
+    names = {
+        "num_beams": "num_beams",
+        "length_penalty": "length_penalty",
+        "no_repeat_ngram_size": "no_repeat_ngram_size",
+        "min_new_tokens": "min_new_tokens",
+        "max_new_tokens": "max_new_tokens",
+        "min_length": "min_new_tokens",  # encoder-decoders: the summary's length
+        "max_length": "max_new_tokens",
+    }
+    out: dict[str, Any] = {}
+    for key, ours in names.items():
+        if own.get(key) is not None and ours not in out:
+            out[ours] = own[key]
+    return out
 
 
 def train_tokenizer(texts: Iterable[str], vocab_size: int) -> PreTrainedTokenizerFast:

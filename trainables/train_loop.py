@@ -36,6 +36,7 @@ from trainables.models import (
     enable_gradient_checkpointing,
     load_tokenizer,
     model_inputs,
+    source_prefix,
 )
 from trainables.report import RankZero, WorkerReport
 from trainables.session import WorkerSession
@@ -118,13 +119,28 @@ def prepared_data(model_cfg: ModelConfig, data_cfg: DataConfig) -> PreparedData:
         data_cfg, data_cfg.validation_split, data_cfg.n_validation, data_cfg.seed
     )
     tokenizer = load_tokenizer(model_cfg, [t for pair in train_pairs for t in pair])
-    encode = functools.partial(
-        batching.encode_pairs,
-        tokenizer=tokenizer,
-        max_source_tokens=data_cfg.max_source_tokens,
-        max_target_tokens=data_cfg.max_target_tokens,
+    return PreparedData(
+        tokenizer,
+        encode_split(model_cfg, data_cfg, tokenizer, train_pairs),
+        encode_split(model_cfg, data_cfg, tokenizer, val_pairs),
     )
-    return PreparedData(tokenizer, encode(train_pairs), encode(val_pairs))
+
+
+def encode_split(
+    model_cfg: ModelConfig,
+    data_cfg: DataConfig,
+    tokenizer: PreTrainedTokenizerBase,
+    pairs: list[tuple[str, str]],
+) -> batching.EncodedSplit:
+    """Token ids of `pairs` for this model: its family's source prefix (T5's `summarize: `),
+    then truncation to the study's lengths."""
+    prefix = source_prefix(model_cfg)
+    return batching.encode_pairs(
+        [(prefix + s, t) for s, t in pairs] if prefix else pairs,
+        tokenizer,
+        data_cfg.max_source_tokens,
+        data_cfg.max_target_tokens,
+    )
 
 
 @functools.lru_cache(maxsize=2)
@@ -134,9 +150,7 @@ def prepared_test(model_cfg: ModelConfig, data_cfg: DataConfig) -> batching.Enco
 
     tokenizer = prepared_data(model_cfg, data_cfg).tokenizer
     pairs = load_split(data_cfg, data_cfg.test_split, data_cfg.n_test, data_cfg.seed)
-    return batching.encode_pairs(
-        pairs, tokenizer, data_cfg.max_source_tokens, data_cfg.max_target_tokens
-    )
+    return encode_split(model_cfg, data_cfg, tokenizer, pairs)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -487,6 +501,7 @@ def summarize(
                 num_beams=cfg.eval.num_beams,
                 max_new_tokens=cfg.eval.max_new_tokens,
                 length_penalty=cfg.eval.length_penalty,
+                **optional_decoding(cfg),
                 **generation_kwargs,
             )
             predictions += [
@@ -494,6 +509,19 @@ def summarize(
                 for p in tokenizer.batch_decode(generated, skip_special_tokens=True)[:keep]
             ]
     return predictions, loss_sum
+
+
+def optional_decoding(cfg: StudyConfig) -> dict[str, int]:
+    """Decoding settings passed only when set (0 = transformers' default: off)."""
+    e = cfg.eval
+    return {
+        k: v
+        for k, v in (
+            ("min_new_tokens", e.min_new_tokens),
+            ("no_repeat_ngram_size", e.no_repeat_ngram_size),
+        )
+        if v
+    }
 
 
 def _cuda_memory(device: torch.device) -> dict[str, float]:

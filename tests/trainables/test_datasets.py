@@ -163,7 +163,14 @@ def test_builtin_returns_n_pairs() -> None:
 
 
 def test_known_datasets_table() -> None:
-    assert set(KNOWN_DATASETS) == {"builtin", "cnn_dailymail", "xsum", "samsum"}
+    assert set(KNOWN_DATASETS) == {"builtin", "cnn_dailymail", "xsum", "samsum", "reddit_tifu"}
+    tifu = KNOWN_DATASETS["reddit_tifu"]
+    assert (tifu.hub_config, tifu.source_column, tifu.target_column) == (
+        "long",
+        "documents",
+        "tldr",
+    )
+    assert tifu.splits == ("train[:80%]", "train[80%:90%]", "train[90%:]")
     cnn = KNOWN_DATASETS["cnn_dailymail"]
     assert (cnn.hub_config, cnn.source_column, cnn.target_column, cnn.lead_k) == (
         "3.0.0", "article", "highlights", 3

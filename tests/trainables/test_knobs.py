@@ -3,6 +3,7 @@ LED gets global attention, ProphetNet trains its n-gram streams, FLOPs per strea
 count, gradient checkpointing, bf16 autocast really on, ranks agree on early stopping. One
 process, no Ray (the two-rank check spawns two real gloo processes)."""
 
+import math
 import os
 import socket
 
@@ -195,3 +196,25 @@ def test_ranks_agree_on_early_stopping():
         decisions = manager.dict()
         mp.spawn(_agree, args=(port, decisions), nprocs=2, join=True)
         assert dict(decisions) == {0: True, 1: True}
+
+
+def test_deepspeed_trials_follow_each_other_in_one_reused_process(data, monkeypatch):
+    """Tune reuses a trial process; Train's local mode destroys the process group when each
+    run ends. The next single-worker ZeRO trial makes a new one-process group, and DeepSpeed
+    must not keep using its clone of the destroyed one."""
+    import torch.distributed as dist
+
+    from trainables.deepspeed_state import forget_world_group
+    from trainables.train_loop import single_rank_group
+
+    tok, encoded = data
+    for var, value in (("LOCAL_RANK", "0"), ("RANK", "0"), ("WORLD_SIZE", "1")):
+        monkeypatch.setenv(var, value)
+    batch = batching.collate(encoded, list(range(8)), tok.pad_token_id)
+    for trial in range(2):
+        single_rank_group()
+        model = build_model(ModelConfig(name="tiny-bart"), tok, seed=trial)
+        engine = make_engine(model, TrainConfig(zero_stage=2), torch.device("cpu"), 1)
+        assert math.isfinite(float(engine.train_step(batch)))
+        dist.destroy_process_group()  # what Train's local mode does at the end of a run
+    forget_world_group()  # leave no dead clone to the next test module's group
