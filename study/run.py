@@ -45,7 +45,6 @@ from core.storage import Mirror, read_text
 from search_spaces import SearchSpace, load_space
 from search_spaces.experiments import ExperimentPlan, load_plan
 from study.strategies import STRATEGIES, StrategyNumbers, derive_numbers
-from trainables.describe import data_details
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -229,7 +228,7 @@ def _plan_study(args: argparse.Namespace) -> Plan:
     if args.strategy == "experiments":  # the plan's baseline under the user's file and --set
         experiments = load_plan(cfg.search.experiments)
         cfg = resolve_config(args.config, overrides, base=experiments.baseline)
-    cfg, presets = faithful_presets(cfg, args, overrides, experiments)
+    cfg, presets, experiments = faithful_presets(cfg, args, overrides, experiments)
     space = load_space(cfg.search.space)
     space.validate_for({f.name for f in dataclasses.fields(TrainConfig)})
     # every value a trial may get passes the same validation as train.* (not inside a trial)
@@ -426,21 +425,48 @@ def faithful_presets(
     args: argparse.Namespace,
     overrides: list[str],
     experiments: ExperimentPlan | None,
-) -> tuple[StudyConfig, dict[str, str]]:
+) -> tuple[StudyConfig, dict[str, str], ExperimentPlan | None]:
     """Decoding and lengths the user left unset, from the checkpoint's own generation config or
-    the published recipe for the model family on the dataset (core.presets)."""
-    from core.presets import resolve_presets
+    the published recipe for the model family on the dataset (core.presets); a dataset
+    published as one split gets its known cut. An experiments variation that swaps the model or
+    the dataset gets its own family's presets (added to its settings, so the plan in
+    metadata.json shows them)."""
+    from core.presets import PRESET_KEYS, resolve_presets
     from trainables.datasets import dataset_spec
     from trainables.models import check_model_name, checkpoint_decoding, model_family
 
-    check_model_name(cfg.model)  # an unreachable or unknown model: its one-line error first
     explicit = explicit_keys(args.config, overrides, experiments.baseline if experiments else None)
-    spec = dataset_spec(cfg.data.dataset)
-    if spec is not None and spec.splits:  # published as one split: the known 80/10/10 cut
-        roles = ("data.train_split", "data.validation_split", "data.test_split")
-        cut = {k: v for k, v in zip(roles, spec.splits) if k not in explicit}
-        cfg = apply_settings(cfg, cut, f"data.dataset={cfg.data.dataset!r}'s splits")
-    return resolve_presets(cfg, explicit, model_family(cfg.model), checkpoint_decoding(cfg.model))
+    split_keys = ("data.train_split", "data.validation_split", "data.test_split")
+
+    def resolve(c: StudyConfig, keys: set[str]) -> tuple[StudyConfig, dict[str, str]]:
+        check_model_name(c.model)  # an unreachable or unknown model: its one-line error first
+        spec = dataset_spec(c.data.dataset)
+        if spec is not None and spec.splits:  # published as one split: the known 80/10/10 cut
+            cut = {k: v for k, v in zip(split_keys, spec.splits) if k not in keys}
+            c = apply_settings(c, cut, f"data.dataset={c.data.dataset!r}'s splits")
+        return resolve_presets(c, keys, model_family(c.model), checkpoint_decoding(c.model))
+
+    resolved, sources = resolve(cfg, explicit)
+    if experiments is None:
+        return resolved, sources, None
+
+    def value(c: StudyConfig, key: str) -> Any:
+        section, field = key.split(".", 1)
+        return getattr(getattr(c, section), field)
+
+    variations = []
+    for v in experiments.variations:
+        if not {"model.name", "data.dataset"} & set(v.settings):
+            variations.append(v)
+            continue
+        own, _ = resolve(experiments.trial_config(cfg, v.name), explicit | set(v.settings))
+        extra = {
+            k: value(own, k)
+            for k in (*PRESET_KEYS, *split_keys)
+            if k not in v.settings and value(own, k) != value(resolved, k)
+        }
+        variations.append(dataclasses.replace(v, settings={**v.settings, **extra}))
+    return resolved, sources, dataclasses.replace(experiments, variations=tuple(variations))
 
 
 def study_configs(plan: Plan) -> list[StudyConfig]:
@@ -453,15 +479,19 @@ def study_configs(plan: Plan) -> list[StudyConfig]:
     ]
 
 
-def models_of(plan: Plan) -> list[dict[str, Any]]:
-    """Each model the study fine-tunes, counted once (the report's model-details table)."""
-    from trainables.describe import model_details
+def describe_study(plan: Plan, metadata: StudyMetadata) -> None:
+    """The dataset and model details into `metadata`, counted in a Ray worker when the trials
+    have ended (so the study process imports neither torch nor transformers); a failure warns
+    and leaves them out: they describe the study, they decide nothing."""
+    import ray
 
-    models = {}
-    for cfg in study_configs(plan):
-        if cfg.model.name not in models:
-            models[cfg.model.name] = model_details(cfg.model, cfg.data)
-    return list(models.values())
+    from trainables.describe import describe
+
+    try:
+        task = ray.remote(num_cpus=1, max_retries=0)(describe)
+        metadata.data_details, metadata.models = ray.get(task.remote(study_configs(plan)))
+    except Exception as e:  # noqa: BLE001 - any failure: the study's figures stand without them
+        print(f"warning: dataset and model details not recorded ({e!r:.300})", file=sys.stderr)
 
 
 def experiments_record(plan: Plan) -> dict[str, Any] | None:
@@ -892,8 +922,6 @@ def fresh_study(
         git_commit=git_commit(),
         hardware=hardware(),
         presets=plan.presets,
-        data_details=data_details(cfg),
-        models=models_of(plan),
         experiments=experiments_record(plan),
     )
     writer, janitor, stopper = study_callbacks(plan, started_at, tune_plan.scheduler, ctx)
@@ -1001,6 +1029,7 @@ def _run(plan: Plan, keep_ray: bool = False) -> dict[str, Any]:
     results = tuned.tuner.fit()
     fit_finished = time.time()
     held_out = evaluate_selected_model(plan, tuned.writer.selected(), ctx)
+    describe_study(plan, tuned.metadata)
     finished = time.time()
     record_outcome(
         plan, tuned, meter, carbon, held_out, slots, (run_started, fit_finished, finished)

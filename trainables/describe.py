@@ -1,6 +1,9 @@
 """What a study trained on and with, counted from what it loaded: the plan's dataset-details and
 model-details tables (written into metadata.json at the study's start, read by the analysis).
 
+`describe` runs in a Ray worker when the study has ended (the held-out evaluation's worker, which
+has torch and transformers loaded already), so the study process never imports them.
+
 Words are whitespace-separated tokens of the raw text (`str.split`); BPE tokens are the study's
 tokenizer's ids without truncation (so a mean above `data.max_source_tokens` says how much the
 truncation cuts). Parameters are counted on the model's real class, built on PyTorch's meta
@@ -35,7 +38,8 @@ def split_details(
 
 def data_details(cfg: StudyConfig) -> dict[str, Any]:
     """The training and validation splits: samples and mean lengths. The test split is counted
-    when it is read, once, at the end (`trainables.held_out`: metadata.json `test`)."""
+    when it is read, once, by the held-out evaluation (`trainables.held_out`: metadata.json
+    `test`)."""
     from trainables.datasets import load_split
     from trainables.train_loop import prepared_data
 
@@ -87,3 +91,13 @@ def model_details(model_cfg: ModelConfig, data_cfg: DataConfig) -> dict[str, Any
         "decoder_parameters": count(model.get_decoder()),
         "preset": is_preset(model_cfg.name),
     }
+
+
+def describe(configs: list[StudyConfig]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The data details of the study's config (the first) and the details of each model its
+    trials fine-tuned, each model once."""
+    models: dict[str, dict[str, Any]] = {}
+    for cfg in configs:
+        if cfg.model.name not in models:
+            models[cfg.model.name] = model_details(cfg.model, cfg.data)
+    return data_details(configs[0]), list(models.values())

@@ -32,13 +32,22 @@ VERBOSE_ENV = "GREENTUNE_VERBOSE"  # "1": Ray Train's own INFO lines stay (study
 
 def quiet_worker_logs() -> None:
     """Ray Train's per-report lines (each checkpoint's path, "Running in local mode"), the model
-    export's progress bar and DeepSpeed's no-GPU warning on a CPU machine off in this process,
-    unless the study runs with --verbose."""
+    export's progress bar, DeepSpeed's no-GPU warning on a CPU machine, torch.distributed's
+    deprecation warnings under ZeRO and LED's padding notes off in this process, unless the
+    study runs with --verbose."""
     import logging
 
     if os.environ.get(VERBOSE_ENV) == "1":
         return
     logging.getLogger("ray.train").setLevel(logging.WARNING)
+    import warnings
+
+    # DeepSpeed's ZeRO calls torch.distributed functions torch 2.13 deprecates: a FutureWarning
+    # per call, hundreds per trial; LED logs each new batch length it pads to its window.
+    warnings.filterwarnings(
+        "ignore", message=r"`torch\.distributed\.\w+` is deprecated", category=FutureWarning
+    )
+    logging.getLogger("transformers.models.led.modeling_led").setLevel(logging.ERROR)
     import torch
 
     if not torch.cuda.is_available():  # DeepSpeed would warn it "could not detect" a GPU

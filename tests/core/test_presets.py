@@ -62,3 +62,32 @@ def test_t5_sources_get_the_task_prefix_and_a_saved_checkpoint_s_decoding_is_rea
     tok.save_pretrained(tmp_path)
     decoding = checkpoint_decoding(ModelConfig(name=str(tmp_path)))
     assert decoding["num_beams"] == 3 and decoding["no_repeat_ngram_size"] == 2
+
+
+def test_an_experiments_variation_that_swaps_the_model_gets_its_own_family_s_presets(tmp_path):
+    """BART on XSum with a PEGASUS and a T5 variation: PEGASUS takes its XSum recipe, T5 (no
+    published XSum recipe here) the defaults, not BART's beam 6."""
+    import argparse
+
+    from search_spaces.experiments import load_plan
+    from study.run import faithful_presets
+
+    path = tmp_path / "plan.yaml"
+    path.write_text(
+        "variations:\n"
+        "  - {name: pegasus, set: {model.name: tiny-pegasus}}\n"
+        "  - {name: t5, set: {model.name: tiny-t5}}\n"
+        "  - {name: frozen, set: {train.freeze: encoder}}\n"
+    )
+    plan = load_plan(str(path))
+    overrides = ["data.dataset=xsum", "data.max_source_tokens=256"]
+    cfg = resolve_config(overrides=overrides, base=plan.baseline)
+    resolved, _, plan = faithful_presets(cfg, argparse.Namespace(config=None), overrides, plan)
+    assert (resolved.eval.num_beams, resolved.eval.max_new_tokens) == (6, 60)  # BART's XSum
+    pegasus = plan.trial_config(resolved, "pegasus")
+    assert (pegasus.eval.num_beams, pegasus.eval.length_penalty) == (8, 0.6)
+    assert pegasus.eval.max_new_tokens == 64 and pegasus.eval.no_repeat_ngram_size == 0
+    assert pegasus.data.max_source_tokens == 256  # the user's length stands
+    t5 = plan.trial_config(resolved, "t5")
+    assert (t5.eval.num_beams, t5.eval.max_new_tokens, t5.eval.min_new_tokens) == (1, 48, 0)
+    assert plan.variation("frozen").settings == {"train.freeze": "encoder"}  # no model swap
