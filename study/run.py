@@ -77,6 +77,7 @@ examples:
   python -m study.run grid --config my_study.yaml --name grid-xsum
   python -m study.run pbt --address auto --storage abfss://results@acct.dfs.core.windows.net/studies
   python -m study.run pbt --name my-study --resume  # finish an interrupted study
+  python -m study.run experiments                  # the efficiency experiments (experiments.yaml)
 
 Settings (--set section.key=value) and their defaults live in core/config.py; the search space
 in search_spaces/default.yaml.
