@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from core.config import ConfigError, StudyConfig, apply_settings, load_yaml_file
-from core.effects import DIRECTIONS, Expectation
-from core.schema import BASELINE_VARIATION, EFFECTS
+from core.effects import Expectation
+from core.schema import BASELINE_VARIATION
 
 
 @dataclass(frozen=True)
@@ -131,14 +131,14 @@ def _variation(raw: Any, where: str) -> Variation:
             raise ConfigError(
                 f"{where}: expect entry {item!r}: write {{effect: ..., direction: ...}}"
             )
-        effect, direction = item.get("effect"), item.get("direction")
-        if effect not in EFFECTS:
-            raise ConfigError(f"{where}: effect={effect!r}: use one of {', '.join(EFFECTS)}")
-        if direction not in DIRECTIONS:
-            raise ConfigError(
-                f"{where}: direction={direction!r}: use one of {', '.join(DIRECTIONS)}"
+        try:  # core.effects.Expectation checks the effect and the direction
+            expect.append(
+                Expectation(
+                    item.get("effect"), item.get("direction"), bool(item.get("situational"))
+                )
             )
-        expect.append(Expectation(effect, direction, bool(item.get("situational", False))))
+        except ValueError as e:
+            raise ConfigError(f"{where}: {e}") from e
     return Variation(
         raw["name"],
         dict(settings),
