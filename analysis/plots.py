@@ -21,13 +21,13 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
+from analysis.fronts import ENERGY_BASIS, SHARE_KWH, trial_points
 from analysis.summary import (
     ENERGY_COMPONENTS,
     best_so_far,
     common_baseline,
     order_strategies,
     pareto_front,
-    trial_totals,
 )
 from core.schema import (
     BEST_PREFIX,
@@ -55,6 +55,7 @@ from core.schema import (
     X_ENERGY_KWH,
     X_WALL_S,
 )
+from core.strategies import CATALOGUE
 
 if TYPE_CHECKING:
     from analysis.load import Study
@@ -72,26 +73,20 @@ _STYLE = {
     "grid.alpha": 0.3,
 }
 _PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
-_FIXED_COLORS = {
-    "grid": _PALETTE[0],
-    "random": _PALETTE[1],
-    "asha": _PALETTE[2],
-    "pbt": _PALETTE[3],
-}
 _COMPONENT_COLORS = {"gpu": "#4c72b0", "cpu": "#dd8452", "ram": "#55a868"}
 BASELINE_COLOR = "#6b6b6b"
 CLUSTER_LABEL = "whole cluster, study start to end (mean over seeds)"
 
 
 def strategy_colors(strategies: Sequence[str]) -> dict[str, str]:
-    """A stable color per strategy (grid, random, asha, pbt fixed; others after)."""
-    spare = [c for c in _PALETTE if c not in _FIXED_COLORS.values()]
+    """Each strategy's own colour (core.strategies.CATALOGUE); a name it does not know (a study
+    of an older greentune) takes the palette's colours in turn."""
     out, i = {}, 0
     for s in order_strategies(list(strategies)):
-        if s in _FIXED_COLORS:
-            out[s] = _FIXED_COLORS[s]
+        if s in CATALOGUE:
+            out[s] = CATALOGUE[s].color
         else:
-            out[s] = spare[i % len(spare)]
+            out[s] = _PALETTE[i % len(_PALETTE)]
             i += 1
     return out
 
@@ -266,24 +261,25 @@ def plot_best_so_far(
 
 
 def plot_trials_pareto(studies: Sequence[Study], metric: str = ROUGEL, mode: str = "max") -> Figure:
-    """Every trial's best `metric` against the energy it used, colored by strategy, with the Pareto
-    front over all trials (least energy for the most score)."""
-    tables = [trial_totals(s.reports, metric, mode) for s in studies]
+    """Every trial's best `metric` against its share of the whole-cluster energy
+    (`analysis.fronts`), colored by strategy; thin steps: each strategy's front (its seeds
+    pooled); black: the front over all trials."""
+    tables = [trial_points(s) for s in studies]
     trials = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
     y = BEST_PREFIX + metric
-    title = f"All trials: best {metric} vs energy used, with the Pareto front"
-    if trials.empty or trials[[ENERGY_KWH, y]].dropna().empty:
+    title = f"All trials: best {metric} vs energy, with the Pareto fronts"
+    if trials.empty or trials[[SHARE_KWH, y]].dropna().empty:
         return _note_figure(title, "No trial has both an energy figure and a score.")
-    data = trials.dropna(subset=[ENERGY_KWH, y])
-    scale, unit = _energy_scale(float(data[ENERGY_KWH].max()))
+    data = trials.dropna(subset=[SHARE_KWH, y])
+    scale, unit = _energy_scale(float(data[SHARE_KWH].max()))
     colors = strategy_colors(list(data[STRATEGY].unique()))
-    front = pareto_front(data, ENERGY_KWH, y, "min", mode)
+    front = pareto_front(data, SHARE_KWH, y, "min", mode)
     with matplotlib.rc_context(_STYLE):
         fig, (ax,) = _new_figure(5.5)
         for strategy in order_strategies(list(data[STRATEGY].unique())):
             d = data[data[STRATEGY] == strategy]
             ax.scatter(
-                d[ENERGY_KWH] / scale,
+                d[SHARE_KWH] / scale,
                 d[y],
                 s=42,
                 alpha=0.75,
@@ -292,8 +288,10 @@ def plot_trials_pareto(studies: Sequence[Study], metric: str = ROUGEL, mode: str
                 lw=0.6,
                 label=f"{strategy} ({len(d)} trials)",
             )
+            own = pareto_front(d, SHARE_KWH, y, "min", mode)
+            ax.step(own[SHARE_KWH] / scale, own[y], where="post", color=colors[strategy], lw=1)
         ax.step(
-            front[ENERGY_KWH] / scale,
+            front[SHARE_KWH] / scale,
             front[y],
             where="post",
             color="black",
@@ -301,16 +299,17 @@ def plot_trials_pareto(studies: Sequence[Study], metric: str = ROUGEL, mode: str
             label=f"Pareto front ({len(front)} trials)",
         )
         ax.scatter(
-            front[ENERGY_KWH] / scale, front[y], s=110, facecolor="none", edgecolor="black", lw=1.5
+            front[SHARE_KWH] / scale, front[y], s=110, facecolor="none", edgecolor="black", lw=1.5
         )
-        ax.set_xlabel(f"energy used by the trial ({unit})")
+        basis = ", ".join(sorted(set(data[ENERGY_BASIS])))
+        ax.set_xlabel(f"energy of the trial ({unit}; {basis})")
         ax.set_ylabel(f"best {metric} of the trial (F-measure)")
         ax.set_title(title)
         ax.set_xlim(left=0)
         # outside the axes: diverged trials sit at the bottom right, where a legend would hide them
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
-        dropped = len(trials) - len(data)
-        if dropped:
+        dropped = sum(len(s.reports.groupby(TRIAL_ID)) for s in studies) - len(data)
+        if dropped > 0:
             ax.text(
                 0.01,
                 0.02,

@@ -17,7 +17,12 @@ import pandas as pd
 
 from analysis import plots
 from analysis.document import Section, to_html, to_markdown
-from analysis.formatting import num, sig4
+from analysis.formatting import interval, num, sig4
+from analysis.fronts import (
+    HYPERVOLUME,
+    front_table,
+    hypervolume_by_strategy,
+)
 from analysis.load import Study, StudyLoadError, load_studies, mismatches
 from analysis.summary import (
     ENERGY_COMPONENTS,
@@ -154,9 +159,10 @@ def _plots(
         lambda: plots.plot_best_so_far(studies, x=X_WALL_S, target=target),
     )
     add(
-        "Trials: ROUGE-L vs energy",
-        "Each point is a trial (its best ROUGE-L, the energy it used); "
-        "the black steps join the trials no other trial beats on both.",
+        FRONT_PLOT,
+        "Each point is a trial: its best validation ROUGE-L against its share of the whole "
+        "cluster's energy (its own meter x the study's cluster / trials ratio: idle time and "
+        "start-up included); the black steps join the trials no other trial beats on both.",
         lambda: plots.plot_trials_pareto(studies),
     )
     first_seed = {}
@@ -260,6 +266,35 @@ def _cluster_note(studies: Sequence[Study], summary: pd.DataFrame) -> str:
     return text + "."
 
 
+FRONT_PLOT = "Trials: ROUGE-L vs their share of the whole-cluster energy"
+FRONT_HEAD = "Hypervolume of each strategy's ROUGE-energy front"
+FRONT_NOTE = (
+    "The share of the box [0, reference kWh] x [0, 1 ROUGE-L] that a study's front dominates "
+    "(larger: better and cheaper trials), mean over seeds with its 95 % bootstrap interval "
+    "(none with one seed). One reference for every study: 1.1 x the costliest trial of any. "
+    "Single- and multi-objective strategies on the same axes; validation scores."
+)
+
+
+def hypervolume_table(studies: Sequence[Study]) -> pd.DataFrame:
+    per_study = front_table(studies)
+    by_strategy = hypervolume_by_strategy(per_study)
+    basis = ", ".join(sorted(set(per_study["energy_basis"])))
+    return pd.DataFrame(
+        {
+            "strategy": by_strategy["strategy"],
+            "seeds": by_strategy["seeds"],
+            "hypervolume": [
+                num(r[HYPERVOLUME + "_mean"], 4)
+                + interval(r["hypervolume_ci_low"], r["hypervolume_ci_high"], lambda v: num(v, 4))
+                for _, r in by_strategy.iterrows()
+            ],
+            "trials on the front (mean)": [num(v, 1) for v in by_strategy["trials_on_front_mean"]],
+            "reference": f"{sig4(per_study['reference_kwh'].iloc[0] * 1000)} Wh; {basis}",
+        }
+    )
+
+
 def winners_table(summary: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(
         {
@@ -334,6 +369,10 @@ def sections(
         out.append(Section(plot_title, caption, plot=png, is_plot=True))
         if plot_title == ENERGY_PLOT:
             out.append(energy)
+        if plot_title == FRONT_PLOT:
+            out.append(
+                Section(FRONT_HEAD, FRONT_NOTE, hypervolume_table(studies), "front", level=3)
+            )
     if ENERGY_PLOT not in [t for t, _, _ in plotted]:
         out.append(energy)
     out += [

@@ -559,6 +559,8 @@ def from_dict(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
 
 
 def _coerce(tp: Any, value: Any, name: str) -> Any:
+    if type(value).__module__ == "numpy" and hasattr(value, "item"):
+        value = value.item()  # a searcher's numpy scalar (BOHB's ConfigSpace gives np.int64)
     if dataclasses.is_dataclass(tp):
         return from_dict(tp, value, prefix=name + ".")
     if isinstance(tp, types.UnionType) or typing.get_origin(tp) is typing.Union:

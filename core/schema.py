@@ -25,6 +25,7 @@ CLUSTER_ENERGY_FILE = "cluster_energy.json"
 PBT_DECISIONS_FILE = (
     "pbt_decisions.parquet"  # every PBT exploit decision: who, whom, at which score
 )
+RUNG_DECISIONS_FILE = "rung_decisions.parquet"  # every MO-ASHA rung decision: who, where, why
 BEST_MODEL_DIR = "best_model"  # the selected model: save_pretrained's files and a model card
 MODEL_CARD_FILE = "README.md"  # in BEST_MODEL_DIR: Hugging Face's model card, with its CO2
 TEST_SCORES_FILE = "test_scores.parquet"  # the selected model on the held-out split, per example

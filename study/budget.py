@@ -121,6 +121,7 @@ class BudgetStopper(Stopper):
         self.cluster = cluster  # a fresh cluster reading; only where the unit needs it
         self.latest: dict[str, dict[str, Any]] = {}
         self.reason: str | None = None
+        self.halted: str | None = None  # the study stopped for another cause (halt)
 
     def needs_cluster(self) -> bool:
         return self.budget.unit in CLUSTER_UNITS and self.budget.scope == "cluster"
@@ -134,8 +135,12 @@ class BudgetStopper(Stopper):
         self.reason = self.reason or spent_reason(self.budget, self.spend())
         return self.reason is not None
 
+    def halt(self, why: str) -> None:
+        """Stop the whole study now, not for its budget (e.g. trials that keep failing)."""
+        self.halted = self.halted or why
+
     def stop_all(self) -> bool:
-        return self.reason is not None
+        return self.reason is not None or self.halted is not None
 
     def __getstate__(self) -> dict[str, Any]:
         # Tune pickles its stopper into the experiment state; the meter reader is rebuilt.

@@ -118,9 +118,11 @@ def trial_order(trial_id: str) -> int:
 
 
 def make_pbt(
-    population_fits: bool, seed: int, max_t: int, **kwargs: Any
+    population_fits: bool, seed: int, max_t: int, gp: bool = False, **kwargs: Any
 ) -> PopulationBasedTraining:
-    """Ray's PBT with the ranking and donor rule above, for trials of `max_t` reports.
+    """Ray's PBT with the ranking and donor rule above, for trials of `max_t` reports; with
+    `gp`, Ray's PB2 (Parker-Holder et al. 2020) under the same rule: only the explore step
+    differs (a GP bandit over `hyperparam_bounds` picks the clone's new values).
 
     A trial at its last report has finished its budget: it does not exploit (Ray's would, and the
     clone would train the donor's last interval again, and again at every final report).
@@ -134,7 +136,12 @@ def make_pbt(
     from ray.tune.experiment import Trial
     from ray.tune.schedulers import PopulationBasedTraining, TrialScheduler
 
-    class FullStrengthPBT(PopulationBasedTraining):
+    if gp:
+        from ray.tune.schedulers.pb2 import PB2 as base  # noqa: N813
+    else:
+        base = PopulationBasedTraining
+
+    class FullStrengthPBT(base):
         def __init__(self, **kw: Any):
             super().__init__(**kw)
             self._rng = random.Random(seed)

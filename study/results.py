@@ -26,6 +26,8 @@ from core.storage import Mirror
 if TYPE_CHECKING:
     from ray.tune.experiment import Trial
 
+ERRORS_IN_A_ROW = 3  # the study stops after this many trials in a row end in ERROR
+
 # Tune's own bookkeeping keys we keep, renamed; every other key of a result is ours already.
 _DROP = {
     "config",
@@ -230,6 +232,7 @@ class ResultsWriter(Callback):
         self.scheduler = (
             None  # with greentune's PBT: its exploit decisions go to pbt_decisions.parquet
         )
+        self.errors_in_a_row = 0  # trials ended in ERROR since the last one that did not
         self.rows: list[dict[str, Any]] = []
         self.statuses: dict[str, dict[str, Any]] = {}
         self._seen: set[str] = set()
@@ -314,6 +317,7 @@ class ResultsWriter(Callback):
             "status": "TERMINATED",
             "stop_reason": self._stop_reason(trial),
         }
+        self.errors_in_a_row = 0
         self._dirty = True
         self.flush()
 
@@ -341,6 +345,13 @@ class ResultsWriter(Callback):
                 schema.SEED: self.seed,
             },
         }
+        # A sampler starts trials until the budget is spent, and an errored trial spends little:
+        # trials that keep failing (a setting every trial trips on) would loop without end.
+        self.errors_in_a_row += 1
+        if self.errors_in_a_row >= ERRORS_IN_A_ROW and self.budget_stopper is not None:
+            self.budget_stopper.halt(
+                f"{self.errors_in_a_row} trials in a row ended in ERROR; see their error.txt"
+            )
         self._dirty = True
         self.flush()
 
@@ -386,9 +397,8 @@ class ResultsWriter(Callback):
             )
             decisions = getattr(self.scheduler, "decisions", None)
             if decisions:
-                write_parquet_atomic(
-                    pd.DataFrame(decisions), self.study_dir / schema.PBT_DECISIONS_FILE
-                )
+                name = getattr(self.scheduler, "decisions_file", schema.PBT_DECISIONS_FILE)
+                write_parquet_atomic(pd.DataFrame(decisions), self.study_dir / name)
         except OSError as e:
             warnings.warn(
                 f"could not write the study's tables ({e.strerror or e}); {len(self.rows)} "

@@ -1,4 +1,4 @@
-"""Run one hyperparameter study: `python -m study.run {pbt,asha,grid,random} [options]`.
+"""Run one hyperparameter study: `python -m study.run <strategy> [options]`.
 
 Resolves and validates everything first (config, search space, strategy numbers, model, data,
 resources, storage): bad input ends with one line naming the field, the value and the fix, exit
@@ -42,6 +42,7 @@ from core.metadata import (
     write_metadata,
 )
 from core.storage import Mirror, read_text
+from core.strategies import CATALOGUE
 from search_spaces import SearchSpace, load_space
 from search_spaces.experiments import ExperimentPlan, load_plan
 from study.strategies import STRATEGIES, StrategyNumbers, derive_numbers
@@ -70,6 +71,17 @@ TRAIN_ENV = {
 }
 DRIVER_RESOURCE = "trial_driver"  # only the head node offers it: trial drivers run there
 
+
+def strategies_help() -> str:
+    """The strategies as --help lists them (core.strategies.CATALOGUE)."""
+    width = max(len(name) for name in CATALOGUE)
+    lines = []
+    for s in CATALOGUE.values():
+        extra = " [pip install 'greentune[strategies]']" if s.packages else ""
+        lines.append(f"  {s.name:<{width}}  {s.title}{extra}")
+    return "strategies:\n" + "\n".join(lines) + "\n"
+
+
 EPILOG = """
 examples:
   python -m study.run pbt                          # default: local Ray, built-in data, tiny-bart
@@ -78,6 +90,7 @@ examples:
   python -m study.run pbt --address auto --storage abfss://results@acct.dfs.core.windows.net/studies
   python -m study.run pbt --name my-study --resume  # finish an interrupted study
   python -m study.run experiments                  # the efficiency experiments (experiments.yaml)
+  python -m study.run compare --strategies asha,hyperband,bohb,pb2,optuna,optuna-asha,mo-asha
 
 Settings (--set section.key=value) and their defaults live in core/config.py; the search space
 in search_spaces/default.yaml.
@@ -89,17 +102,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m study.run",
         description=__doc__.split("\n\n")[0] + "\n\n" + __doc__.split("\n\n")[1],
-        epilog=EPILOG,
+        epilog=strategies_help() + EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
         "strategy",
         choices=(*STRATEGIES, "compare", "experiments"),
-        help="search strategy: Population "
-        "Based Training, ASHA early stopping, grid search over the space's grid points, random "
-        "search; `compare`: run --strategies x --seeds under the same budget, then write "
-        "the analysis report; or `experiments`: the efficiency experiments of "
-        "search_spaces/experiments.yaml (one knob at a time against a baseline, over seeds)",
+        metavar="strategy",
+        help="a search strategy (listed below); `compare`: run --strategies x --seeds under "
+        "the same budget, then write the analysis report; or `experiments`: the efficiency "
+        "experiments of search_spaces/experiments.yaml (one knob at a time against a "
+        "baseline, over seeds)",
     )
     p.add_argument(
         "--strategies",
@@ -933,7 +946,9 @@ def fresh_study(
             schema.TRIAL_EPOCHS: "epochs",
             schema.ENERGY_TOTAL_J: "energy_J",
         },
-        parameter_columns=list(tune_plan.param_space),  # the space's names; variation, repeat
+        # the space's names (variation, repeat in experiments); a searcher holding the space
+        # (optuna-mo) leaves param_space empty
+        parameter_columns=list(tune_plan.param_space) or space.names,
         max_report_frequency=15,
     )
     mlflow = mlflow_runs(plan, None)
@@ -1121,6 +1136,7 @@ def closing_summary(
         "errors": results.num_errors,
         "wall_s": wall_s,
         "stopped_on_budget": tuned.stopper.reason,
+        "halted": tuned.stopper.halted,
         "best_" + metric: best.get(metric) if best else None,
         "best_trial": best.get(schema.TRIAL_ID) if best else None,
         "best_config": {
@@ -1535,7 +1551,8 @@ def main(argv: list[str] | None = None) -> int:
     if summary["errors"]:
         print(
             f"error: {summary['errors']} trial(s) ended in ERROR; their error.txt files are in "
-            f"the trial folders under {summary['study_dir']}",
+            f"the trial folders under {summary['study_dir']}"
+            + (f" (the study stopped: {summary['halted']})" if summary.get("halted") else ""),
             file=sys.stderr,
         )
         return 1

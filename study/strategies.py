@@ -1,9 +1,10 @@
 """Strategies in a registry, each derived from the one search space and the study's budget.
 
-Each `Strategy` in `REGISTRY` is two functions: its arithmetic (how many trials it gets for a
-budget: plain functions over plain data, no Ray) and its Ray Tune objects (param_space, sample
-count, scheduler, searcher). A new strategy is one more entry; `derive_numbers` and
-`build_tune_plan` only look it up.
+Each `Strategy` in `REGISTRY` is its facts (`core.strategies.CATALOGUE`: what it is, what it
+needs, its colour) and two functions: its arithmetic (what it derives from a budget: plain
+functions over plain data, no Ray) and its Ray Tune objects (param_space, sample count,
+scheduler, searcher). A new strategy is one more entry here and in the catalogue;
+`derive_numbers` and `build_tune_plan` only look it up.
 
 Units: the budget is in one of `core.config.BUDGET_UNITS` (trial-epochs by default); Tune counts
 reports (`training_iteration`), and a trial reports `evals_per_epoch` times per epoch.
@@ -19,9 +20,11 @@ from typing import TYPE_CHECKING, Any
 
 from core import schema
 from core.config import ConfigError, StudyConfig
+from core.strategies import CATALOGUE, TUNING_STRATEGIES, StrategyInfo
 from search_spaces import SearchSpace
 from search_spaces.experiments import load_plan
 from study.budget import Budget, study_budget
+from study.mo_asha import make_mo_asha
 from study.pbt import make_pbt
 
 if TYPE_CHECKING:
@@ -54,6 +57,9 @@ class StrategyNumbers:
     asha_reduction_factor: int | None = None
     asha_rungs: tuple[int, ...] | None = None
     asha_expected_reports_per_trial: float | None = None
+    hyperband_brackets: tuple[tuple[int, int], ...] | None = None  # (trials, first reports)
+    hyperband_expected_reports_per_trial: float | None = None
+    objectives: tuple[str, ...] | None = None  # a multi-objective strategy's (metric, energy)
     pbt_population: int | None = None
     pbt_perturbation_interval: int | None = None
     pbt_quantile_fraction: float | None = None
@@ -118,11 +124,40 @@ class BudgetTerms:
         )
 
 
-def grid_numbers(terms: BudgetTerms, cfg: StudyConfig) -> StrategyNumbers:
+def hyperband_brackets(max_t: int, reduction_factor: int) -> tuple[tuple[int, int], ...]:
+    """Ray's Hyperband brackets for trials of `max_t` reports, in the order Ray fills them:
+    (trials n, reports r each runs before the first halving), s = 0 (no stopping) first;
+    s_max + 1 = round(log_eta max_t) + 1 brackets (Li et al. 2018, as ray.tune.schedulers.
+    HyperBandScheduler counts them)."""
+    eta = reduction_factor
+    s_max_1 = int(round(math.log(max_t) / math.log(eta))) + 1 if max_t > 1 else 1
+    out = []
+    for s in range(s_max_1):
+        first = int(max_t * eta ** (-s))
+        if first > 0:
+            out.append((math.ceil(s_max_1 / (s + 1) * eta**s), first))
+    return tuple(out)
+
+
+def hyperband_expected_reports(max_t: int, reduction_factor: int) -> float:
+    """Expected reports per trial over one pass of the brackets: n trials run r reports, the top
+    ceil(n / eta) go on to min(r x eta, max_t), and so on to max_t."""
+    work = trials = 0
+    for n, r in hyperband_brackets(max_t, reduction_factor):
+        trials += n
+        work += n * r
+        while r < max_t:
+            n, grown = math.ceil(n / reduction_factor), min(r * reduction_factor, max_t)
+            work += n * (grown - r)
+            r = grown
+    return work / trials
+
+
+def grid_numbers(terms: BudgetTerms, cfg: StudyConfig) -> dict[str, Any]:
     """Whole passes over the grid's points under a trial-epochs budget; passes until the budget
     is spent under any other unit."""
     if not terms.in_epochs:
-        return terms.numbers("grid", num_trials=None)
+        return {"num_trials": None}
     points, epochs, amount = terms.grid_points, terms.epochs, terms.budget.amount
     repeats = math.floor(amount / (points * epochs))
     if repeats < 1:
@@ -131,18 +166,21 @@ def grid_numbers(terms: BudgetTerms, cfg: StudyConfig) -> StrategyNumbers:
             f"({points} points x {epochs} epochs = {points * epochs}); raise the budget "
             f"or use fewer grid points"
         )
-    return terms.numbers(
-        "grid", num_trials=points * repeats, expected_trials=points * repeats, grid_repeats=repeats
-    )
+    return {
+        "num_trials": points * repeats,
+        "expected_trials": points * repeats,
+        "grid_repeats": repeats,
+    }
 
 
-def random_numbers(terms: BudgetTerms, cfg: StudyConfig) -> StrategyNumbers:
-    """Trials sampled until the budget is spent (no trial count)."""
+def sampler_numbers(terms: BudgetTerms, cfg: StudyConfig) -> dict[str, Any]:
+    """Trials proposed until the budget is spent (no trial count), each run to the end: random
+    search and the model-based searchers (Optuna's TPE, GP, multi-objective TPE)."""
     expected = math.floor(terms.budget.amount / terms.epochs) if terms.in_epochs else None
-    return terms.numbers("random", num_trials=None, expected_trials=expected)
+    return {"num_trials": None, "expected_trials": expected}
 
 
-def asha_numbers(terms: BudgetTerms, cfg: StudyConfig) -> StrategyNumbers:
+def asha_numbers(terms: BudgetTerms, cfg: StudyConfig) -> dict[str, Any]:
     """Trials sampled until the budget is spent, each stopped at a rung unless in its top 1/eta."""
     s, max_t = cfg.search, terms.max_t
     grace = min(s.asha_grace_period, max_t)
@@ -150,19 +188,44 @@ def asha_numbers(terms: BudgetTerms, cfg: StudyConfig) -> StrategyNumbers:
     expected = (
         terms.budget.amount * cfg.train.evals_per_epoch / per_trial if terms.in_epochs else None
     )
-    return terms.numbers(
-        "asha",
-        num_trials=None,
-        expected_trials=expected,
-        asha_grace_period=grace,
-        asha_reduction_factor=s.asha_reduction_factor,
-        asha_rungs=asha_rungs(grace, s.asha_reduction_factor, max_t),
-        asha_expected_reports_per_trial=per_trial,
+    return {
+        "num_trials": None,
+        "expected_trials": expected,
+        "asha_grace_period": grace,
+        "asha_reduction_factor": s.asha_reduction_factor,
+        "asha_rungs": asha_rungs(grace, s.asha_reduction_factor, max_t),
+        "asha_expected_reports_per_trial": per_trial,
+    }
+
+
+def mo_asha_numbers(terms: BudgetTerms, cfg: StudyConfig) -> dict[str, Any]:
+    """ASHA's rungs and arithmetic; the rungs rank by (the search metric, the trial's energy)."""
+    return {**asha_numbers(terms, cfg), "objectives": (cfg.search.metric, schema.ENERGY_TOTAL_J)}
+
+
+def optuna_mo_numbers(terms: BudgetTerms, cfg: StudyConfig) -> dict[str, Any]:
+    return {**sampler_numbers(terms, cfg), "objectives": (cfg.search.metric, schema.ENERGY_TOTAL_J)}
+
+
+def hyperband_numbers(terms: BudgetTerms, cfg: StudyConfig) -> dict[str, Any]:
+    """Trials until the budget is spent, run in Hyperband's brackets (BOHB uses the same)."""
+    eta, max_t = cfg.search.asha_reduction_factor, terms.max_t
+    per_trial = hyperband_expected_reports(max_t, eta)
+    expected = (
+        terms.budget.amount * cfg.train.evals_per_epoch / per_trial if terms.in_epochs else None
     )
+    return {
+        "num_trials": None,
+        "expected_trials": expected,
+        "asha_reduction_factor": eta,
+        "hyperband_brackets": hyperband_brackets(max_t, eta),
+        "hyperband_expected_reports_per_trial": per_trial,
+    }
 
 
-def pbt_numbers(terms: BudgetTerms, cfg: StudyConfig) -> StrategyNumbers:
-    """A fixed population trained for the full horizon: as many trials as the budget buys."""
+def pbt_numbers(terms: BudgetTerms, cfg: StudyConfig) -> dict[str, Any]:
+    """A fixed population trained for the full horizon: as many trials as the budget buys (PBT
+    and PB2)."""
     epochs, amount, max_t = terms.epochs, terms.budget.amount, terms.max_t
     population = cfg.search.pbt_population or (
         math.floor(amount / epochs) if terms.in_epochs else terms.grid_points
@@ -182,17 +245,16 @@ def pbt_numbers(terms: BudgetTerms, cfg: StudyConfig) -> StrategyNumbers:
             f"search.pbt_perturbation_interval={cfg.search.pbt_perturbation_interval}: "
             f"must be below the {max_t} reports of a trial, or PBT never exploits"
         )
-    return terms.numbers(
-        "pbt",
-        num_trials=population,
-        expected_trials=population,
-        pbt_population=population,
-        pbt_perturbation_interval=cfg.search.pbt_perturbation_interval,
-        pbt_quantile_fraction=cfg.search.pbt_quantile_fraction,
-    )
+    return {
+        "num_trials": population,
+        "expected_trials": population,
+        "pbt_population": population,
+        "pbt_perturbation_interval": cfg.search.pbt_perturbation_interval,
+        "pbt_quantile_fraction": cfg.search.pbt_quantile_fraction,
+    }
 
 
-def experiments_numbers(terms: BudgetTerms, cfg: StudyConfig) -> StrategyNumbers:
+def experiments_numbers(terms: BudgetTerms, cfg: StudyConfig) -> dict[str, Any]:
     """Every variation that can run on this cluster, `seeds` times: a fixed trial count (the
     default budget is exactly that many trials' epochs)."""
     plan, has_gpu = load_plan(cfg.search.experiments), cfg.resources.gpus_per_worker > 0
@@ -204,14 +266,13 @@ def experiments_numbers(terms: BudgetTerms, cfg: StudyConfig) -> StrategyNumbers
             f"budget.trial_epochs={terms.budget.amount:g}: the plan needs {trials} trials x "
             f"{terms.epochs} epochs = {trials * terms.epochs}; raise it or leave it unset"
         )
-    return terms.numbers(
-        "experiments",
-        num_trials=trials,
-        expected_trials=trials,
-        experiment_variations=runnable,
-        experiment_seeds=plan.seeds,
-        experiment_skipped=plan.skipped(has_gpu),
-    )
+    return {
+        "num_trials": trials,
+        "expected_trials": trials,
+        "experiment_variations": runnable,
+        "experiment_seeds": plan.seeds,
+        "experiment_skipped": plan.skipped(has_gpu),
+    }
 
 
 def grid_points(strategy: str, space: SearchSpace, cfg: StudyConfig) -> int:
@@ -222,15 +283,29 @@ def grid_points(strategy: str, space: SearchSpace, cfg: StudyConfig) -> int:
     return len(space.grid())
 
 
+def check_installed(strategy: str) -> None:
+    """Refuse a strategy whose optional packages are missing, with the command that installs
+    them (before Ray starts)."""
+    info = CATALOGUE[strategy]
+    missing = info.missing_packages()
+    if missing:
+        raise ConfigError(
+            f"strategy={strategy}: needs {', '.join(missing)}, not installed here; "
+            f"{info.install_hint()}"
+        )
+
+
 def derive_numbers(strategy: str, space: SearchSpace, cfg: StudyConfig) -> StrategyNumbers:
     """What `strategy` runs for the study budget, so that every strategy spends the same one.
 
-    Samplers (random, ASHA) and grid under a budget other than trial-epochs have no trial count:
-    they start trials until the budget is spent (`study.budget`). Grid under trial-epochs runs
-    whole passes over its points; PBT runs a fixed population for the full horizon.
+    Samplers (random, ASHA, the Optuna searchers, Hyperband, BOHB, MO-ASHA) and grid under a
+    budget other than trial-epochs have no trial count: they start trials until the budget is
+    spent (`study.budget`). Grid under trial-epochs runs whole passes over its points; PBT and
+    PB2 run a fixed population for the full horizon.
     """
     if strategy not in REGISTRY:
         raise ConfigError(f"strategy={strategy!r}: unknown; use one of {', '.join(REGISTRY)}")
+    check_installed(strategy)
     epochs = cfg.train.epochs
     points = grid_points(strategy, space, cfg)
     budget = study_budget(cfg.budget, default_trial_epochs=points * epochs)
@@ -246,7 +321,10 @@ def derive_numbers(strategy: str, space: SearchSpace, cfg: StudyConfig) -> Strat
             "budget could never be spent; set energy.vm_size to the nodes' Azure size, "
             "or budget another unit (trial_epochs, device_hours, energy_kwh, co2_kg)"
         )
-    return REGISTRY[strategy].numbers(terms, cfg)
+    entry = REGISTRY[strategy]
+    if entry.check_space is not None:
+        entry.check_space(space)
+    return terms.numbers(strategy, **entry.numbers(terms, cfg))
 
 
 def pbt_explore(space: SearchSpace, seed: int) -> Callable[[dict[str, Any]], dict[str, Any]]:
@@ -260,6 +338,50 @@ def pbt_explore(space: SearchSpace, seed: int) -> Callable[[dict[str, Any]], dic
                 config[p.name] = p.sample(rng)
             elif p.name in config:
                 config[p.name] = p.clip(config[p.name])
+        return config
+
+    return explore
+
+
+def pb2_bounds(space: SearchSpace) -> dict[str, list[float]]:
+    """PB2's GP bounds: [low, high] of every parameter PBT may mutate (a numeric choice or a
+    listed mutation: its smallest and largest value). A parameter the GP cannot model (a choice
+    of strings) is an error naming it; `mutate: none` keeps it out (inherited at exploits)."""
+    bounds: dict[str, list[float]] = {}
+    for p in space.params:
+        if p.mutate == "none":
+            continue
+        values = p.mutate if isinstance(p.mutate, tuple) else p.values
+        if p.kind == "choice" or isinstance(p.mutate, tuple):
+            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+                raise ConfigError(
+                    f"search space {space.name!r}, parameter {p.name!r}: pb2's GP models "
+                    f"numeric bounds only, not {list(values)!r}; set its mutate: none (PB2 "
+                    "keeps the donor's value) or use pbt"
+                )
+            bounds[p.name] = [float(min(values)), float(max(values))]
+        else:
+            bounds[p.name] = [float(p.low), float(p.high)]
+    if not bounds:
+        raise ConfigError(
+            f"search space {space.name!r}: pb2 needs a parameter it may mutate; every "
+            "parameter has mutate: none"
+        )
+    return bounds
+
+
+def pb2_explore(space: SearchSpace) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """After PB2's GP picks values inside the bounds: a choice or listed mutation snaps to its
+    nearest allowed value, an integer rounds, and every value stays in its domain."""
+
+    def explore(config: dict[str, Any]) -> dict[str, Any]:
+        for p in space.params:
+            if p.name not in config or p.mutate == "none":
+                continue
+            value = config[p.name]
+            if isinstance(p.mutate, tuple):
+                value = min(p.mutate, key=lambda v: abs(v - value))
+            config[p.name] = p.clip(value)
         return config
 
     return explore
@@ -301,7 +423,7 @@ def variant_generator(
 @dataclass
 class TunePlan:
     numbers: StrategyNumbers
-    param_space: dict[str, Any]
+    param_space: dict[str, Any]  # empty where the searcher holds the space (optuna-mo)
     num_samples: int
     scheduler: Any
     search_alg: Any = None
@@ -327,18 +449,77 @@ def random_tune(
     return _domains(space), numbers.tune_num_samples, FIFOScheduler(), searcher
 
 
-def asha_tune(
-    numbers: StrategyNumbers, space: SearchSpace, cfg: StudyConfig, slots: int
-) -> TuneObjects:
+def _asha(numbers: StrategyNumbers) -> Any:
     from ray.tune.schedulers import ASHAScheduler
 
-    scheduler = ASHAScheduler(
+    return ASHAScheduler(
         time_attr=TIME_ATTR,
         max_t=numbers.reports_per_trial,
         grace_period=numbers.asha_grace_period,
         reduction_factor=numbers.asha_reduction_factor,
     )
+
+
+def asha_tune(
+    numbers: StrategyNumbers, space: SearchSpace, cfg: StudyConfig, slots: int
+) -> TuneObjects:
     searcher = variant_generator(cfg.seed, slots, space.points_to_evaluate)
+    return _domains(space), numbers.tune_num_samples, _asha(numbers), searcher
+
+
+def mo_asha_tune(
+    numbers: StrategyNumbers, space: SearchSpace, cfg: StudyConfig, slots: int
+) -> TuneObjects:
+    scheduler = make_mo_asha(
+        rungs=numbers.asha_rungs or (),
+        max_t=numbers.reports_per_trial,
+        reduction_factor=numbers.asha_reduction_factor,
+        time_attr=TIME_ATTR,
+        energy=schema.ENERGY_TOTAL_J,
+    )
+    searcher = variant_generator(cfg.seed, slots, space.points_to_evaluate)
+    return _domains(space), numbers.tune_num_samples, scheduler, searcher
+
+
+def hyperband_tune(
+    numbers: StrategyNumbers, space: SearchSpace, cfg: StudyConfig, slots: int
+) -> TuneObjects:
+    from ray.tune.schedulers import HyperBandScheduler
+
+    scheduler = HyperBandScheduler(
+        time_attr=TIME_ATTR,
+        max_t=numbers.reports_per_trial,
+        reduction_factor=numbers.asha_reduction_factor,
+    )
+    searcher = variant_generator(cfg.seed, slots, space.points_to_evaluate)
+    return _domains(space), numbers.tune_num_samples, scheduler, searcher
+
+
+def bohb_tune(
+    numbers: StrategyNumbers, space: SearchSpace, cfg: StudyConfig, slots: int
+) -> TuneObjects:
+    from ray.tune.schedulers import HyperBandForBOHB
+    from ray.tune.search.bohb import TuneBOHB
+
+    scheduler = HyperBandForBOHB(
+        time_attr=TIME_ATTR,
+        max_t=numbers.reports_per_trial,
+        reduction_factor=numbers.asha_reduction_factor,
+    )
+
+    class PlainBOHB(TuneBOHB):
+        """TuneBOHB whose configs hold Python numbers (ConfigSpace's are numpy scalars, which
+        JSON, parquet columns and the config's types would each trip on)."""
+
+        def suggest(self, trial_id: str) -> dict[str, Any] | None:
+            config = super().suggest(trial_id)
+            if not isinstance(config, dict):
+                return config
+            return {k: v.item() if hasattr(v, "item") else v for k, v in config.items()}
+
+    searcher = PlainBOHB(
+        seed=cfg.seed, points_to_evaluate=[dict(p) for p in space.points_to_evaluate] or None
+    )
     return _domains(space), numbers.tune_num_samples, scheduler, searcher
 
 
@@ -367,6 +548,29 @@ def pbt_tune(
         perturbation_factors=tuple(space.perturbation_factors),
         custom_explore_fn=pbt_explore(space, cfg.seed),
     )
+    return _population(numbers, space, cfg, scheduler)
+
+
+def pb2_tune(
+    numbers: StrategyNumbers, space: SearchSpace, cfg: StudyConfig, slots: int
+) -> TuneObjects:
+    scheduler = make_pbt(
+        population_fits=numbers.pbt_population <= slots,
+        seed=cfg.seed,
+        max_t=numbers.reports_per_trial,
+        gp=True,
+        time_attr=TIME_ATTR,
+        perturbation_interval=numbers.pbt_perturbation_interval,
+        hyperparam_bounds=pb2_bounds(space),
+        quantile_fraction=cfg.search.pbt_quantile_fraction,
+        custom_explore_fn=pb2_explore(space),
+    )
+    return _population(numbers, space, cfg, scheduler)
+
+
+def _population(
+    numbers: StrategyNumbers, space: SearchSpace, cfg: StudyConfig, scheduler: Any
+) -> TuneObjects:
     # PBT's whole population exists from the start (pending trials beyond the slots), so Ray's
     # PBT shares the slots round-robin and the population progresses together; limited to the
     # slots, later members would start only after the first ones finished, and could only clone
@@ -374,6 +578,56 @@ def pbt_tune(
     searcher = variant_generator(cfg.seed, 0, space.points_to_evaluate)
     searcher.hold_open = scheduler.is_restarting
     return _domains(space), numbers.tune_num_samples, scheduler, searcher
+
+
+def _optuna(
+    sampler: str, numbers: StrategyNumbers, space: SearchSpace, cfg: StudyConfig
+) -> tuple[dict[str, Any], Any]:
+    """(param_space, OptunaSearch) with Optuna's `sampler`, seeded. Multi-objective (the
+    numbers name two objectives): the searcher holds the space and both objectives, and the
+    Tuner gets an empty param_space (Tune's TuneConfig takes one metric only)."""
+    import optuna
+    from ray.tune.search.optuna import OptunaSearch
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial otherwise
+    samplers = {"tpe": optuna.samplers.TPESampler, "gp": optuna.samplers.GPSampler}
+    points = [dict(p) for p in space.points_to_evaluate] or None
+    if numbers.objectives:
+        searcher = OptunaSearch(
+            space=_domains(space),
+            metric=list(numbers.objectives),
+            mode=[cfg.search.mode, "min"],
+            sampler=samplers[sampler](seed=cfg.seed),
+            points_to_evaluate=points,
+        )
+        return {}, searcher
+    searcher = OptunaSearch(sampler=samplers[sampler](seed=cfg.seed), points_to_evaluate=points)
+    return _domains(space), searcher
+
+
+def optuna_tune(
+    numbers: StrategyNumbers, space: SearchSpace, cfg: StudyConfig, slots: int
+) -> TuneObjects:
+    from ray.tune.schedulers import FIFOScheduler
+
+    param_space, searcher = _optuna("tpe", numbers, space, cfg)
+    return param_space, numbers.tune_num_samples, FIFOScheduler(), searcher
+
+
+def optuna_asha_tune(
+    numbers: StrategyNumbers, space: SearchSpace, cfg: StudyConfig, slots: int
+) -> TuneObjects:
+    param_space, searcher = _optuna("tpe", numbers, space, cfg)
+    return param_space, numbers.tune_num_samples, _asha(numbers), searcher
+
+
+def optuna_gp_tune(
+    numbers: StrategyNumbers, space: SearchSpace, cfg: StudyConfig, slots: int
+) -> TuneObjects:
+    from ray.tune.schedulers import FIFOScheduler
+
+    param_space, searcher = _optuna("gp", numbers, space, cfg)
+    return param_space, numbers.tune_num_samples, FIFOScheduler(), searcher
 
 
 def experiments_tune(
@@ -395,25 +649,36 @@ def _domains(space: SearchSpace) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Strategy:
-    """One entry of the registry: its arithmetic (pure, no Ray) and its Tune objects."""
+    """One entry of the registry: its facts, its arithmetic (pure, no Ray) and its Tune objects."""
 
-    name: str
-    numbers: Callable[[BudgetTerms, StudyConfig], StrategyNumbers]
+    info: StrategyInfo
+    numbers: Callable[[BudgetTerms, StudyConfig], dict[str, Any]]
     tune: Callable[[StrategyNumbers, SearchSpace, StudyConfig, int], TuneObjects]
+    check_space: Callable[[SearchSpace], Any] | None = None  # raises on what it cannot represent
+
+    @property
+    def name(self) -> str:
+        return self.info.name
 
 
-REGISTRY = {
-    s.name: s
-    for s in (
-        Strategy("pbt", pbt_numbers, pbt_tune),
-        Strategy("asha", asha_numbers, asha_tune),
-        Strategy("grid", grid_numbers, grid_tune),
-        Strategy("random", random_numbers, random_tune),
-        Strategy("experiments", experiments_numbers, experiments_tune),
-    )
+_CODE = {
+    "grid": (grid_numbers, grid_tune, None),
+    "random": (sampler_numbers, random_tune, None),
+    "asha": (asha_numbers, asha_tune, None),
+    "pbt": (pbt_numbers, pbt_tune, None),
+    "hyperband": (hyperband_numbers, hyperband_tune, None),
+    "bohb": (hyperband_numbers, bohb_tune, None),
+    "pb2": (pbt_numbers, pb2_tune, pb2_bounds),
+    "optuna": (sampler_numbers, optuna_tune, None),
+    "optuna-asha": (asha_numbers, optuna_asha_tune, None),
+    "optuna-gp": (sampler_numbers, optuna_gp_tune, None),
+    "optuna-mo": (optuna_mo_numbers, optuna_tune, None),
+    "mo-asha": (mo_asha_numbers, mo_asha_tune, None),
+    "experiments": (experiments_numbers, experiments_tune, None),
 }
+REGISTRY = {name: Strategy(CATALOGUE[name], *_CODE[name]) for name in CATALOGUE}
 # The tuning strategies (what `compare` runs and compares); `experiments` is a study of its own
-STRATEGIES = tuple(name for name in REGISTRY if name != "experiments")
+STRATEGIES = TUNING_STRATEGIES
 
 
 def build_tune_plan(

@@ -72,7 +72,7 @@ def test_print_config_gives_a_file_that_config_reads_back(tmp_path, capsys):
 @pytest.mark.parametrize(
     "args, needle",
     [
-        (["hyperband"], "invalid choice: 'hyperband'"),
+        (["bayesopt"], "invalid choice: 'bayesopt'"),
         (["pbt", "--set", "train.warmup=0.1"], "train.warmup: unknown key"),
         (["pbt", "--set", "train.batch_size=big"], "train.batch_size='big': expected int"),
         (["pbt", "--set", "train.lr=0"], "train.lr=0.0: must be > 0"),

@@ -143,3 +143,25 @@ def test_the_selected_model_is_the_best_validation_report_ties_to_the_earliest()
     assert select_model(rows, schema.ROUGEL, "max")[schema.CHECKPOINT_PATH] == "a"
     assert select_model(rows[:2], schema.ROUGEL, "min")[schema.CHECKPOINT_PATH] == "a"
     assert select_model([], schema.ROUGEL, "max") is None
+
+
+def test_trials_that_keep_failing_stop_the_study(tmp_path):
+    # A sampler starts trials until its budget is spent; errored trials spend next to nothing,
+    # so without this a setting every trial trips on would start trials for ever.
+    from study.budget import Budget, BudgetStopper
+    from study.results import ERRORS_IN_A_ROW
+
+    w = writer(tmp_path)
+    w.budget_stopper = BudgetStopper(Budget("trial_epochs", 4.0, "cluster"), pue=1.0)
+    done = trial("t_00000", last=result(4, 0.2, 1))
+    w.on_trial_error(0, [], trial("t_00001"))
+    w.on_trial_complete(0, [], done)  # a success in between resets the count
+    for i in range(2, 2 + ERRORS_IN_A_ROW - 1):
+        w.on_trial_error(0, [], trial(f"t_{i:05d}"))
+    assert not w.budget_stopper.stop_all()
+    w.on_trial_error(0, [], trial("t_00099"))
+    assert w.budget_stopper.stop_all() and w.budget_stopper.reason is None  # not the budget
+    assert (
+        w.budget_stopper.halted
+        == f"{ERRORS_IN_A_ROW} trials in a row ended in ERROR; see their error.txt"
+    )

@@ -3,8 +3,18 @@
 import pytest
 
 from core.config import ConfigError, resolve_config
-from search_spaces import load_space
-from study.strategies import asha_expected_reports, asha_rungs, derive_numbers, pbt_explore
+from search_spaces import load_space, parse_space
+from study.strategies import (
+    REGISTRY,
+    asha_expected_reports,
+    asha_rungs,
+    derive_numbers,
+    hyperband_brackets,
+    hyperband_expected_reports,
+    pb2_bounds,
+    pb2_explore,
+    pbt_explore,
+)
 
 
 def numbers(strategy, *overrides):
@@ -91,3 +101,76 @@ def test_pbt_explore_clips_and_resamples():
     )
     assert out["lr"] == pytest.approx(3e-2) and out["label_smoothing"] == 0.0
     assert out["weight_decay"] != 0.07 and 0.0 <= out["weight_decay"] <= 0.1  # resampled
+
+
+def test_hyperband_brackets_as_ray_counts_them():
+    # max_t 4, eta 3: s_max + 1 = round(log3 4) + 1 = 2 brackets, s = 0 first (no stopping)
+    assert hyperband_brackets(4, 3) == ((2, 4), (3, 1))
+    # bracket s=0: 2 x 4 = 8; s=1: 3 x 1, 1 to 3 (+2), 1 to 4 (+1) = 6; 14 reports / 5 trials
+    assert hyperband_expected_reports(4, 3) == pytest.approx(2.8)
+    # Li et al. (2018) Table 1 shape, max_t 81, eta 3: 5 brackets (81,1) ... (5,81)
+    assert hyperband_brackets(81, 3) == ((5, 81), (8, 27), (15, 9), (34, 3), (81, 1))
+    hb = numbers("hyperband")
+    assert hb.num_trials is None and hb.expected_trials == pytest.approx(16 * 2 / 2.8)
+
+
+def test_every_registered_strategy_derives_numbers_from_the_default():
+    for name in REGISTRY:
+        assert numbers(name).strategy == name
+
+
+def test_multi_objective_strategies_name_their_objectives():
+    assert numbers("mo-asha").objectives == ("rougeL", "energy_total_j")
+    assert numbers("optuna-mo").objectives == ("rougeL", "energy_total_j")
+    assert numbers("mo-asha").asha_rungs == numbers("asha").asha_rungs
+    assert numbers("pb2").pbt_population == numbers("pbt").pbt_population == 8
+
+
+SPACE_WITH_WORDS = {
+    "parameters": {
+        "lr": {"domain": {"type": "loguniform", "low": 1e-4, "high": 1e-2}, "grid": [1e-3]},
+        "optimizer": {
+            "domain": {"type": "choice", "values": ["adamw", "adafactor"]},
+            "grid": ["adamw"],
+        },
+    }
+}
+
+
+def test_pb2_refuses_a_parameter_its_gp_cannot_model():
+    with pytest.raises(ConfigError, match="parameter 'optimizer': pb2's GP models numeric"):
+        pb2_bounds(parse_space(SPACE_WITH_WORDS))
+    kept = {**SPACE_WITH_WORDS["parameters"]}
+    kept["optimizer"] = {**kept["optimizer"], "mutate": "none"}
+    assert pb2_bounds(parse_space({"parameters": kept})) == {"lr": [1e-4, 1e-2]}
+    only_fixed = {"lr": {**kept["lr"], "mutate": "none"}}
+    with pytest.raises(ConfigError, match="pb2 needs a parameter it may mutate"):
+        pb2_bounds(parse_space({"parameters": only_fixed}))
+
+
+def test_pb2_explore_snaps_to_allowed_values():
+    explore = pb2_explore(load_space("default"))
+    out = explore({"lr": 0.5, "batch_size": 13.7, "label_smoothing": 0.1, "warmup_ratio": 0.9})
+    assert out["batch_size"] == 16 and out["lr"] == 3e-2  # nearest choice; clipped to the domain
+    assert out["warmup_ratio"] == 0.9  # mutate: none, never touched
+
+
+def test_a_strategy_whose_package_is_missing_is_refused_with_the_install_command(monkeypatch):
+    # the packages are installed here, so the catalogue entry is pointed at one that is not
+    from dataclasses import replace
+
+    from core.strategies import CATALOGUE
+
+    absent = replace(CATALOGUE["bohb"], packages=(("greentune_absent_module", "absent-pkg"),))
+    monkeypatch.setitem(CATALOGUE, "bohb", absent)
+    with pytest.raises(ConfigError) as e:
+        numbers("bohb")
+    assert "strategy=bohb: needs absent-pkg, not installed here" in str(e.value)
+    assert "pip install 'greentune[strategies]'" in str(e.value)
+
+
+def test_the_registry_and_the_catalogue_hold_the_same_strategies():
+    from core.strategies import CATALOGUE
+
+    assert list(REGISTRY) == list(CATALOGUE)
+    assert all(REGISTRY[n].info is CATALOGUE[n] for n in REGISTRY)
