@@ -1,4 +1,5 @@
-"""Strategy efficiency over paired seeds: test ROUGE-L, and whole-cluster energy to a target.
+"""Strategy efficiency over paired seeds: test ROUGE-L, whole-cluster energy to a target, and
+the hypervolume of each study's ROUGE-energy front.
 
     python -m study.run compare --seeds 3                       # 9 studies on the default
     python benchmarks/strategy_efficiency.py greentune_results   # this table from their folders
@@ -11,6 +12,11 @@ ratio is a ratio of estimates of the same model) and the trials' own energy at t
 as a ratio to grid's. Then per strategy: the mean over seeds with a 95 % bootstrap interval of
 the paired difference (test ROUGE-L points) and of the ratio, and the targets of issue 11:
 ASHA <= 0.5x grid's energy to target; PBT's test best >= grid's + 1 point at <= 1.0x grid's energy.
+`hypervolume` is analysis.fronts' (one reference over every study read), `test_ci` the test
+ROUGE-L's 95 % bootstrap interval over the test examples.
+
+    python -m study.run compare --strategies grid,random,asha,pbt,hyperband,bohb,pb2,optuna,\
+        optuna-asha,optuna-gp,optuna-mo,mo-asha                 # every strategy, one seed
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from analysis.fronts import HYPERVOLUME, front_table  # noqa: E402
 from analysis.load import CLUSTER_ENERGY_J, load_studies  # noqa: E402
 from analysis.summary import J_PER_KWH, study_cumulative  # noqa: E402
 from core import schema  # noqa: E402
@@ -56,7 +63,12 @@ def main() -> None:
     ]
     studies = load_studies(folders)
     by_key = {(s.strategy, s.seed): s for s in studies}
+    fronts = front_table(studies).set_index("study")
     seeds = sorted({seed for strategy, seed in by_key if strategy == "grid"})
+    if not seeds:
+        sys.exit(
+            "no grid study among them: the target and ratios are grid's; add --strategies grid"
+        )
     rows = []
     for seed in seeds:
         grid = by_key[("grid", seed)]
@@ -73,6 +85,7 @@ def main() -> None:
                     "seed": seed,
                     "strategy": strategy,
                     "test_rougeL": test,
+                    "test_ci": "{:.4f}-{:.4f}".format(*study.metadata.test["rougeL_ci95"]),
                     "points_vs_grid": (test - grid_test) / POINT,
                     "target_val": target,
                     "cluster_kwh_to_target": cluster,
@@ -80,6 +93,7 @@ def main() -> None:
                     "trials_ratio": trials / grid_trials,
                     "wall_s": study.wall_s,
                     "trials": len(study.trials),
+                    "hypervolume": fronts.loc[study.name, HYPERVOLUME],
                 }
             )
     table = pd.DataFrame(rows)
@@ -98,11 +112,11 @@ def main() -> None:
 
         reached = f"{g['cluster_kwh_to_target'].notna().sum()}/{len(g)}"
         print(
-            f"  {strategy:6s} test ROUGE-L {show('test_rougeL')}, points vs grid "
+            f"  {strategy:11s} test ROUGE-L {show('test_rougeL')}, points vs grid "
             f"{show('points_vs_grid')}, "
             f"whole-cluster energy to target / grid {show('cluster_ratio')} (reached {reached}), "
             f"trials' own / grid {show('trials_ratio')}, wall {show('wall_s')} s, trials "
-            f"{show('trials')}"
+            f"{show('trials')}, hypervolume {show('hypervolume')}"
         )
 
 
