@@ -1,5 +1,6 @@
-"""Every strategy beyond grid, random, ASHA and PBT on the embedded default, end to end: one
-`compare` over a real local Ray, as a user runs it (tiny data, 4 trial-epochs each).
+"""Random search and every strategy beyond grid, ASHA and PBT (tested on their own in
+test_study_ray.py) on the embedded default, end to end: one `compare` over a real local Ray, as
+a user runs it (tiny data, 4 trial-epochs each).
 
 What each study must show: it ran without errors and spent the same budget as the others;
 Hyperband and BOHB ran Ray's brackets; BOHB's configurations reached the trials as Python numbers
@@ -20,7 +21,7 @@ from tests.conftest import TINY_STUDY, run_study
 
 pytestmark = [pytest.mark.ray, pytest.mark.timeout(900)]
 
-NEW = ["hyperband", "bohb", "pb2", "optuna", "optuna-asha", "optuna-gp", "optuna-mo", "mo-asha"]
+NEW = ["random", "hyperband", "bohb", "pb2", "optuna", "optuna-asha", "optuna-gp", "optuna-mo", "mo-asha"]
 SPACE = """
 parameters:
   lr:
@@ -83,8 +84,10 @@ def test_each_strategy_spends_the_same_budget_without_errors(compared, strategy)
         # a fixed population (budget / epochs = 2) for the full horizon, like pbt: a member
         # that clones a finished donor takes its progress, so it may spend less than the budget
         assert meta["derived"]["pbt_population"] == len(trials) == 2 and spent <= 4
-    else:  # samplers start trials until the budget is spent
+    else:  # samplers start trials until the budget is spent: no trial count
         assert 4 <= spent <= 4 + bound
+        assert meta["derived"].get("num_trials") is None
+        assert meta["stopped_on_budget"].startswith("budget.trial_epochs: spent")
     assert meta["budget"]["spent"] == pytest.approx(spent)
     assert (study(compared, strategy) / schema.BEST_MODEL_DIR).is_dir()
     lr, batch = trials["config/lr"], trials["config/batch_size"]
