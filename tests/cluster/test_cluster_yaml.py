@@ -267,7 +267,9 @@ def test_the_project_itself_is_installed_on_every_node():
     remote = next((r for r, local in cfg["file_mounts"].items() if local in (".", "./")), None)
     assert remote, "the working copy ('.') must be copied to the nodes (or installed from git)"
     home = remote.replace("~", "$HOME", 1)  # quoted: the extra's brackets are no glob
-    assert f'pip install -e "{home}[mlflow,strategies]"' in cfg["setup_commands"]  # --mlflow, bohb...
+    assert (
+        f'pip install -e "{home}[mlflow,strategies]"' in cfg["setup_commands"]
+    )  # --mlflow, bohb...
     # `ray up` runs from the repository root: '.' is this repository.
     assert (ROOT / "pyproject.toml").is_file()
     assert ".venv" in cfg["rsync_exclude"]

@@ -21,7 +21,17 @@ from tests.conftest import TINY_STUDY, run_study
 
 pytestmark = [pytest.mark.ray, pytest.mark.timeout(900)]
 
-NEW = ["random", "hyperband", "bohb", "pb2", "optuna", "optuna-asha", "optuna-gp", "optuna-mo", "mo-asha"]
+NEW = [
+    "random",
+    "hyperband",
+    "bohb",
+    "pb2",
+    "optuna",
+    "optuna-asha",
+    "optuna-gp",
+    "optuna-mo",
+    "mo-asha",
+]
 SPACE = """
 parameters:
   lr:
