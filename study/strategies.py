@@ -445,8 +445,7 @@ def random_tune(
 ) -> TuneObjects:
     from ray.tune.schedulers import FIFOScheduler
 
-    searcher = variant_generator(cfg.seed, slots, space.points_to_evaluate)
-    return _domains(space), numbers.tune_num_samples, FIFOScheduler(), searcher
+    return _sampled(numbers, space, cfg, slots, FIFOScheduler())
 
 
 def _asha(numbers: StrategyNumbers) -> Any:
@@ -463,8 +462,7 @@ def _asha(numbers: StrategyNumbers) -> Any:
 def asha_tune(
     numbers: StrategyNumbers, space: SearchSpace, cfg: StudyConfig, slots: int
 ) -> TuneObjects:
-    searcher = variant_generator(cfg.seed, slots, space.points_to_evaluate)
-    return _domains(space), numbers.tune_num_samples, _asha(numbers), searcher
+    return _sampled(numbers, space, cfg, slots, _asha(numbers))
 
 
 def mo_asha_tune(
@@ -477,8 +475,7 @@ def mo_asha_tune(
         time_attr=TIME_ATTR,
         energy=schema.ENERGY_TOTAL_J,
     )
-    searcher = variant_generator(cfg.seed, slots, space.points_to_evaluate)
-    return _domains(space), numbers.tune_num_samples, scheduler, searcher
+    return _sampled(numbers, space, cfg, slots, scheduler)
 
 
 def hyperband_tune(
@@ -491,8 +488,7 @@ def hyperband_tune(
         max_t=numbers.reports_per_trial,
         reduction_factor=numbers.asha_reduction_factor,
     )
-    searcher = variant_generator(cfg.seed, slots, space.points_to_evaluate)
-    return _domains(space), numbers.tune_num_samples, scheduler, searcher
+    return _sampled(numbers, space, cfg, slots, scheduler)
 
 
 def bohb_tune(
@@ -641,6 +637,14 @@ def experiments_tune(
         schema.REPEAT: tune.grid_search(list(range(numbers.experiment_seeds or 1))),
     }
     return param_space, 1, FIFOScheduler(), variant_generator(cfg.seed, slots)
+
+
+def _sampled(
+    numbers: StrategyNumbers, space: SearchSpace, cfg: StudyConfig, slots: int, scheduler: Any
+) -> TuneObjects:
+    """The space's domains sampled by the seeded variant generator, under `scheduler`."""
+    searcher = variant_generator(cfg.seed, slots, space.points_to_evaluate)
+    return _domains(space), numbers.tune_num_samples, scheduler, searcher
 
 
 def _domains(space: SearchSpace) -> dict[str, Any]:

@@ -31,6 +31,19 @@ TINY_STUDY = [
     "resources.cpus_per_worker=0.5",
 ]
 
+# Two parameters: lr (two grid points) and batch_size (8 or 16; one grid point).
+LR_BATCH_SPACE = """
+parameters:
+  lr:
+    domain: {type: loguniform, low: 1.0e-4, high: 3.0e-2}
+    grid: [1.0e-3, 1.0e-2]
+    mutate: perturb
+  batch_size:
+    domain: {type: choice, values: [8, 16]}
+    grid: [8]
+    mutate: perturb
+"""
+
 # One parameter, two grid points: two trials (PBT may perturb lr within the domain).
 TWO_LR_SPACE = """
 parameters:

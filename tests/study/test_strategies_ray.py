@@ -17,7 +17,7 @@ import pytest
 
 from core import schema
 from study.mo_asha import continues
-from tests.conftest import TINY_STUDY, run_study
+from tests.conftest import LR_BATCH_SPACE, TINY_STUDY, run_study
 
 pytestmark = [pytest.mark.ray, pytest.mark.timeout(900)]
 
@@ -32,17 +32,7 @@ NEW = [
     "optuna-mo",
     "mo-asha",
 ]
-SPACE = """
-parameters:
-  lr:
-    domain: {type: loguniform, low: 1.0e-4, high: 3.0e-2}
-    grid: [1.0e-3, 1.0e-2]
-    mutate: perturb
-  batch_size:
-    domain: {type: choice, values: [8, 16]}
-    grid: [8]
-    mutate: perturb
-"""
+SPACE = LR_BATCH_SPACE
 
 
 @pytest.fixture(scope="module")

@@ -25,21 +25,11 @@ import yaml
 
 from core import schema
 from study.run import DEFAULT_STORAGE
-from tests.conftest import REPO, TINY_STUDY, run_study
+from tests.conftest import LR_BATCH_SPACE, REPO, TINY_STUDY, run_study
 
 pytestmark = [pytest.mark.ray, pytest.mark.timeout(900)]
 
-TEST_SPACE = """
-parameters:
-  lr:
-    domain: {type: loguniform, low: 1.0e-4, high: 3.0e-2}
-    grid: [1.0e-3, 1.0e-2]
-    mutate: perturb
-  batch_size:
-    domain: {type: choice, values: [8, 16]}
-    grid: [8]
-    mutate: perturb
-"""
+TEST_SPACE = LR_BATCH_SPACE
 
 
 @pytest.fixture
