@@ -199,8 +199,8 @@ def test_compare_plans_every_strategy_and_seed_under_one_budget(tmp_path, capsys
     assert "compare: 4 studies under the same budget (budget.trial_epochs=16 each)" in out
     for name in ("pbt-tiny-bart-builtin-seed0", "asha-tiny-bart-builtin-seed1"):
         assert name in out
-    assert run.main(["compare", "--strategies", "pbt,bohb", "--storage", str(tmp_path)]) == 2
-    assert "--strategies 'pbt,bohb'" in capsys.readouterr().err
+    assert run.main(["compare", "--strategies", "pbt,bayesopt", "--storage", str(tmp_path)]) == 2
+    assert "--strategies 'pbt,bayesopt'" in capsys.readouterr().err
 
 
 def test_unknown_region_and_vm_size_are_rejected_before_ray(tmp_path, capsys):
