@@ -292,6 +292,9 @@ class SearchConfig:
     pbt_population: int = 0  # 0 = budget / epochs (trial-epochs budgets) or the grid's points
     pbt_quantile_fraction: float = 0.25
     pbt_resample_probability: float = 0.25
+    # Optuna's random trials before its model proposes (TPE, GP); 0 = a quarter of the trials a
+    # trial-epochs budget buys, 2 to 10 (Optuna's own 10 for other budgets)
+    sampler_startup_trials: int = 0
 
     def validate(self) -> None:
         _one_of("search.metric", self.metric, REPORTED_METRICS)
@@ -331,6 +334,12 @@ class SearchConfig:
             "search.pbt_resample_probability",
             self.pbt_resample_probability,
             "must be in [0, 1]",
+        )
+        _require(
+            self.sampler_startup_trials >= 0,
+            "search.sampler_startup_trials",
+            self.sampler_startup_trials,
+            "must be >= 1 (or 0 = from the budget)",
         )
 
 

@@ -60,6 +60,7 @@ class StrategyNumbers:
     hyperband_brackets: tuple[tuple[int, int], ...] | None = None  # (trials, first reports)
     hyperband_expected_reports_per_trial: float | None = None
     objectives: tuple[str, ...] | None = None  # a multi-objective strategy's (metric, energy)
+    sampler_startup_trials: int | None = None  # Optuna's random trials before its model
     pbt_population: int | None = None
     pbt_perturbation_interval: int | None = None
     pbt_quantile_fraction: float | None = None
@@ -203,8 +204,36 @@ def mo_asha_numbers(terms: BudgetTerms, cfg: StudyConfig) -> dict[str, Any]:
     return {**asha_numbers(terms, cfg), "objectives": (cfg.search.metric, schema.ENERGY_TOTAL_J)}
 
 
+OPTUNA_STARTUP_TRIALS = 10  # Optuna's own n_startup_trials (TPESampler, GPSampler)
+
+
+def sampler_startup_trials(expected_trials: float | None, setting: int) -> int:
+    """Random trials before Optuna's model proposes: the setting, or a quarter of the trials the
+    budget buys, 2 to Optuna's own 10 (at Optuna's 10, the default ~8-trial budget would never
+    reach the model: the study would be random search with another random stream)."""
+    if setting:
+        return setting
+    if expected_trials is None:
+        return OPTUNA_STARTUP_TRIALS
+    return min(OPTUNA_STARTUP_TRIALS, max(2, math.floor(expected_trials / 4)))
+
+
+def _with_startup(numbers: dict[str, Any], cfg: StudyConfig) -> dict[str, Any]:
+    startup = sampler_startup_trials(numbers["expected_trials"], cfg.search.sampler_startup_trials)
+    return {**numbers, "sampler_startup_trials": startup}
+
+
+def optuna_numbers(terms: BudgetTerms, cfg: StudyConfig) -> dict[str, Any]:
+    """Random search's arithmetic, plus the trials Optuna samples at random before its model."""
+    return _with_startup(sampler_numbers(terms, cfg), cfg)
+
+
+def optuna_asha_numbers(terms: BudgetTerms, cfg: StudyConfig) -> dict[str, Any]:
+    return _with_startup(asha_numbers(terms, cfg), cfg)
+
+
 def optuna_mo_numbers(terms: BudgetTerms, cfg: StudyConfig) -> dict[str, Any]:
-    return {**sampler_numbers(terms, cfg), "objectives": (cfg.search.metric, schema.ENERGY_TOTAL_J)}
+    return {**optuna_numbers(terms, cfg), "objectives": (cfg.search.metric, schema.ENERGY_TOTAL_J)}
 
 
 def hyperband_numbers(terms: BudgetTerms, cfg: StudyConfig) -> dict[str, Any]:
@@ -588,16 +617,17 @@ def _optuna(
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial otherwise
     samplers = {"tpe": optuna.samplers.TPESampler, "gp": optuna.samplers.GPSampler}
     points = [dict(p) for p in space.points_to_evaluate] or None
+    seeded = samplers[sampler](seed=cfg.seed, n_startup_trials=numbers.sampler_startup_trials)
     if numbers.objectives:
         searcher = OptunaSearch(
             space=_domains(space),
             metric=list(numbers.objectives),
             mode=[cfg.search.mode, "min"],
-            sampler=samplers[sampler](seed=cfg.seed),
+            sampler=seeded,
             points_to_evaluate=points,
         )
         return {}, searcher
-    searcher = OptunaSearch(sampler=samplers[sampler](seed=cfg.seed), points_to_evaluate=points)
+    searcher = OptunaSearch(sampler=seeded, points_to_evaluate=points)
     return _domains(space), searcher
 
 
@@ -673,9 +703,9 @@ _CODE = {
     "hyperband": (hyperband_numbers, hyperband_tune, None),
     "bohb": (hyperband_numbers, bohb_tune, None),
     "pb2": (pbt_numbers, pb2_tune, pb2_bounds),
-    "optuna": (sampler_numbers, optuna_tune, None),
-    "optuna-asha": (asha_numbers, optuna_asha_tune, None),
-    "optuna-gp": (sampler_numbers, optuna_gp_tune, None),
+    "optuna": (optuna_numbers, optuna_tune, None),
+    "optuna-asha": (optuna_asha_numbers, optuna_asha_tune, None),
+    "optuna-gp": (optuna_numbers, optuna_gp_tune, None),
     "optuna-mo": (optuna_mo_numbers, optuna_tune, None),
     "mo-asha": (mo_asha_numbers, mo_asha_tune, None),
     "experiments": (experiments_numbers, experiments_tune, None),

@@ -8,6 +8,7 @@ from study.strategies import (
     REGISTRY,
     asha_expected_reports,
     asha_rungs,
+    build_tune_plan,
     derive_numbers,
     hyperband_brackets,
     hyperband_expected_reports,
@@ -124,6 +125,22 @@ def test_multi_objective_strategies_name_their_objectives():
     assert numbers("optuna-mo").objectives == ("rougeL", "energy_total_j")
     assert numbers("mo-asha").asha_rungs == numbers("asha").asha_rungs
     assert numbers("pb2").pbt_population == numbers("pbt").pbt_population == 8
+
+
+def test_optuna_samplers_reach_their_model_within_the_default_budget():
+    # Optuna's own 10 random start-up trials would outlast the ~8 trials the default budget buys
+    assert numbers("optuna").expected_trials == 8
+    assert numbers("optuna").sampler_startup_trials == 2  # a quarter, at least 2
+    assert numbers("optuna-asha").sampler_startup_trials == 4  # 18 expected trials / 4
+    assert numbers("optuna", "budget.trial_epochs=400").sampler_startup_trials == 10  # at most
+    assert numbers("optuna", "budget.energy_kwh=1").sampler_startup_trials == 10  # Optuna's own
+    assert numbers("optuna-gp", "search.sampler_startup_trials=5").sampler_startup_trials == 5
+    assert numbers("random").sampler_startup_trials is None  # no model, nothing to start up
+    for name in ("optuna", "optuna-gp", "optuna-mo"):
+        plan = build_tune_plan(name, load_space("default"), resolve_config(), 2)
+        assert plan.search_alg._sampler._n_startup_trials == 2  # what Optuna was given
+    with pytest.raises(ConfigError, match="search.sampler_startup_trials"):
+        resolve_config(overrides=["search.sampler_startup_trials=-1"])
 
 
 SPACE_WITH_WORDS = {
