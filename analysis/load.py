@@ -24,6 +24,7 @@ import pandas as pd
 from core.metadata import MetadataError, StudyMetadata, parse_metadata
 from core.schema import (
     CONFIG_PREFIX,
+    INFERENCE_FILE,
     METADATA_FILE,
     N_REPORTS,
     REPORT_ID,
@@ -58,6 +59,9 @@ class Study:
     running: bool  # finished_at is null: the figures are partial
     path: Path | None = None
     test_scores: pd.DataFrame | None = None  # the selected model on the held-out split, per example
+    inference: pd.DataFrame | None = (
+        None  # `study.run infer`'s rows (core.schema.INFERENCE_COLUMNS)
+    )
 
     @property
     def config(self) -> dict[str, Any]:
@@ -144,6 +148,8 @@ def load_study(path: str | Path) -> Study:
 
     test_path = folder / TEST_SCORES_FILE
     test_scores = _read_parquet(test_path) if test_path.is_file() else None
+    inference_path = folder / INFERENCE_FILE
+    inference = _read_parquet(inference_path) if inference_path.is_file() else None
 
     return Study(
         name=name,
@@ -155,6 +161,7 @@ def load_study(path: str | Path) -> Study:
         running=running,
         path=folder,
         test_scores=test_scores,
+        inference=inference,
     )
 
 

@@ -23,6 +23,7 @@ from analysis.fronts import (
     front_table,
     hypervolume_by_strategy,
 )
+from analysis.inference import inference_sections
 from analysis.load import Study, StudyLoadError, load_studies, mismatches
 from analysis.summary import (
     ENERGY_COMPONENTS,
@@ -397,6 +398,7 @@ def sections(
     out.append(Section("Best configuration per strategy", table=winners_table(summary)))
     if what_if is not None:
         out += what_if_sections(what_if)
+    out += inference_sections(studies)
     out.append(Section("Studies", table=studies_table(studies)))
     out.append(Section("Notes", bullets=tuple(_notes(studies, summary, target, target_given))))
     return out

@@ -301,3 +301,53 @@ EFFECTS = (
     "cost",
     "accuracy",
 )
+# After the search (`python -m study.run infer`, serving/): the selected model served on each
+# runtime over the test split, one row per runtime and run; every request metered on its own.
+INFERENCE_FILE = "inference.parquet"
+INFERENCE_REQUESTS_FILE = "inference_requests.parquet"
+ONNX_DIR = "onnx"  # the exported graphs: fp32/ and int8/, each encoder.onnx and decoder.onnx
+TRITON_DIR = "triton_repository"  # a Triton model repository over the fp32 graphs
+INFER_RUN = "infer_run"  # which `infer` run a row belongs to (UTC start, ISO 8601)
+RUNTIMES = ("pytorch", "onnxruntime", "onnxruntime-int8")
+INFERENCE_COLUMNS = (
+    "runtime",
+    "status",  # ok | failed: <why> | skipped: <why>
+    "provider",  # PyTorch's device or ONNX Runtime's execution provider
+    "decoder_cache",  # PyTorch's generate() reuses past keys and values; the ONNX decoder not
+    "n_summaries",
+    "batch_size",
+    "threads",
+    "model_bytes",  # weights on disk (safetensors; the two ONNX graphs)
+    "setup_s",  # once, from best_model/: the export (and for int8 the quantization); 0 for PyTorch
+    "setup_energy_j",
+    "seconds",  # summarizing only: the metered requests, back to back
+    "summaries_per_s",
+    "latency_p50_ms",  # per request of batch_size summaries
+    "latency_p95_ms",
+    "peak_rss_mb",  # the process's resident memory at its peak during the run (sampled)
+    "peak_vram_mb",  # torch.cuda.max_memory_allocated (PyTorch on a GPU only)
+    "energy_j",
+    "energy_source",  # the weakest part's source: counter | power_integral | estimated
+    "energy_per_1k_j",
+    "energy_per_1k_low_j",  # 95 % Student-t interval over the requests
+    "energy_per_1k_high_j",
+    "co2_per_1k_g",  # location-based, at the study's region intensity x PUE
+    "usd_per_1k",  # the VM's price per GPU x seconds; missing on a local machine
+    "rougeL",  # against the reference summaries
+    "rougeL_vs_pytorch",  # against PyTorch's summaries: the parity check
+    "exact_vs_pytorch",  # share of summaries token for token equal to PyTorch's
+)
+REQUEST_COLUMNS = (
+    "runtime",
+    "request",
+    "summaries",
+    "started_at",
+    "latency_s",
+    "energy_j",
+    "gpu_j",
+    "cpu_j",
+    "ram_j",
+    "energy_source",
+    "co2_g",
+    "intensity_g_per_kwh",
+)

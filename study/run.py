@@ -91,6 +91,7 @@ examples:
   python -m study.run pbt --name my-study --resume  # finish an interrupted study
   python -m study.run experiments                  # the efficiency experiments (experiments.yaml)
   python -m study.run compare --strategies asha,hyperband,bohb,pb2,optuna,optuna-asha,mo-asha
+  python -m study.run infer greentune_results/<study>  # serve its best_model/: PyTorch, ONNX
 
 Settings (--set section.key=value) and their defaults live in core/config.py; the search space
 in search_spaces/default.yaml.
@@ -1524,6 +1525,11 @@ def compare(plans: list[Plan], dry_run: bool) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["infer"]:  # after the search: serve the selected model (study/infer.py)
+        from study.infer import main as infer_main
+
+        return infer_main(argv[1:])
     args = build_parser().parse_args(argv)
     if args.strategy == "compare":
         try:

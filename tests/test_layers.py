@@ -5,6 +5,7 @@
     search_spaces the hyperparameter space as data                      -> core
     trainables    data, models, engines, the worker loop, the driver    -> core, meter
     analysis      a study folder's parquet -> summary, plots, report    -> core
+    serving       the selected model exported, served, metered          -> core, meter, trainables
     study         orchestration and the CLI                             -> everything below
 
 No private name (`_x`) is imported from another package or read off a module of another package,
@@ -24,7 +25,8 @@ ALLOWED = {
     "search_spaces": {"core"},
     "trainables": {"core", "meter"},
     "analysis": {"core"},
-    "study": {"core", "meter", "search_spaces", "trainables", "analysis"},
+    "serving": {"core", "meter", "trainables"},
+    "study": {"core", "meter", "search_spaces", "trainables", "analysis", "serving"},
 }
 ADAPTERS = ("study/tune_state.py", "trainables/deepspeed_state.py")
 

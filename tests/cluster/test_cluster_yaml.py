@@ -268,7 +268,7 @@ def test_the_project_itself_is_installed_on_every_node():
     assert remote, "the working copy ('.') must be copied to the nodes (or installed from git)"
     home = remote.replace("~", "$HOME", 1)  # quoted: the extra's brackets are no glob
     assert (
-        f'pip install -e "{home}[mlflow,strategies]"' in cfg["setup_commands"]
+        f'pip install -e "{home}[mlflow,strategies,inference]"' in cfg["setup_commands"]
     )  # --mlflow, bohb...
     # `ray up` runs from the repository root: '.' is this repository.
     assert (ROOT / "pyproject.toml").is_file()
