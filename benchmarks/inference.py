@@ -58,13 +58,14 @@ def main(argv: list[str] | None = None) -> int:
         if r.status != "ok":
             print(f"| {r.runtime} | {r.batch_size} | {r.status} |")
             continue
+        setup_j = 0.0 if pd.isna(r.setup_energy_j) else r.setup_energy_j
         print(
             f"| {r.runtime} | {r.batch_size} | {r.summaries_per_s:.1f} | "
             f"{r.latency_p50_ms:.0f} / {r.latency_p95_ms:.0f} | {r.peak_rss_mb:.0f} | "
             f"{r.model_bytes / 1e6:.1f} | {r.energy_per_1k_j:.0f} "
             f"[{r.energy_per_1k_low_j:.0f}, {r.energy_per_1k_high_j:.0f}] ({r.energy_source}) | "
             f"{r.co2_per_1k_g:.4f} | {r.rougeL:.4f} | {r.rougeL_vs_pytorch:.4f}, "
-            f"{100 * r.exact_vs_pytorch:.0f} % | {r.setup_s:.1f}, {r.setup_energy_j or 0:.0f} |"
+            f"{100 * r.exact_vs_pytorch:.0f} % | {r.setup_s:.1f}, {setup_j:.0f} |"
         )
     return 0
 

@@ -292,8 +292,7 @@ class SearchConfig:
     pbt_population: int = 0  # 0 = budget / epochs (trial-epochs budgets) or the grid's points
     pbt_quantile_fraction: float = 0.25
     pbt_resample_probability: float = 0.25
-    # Optuna's random trials before its model proposes (TPE, GP); 0 = a quarter of the trials a
-    # trial-epochs budget buys, 2 to 10 (Optuna's own 10 for other budgets)
+    # Optuna's random trials before its model proposes (TPE, GP); 0 = Optuna's own 10
     sampler_startup_trials: int = 0
 
     def validate(self) -> None:
@@ -339,7 +338,7 @@ class SearchConfig:
             self.sampler_startup_trials >= 0,
             "search.sampler_startup_trials",
             self.sampler_startup_trials,
-            "must be >= 1 (or 0 = from the budget)",
+            "must be >= 1 (or 0 = Optuna's own 10)",
         )
 
 

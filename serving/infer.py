@@ -138,7 +138,12 @@ def study_config(study_dir: Path) -> StudyConfig:
 def load_best_model(study_dir: Path) -> tuple[Any, Any]:
     """(model, tokenizer) from the study's `best_model/`."""
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
+    from trainables.session import quiet_worker_logs
+
+    quiet_worker_logs()
+    hf_logging.disable_progress_bar()  # "Loading weights" at every load
     folder = study_dir / schema.BEST_MODEL_DIR
     if not (folder / "config.json").is_file():
         raise InferError(
@@ -150,7 +155,7 @@ def load_best_model(study_dir: Path) -> tuple[Any, Any]:
     )
 
 
-def test_batches(cfg: StudyConfig, tokenizer: Any, n: int, batch_size: int) -> list[Batch]:
+def encoded_requests(cfg: StudyConfig, tokenizer: Any, n: int, batch_size: int) -> list[Batch]:
     """The first `n` test examples, encoded as the study encoded them, in requests."""
     from trainables.batching import collate
     from trainables.datasets import load_split
@@ -196,7 +201,7 @@ def run_inference(
         cfg.energy.region,
         cfg.energy.price_usd_per_hour,
     )
-    batches = test_batches(cfg, tokenizer, settings.n, settings.batch_size)
+    batches = encoded_requests(cfg, tokenizer, settings.n, settings.batch_size)
     greedy = GreedySettings.of(model, cfg.eval.max_new_tokens, cfg.eval.min_new_tokens)
     run = InferenceRun(datetime.datetime.now(datetime.timezone.utc).isoformat(), study_dir)
     onnx_dir = study_dir / schema.ONNX_DIR

@@ -113,7 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="a search strategy (listed below); `compare`: run --strategies x --seeds under "
         "the same budget, then write the analysis report; or `experiments`: the efficiency "
         "experiments of search_spaces/experiments.yaml (one knob at a time against a "
-        "baseline, over seeds)",
+        "baseline, over seeds); after a study, `infer <study folder>` serves its best_model/ "
+        "(python -m study.run infer --help)",
     )
     p.add_argument(
         "--strategies",

@@ -127,18 +127,17 @@ def test_multi_objective_strategies_name_their_objectives():
     assert numbers("pb2").pbt_population == numbers("pbt").pbt_population == 8
 
 
-def test_optuna_samplers_reach_their_model_within_the_default_budget():
-    # Optuna's own 10 random start-up trials would outlast the ~8 trials the default budget buys
-    assert numbers("optuna").expected_trials == 8
-    assert numbers("optuna").sampler_startup_trials == 2  # a quarter, at least 2
-    assert numbers("optuna-asha").sampler_startup_trials == 4  # 18 expected trials / 4
-    assert numbers("optuna", "budget.trial_epochs=400").sampler_startup_trials == 10  # at most
-    assert numbers("optuna", "budget.energy_kwh=1").sampler_startup_trials == 10  # Optuna's own
+def test_optuna_samplers_start_up_as_optuna_does_unless_set():
+    # Optuna's own 10 random trials by default (2 were tried and settled near poor start-up
+    # points: benchmarks/README.md figure 8); the setting reaches the built sampler
+    assert numbers("optuna").sampler_startup_trials == 10
+    assert numbers("optuna-asha").sampler_startup_trials == 10
     assert numbers("optuna-gp", "search.sampler_startup_trials=5").sampler_startup_trials == 5
     assert numbers("random").sampler_startup_trials is None  # no model, nothing to start up
+    cfg = resolve_config(overrides=["search.sampler_startup_trials=3"])
     for name in ("optuna", "optuna-gp", "optuna-mo"):
-        plan = build_tune_plan(name, load_space("default"), resolve_config(), 2)
-        assert plan.search_alg._sampler._n_startup_trials == 2  # what Optuna was given
+        plan = build_tune_plan(name, load_space("default"), cfg, 2)
+        assert plan.search_alg._sampler._n_startup_trials == 3  # what Optuna was given
     with pytest.raises(ConfigError, match="search.sampler_startup_trials"):
         resolve_config(overrides=["search.sampler_startup_trials=-1"])
 
