@@ -49,6 +49,10 @@ class InferError(ValueError):
     """A study folder `infer` cannot serve: the message names the folder and the fix."""
 
 
+class ExportFailed(RuntimeError):
+    """The ONNX export failed: every ONNX runtime of the run fails with the same reason."""
+
+
 @dataclass(frozen=True)
 class InferSettings:
     n: int = 200  # test examples (the first n of the study's test split, in its order)
@@ -121,6 +125,7 @@ class InferenceRun:
     logs: list[RequestLog] = field(default_factory=list)
     onnx: OnnxSeq2Seq | None = None  # the fp32 export, where it succeeded
     export_setup: Measurement | None = None  # what the export took, metered
+    export_error: str | None = None  # why it failed, for every ONNX runtime of the run
 
 
 def study_config(study_dir: Path) -> StudyConfig:
@@ -218,7 +223,8 @@ def run_inference(
             metered = MeteredSummarizer(lambda b, s=served: s.summarize(b, greedy), meter, log)
             ids = [row for batch in batches for row in metered(batch)]
         except Exception as e:  # an exporter or runtime fault: recorded, the others still run
-            run.results.append(RuntimeResult(runtime, f"failed: {_one_line(e)}"))
+            why = str(e) if isinstance(e, ExportFailed) else _one_line(e)
+            run.results.append(RuntimeResult(runtime, f"failed: {why}"))
             continue
         run.logs.append(log)
         texts = [t.strip() for t in tokenizer.batch_decode(ids, skip_special_tokens=True)]
@@ -375,13 +381,18 @@ def _set_up(
             Measurement(0.0),
             by_torch,
         )
+    if run.export_error:  # the export failed for an earlier runtime: it would fail again
+        raise ExportFailed(run.export_error)
     if run.onnx is None:  # the export, once per run: every ONNX runtime's set-up includes it
         meter.begin_window("export")
         try:
             model.to("cpu")
             run.onnx = export_onnx(model, onnx_dir / "fp32")
-            model.to(device)
+        except Exception as e:
+            run.export_error = f"export: {_one_line(e)}"
+            raise ExportFailed(run.export_error) from e
         finally:
+            model.to(device)
             run.export_setup = meter.end_window("export")
     meter.begin_window(f"setup-{runtime}")
     try:
