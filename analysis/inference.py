@@ -141,14 +141,14 @@ def break_even_lines(studies: Sequence[Study]) -> list[str]:
             (x, rx, ux), (y, ry, uy) = (
                 ((a, ra, ua), (b, rb, ub)) if ua >= ub else ((b, rb, ub), (a, ra, ua))
             )
+            if not math.isfinite(ux) or not math.isfinite(uy):
+                continue
             n = break_even_summaries(
                 ux + (rx["setup_energy_j"] or 0.0),
                 rx["energy_per_1k_j"] / 1000,
                 uy + (ry["setup_energy_j"] or 0.0),
                 ry["energy_per_1k_j"] / 1000,
             )
-            if not math.isfinite(ux) or not math.isfinite(uy):
-                continue
             lines.append(
                 f"{x.name} (search {sig(ux / J_PER_KWH)} kWh, serving {sig(rx['energy_per_1k_j'])} "
                 f"J/1k on {rx['runtime']}) against {y.name} ({sig(uy / J_PER_KWH)} kWh, "

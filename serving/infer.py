@@ -140,6 +140,17 @@ def study_config(study_dir: Path) -> StudyConfig:
     return from_dict(StudyConfig, metadata.config)
 
 
+def best_model_dir(study_dir: Path) -> Path:
+    """The study's `best_model/`; InferError where the study saved none."""
+    folder = study_dir / schema.BEST_MODEL_DIR
+    if not (folder / "config.json").is_file():
+        raise InferError(
+            f"{folder}: no saved model; the study selects and saves one when it finishes "
+            "(run it to the end, or --resume it)"
+        )
+    return folder
+
+
 def load_best_model(study_dir: Path) -> tuple[Any, Any]:
     """(model, tokenizer) from the study's `best_model/`."""
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
@@ -149,12 +160,7 @@ def load_best_model(study_dir: Path) -> tuple[Any, Any]:
 
     quiet_worker_logs()
     hf_logging.disable_progress_bar()  # "Loading weights" at every load
-    folder = study_dir / schema.BEST_MODEL_DIR
-    if not (folder / "config.json").is_file():
-        raise InferError(
-            f"{folder}: no saved model; the study selects and saves one when it finishes "
-            "(run it to the end, or --resume it)"
-        )
+    folder = best_model_dir(study_dir)
     return AutoModelForSeq2SeqLM.from_pretrained(folder).eval(), AutoTokenizer.from_pretrained(
         folder
     )

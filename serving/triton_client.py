@@ -39,7 +39,7 @@ def infer_inputs(names: Sequence[str], arrays: Sequence[np.ndarray]) -> list[Any
     out = []
     for name, array in zip(names, arrays):
         datatype = TRITON_TYPES[array.dtype.name].removeprefix("TYPE_")
-        item = InferInput(name, list(array.shape), "FP32" if datatype == "FP32" else datatype)
+        item = InferInput(name, list(array.shape), datatype)
         item.set_data_from_numpy(array)
         out.append(item)
     return out

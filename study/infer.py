@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from serving.infer import InferError, InferSettings, load_best_model, study_config
+    from serving.infer import InferError, InferSettings, best_model_dir, study_config
 
     settings = InferSettings(
         n=args.n,
@@ -64,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "(or --runtimes pytorch)"
             )
         run_id = _mlflow_run(study_dir, args.mlflow) if args.mlflow else None
-        load_best_model(study_dir)  # refuses a study without a saved model, before any work
+        best_model_dir(study_dir)  # refuses a study without a saved model, before any work
     except InferError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
