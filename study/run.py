@@ -989,18 +989,6 @@ def fresh_study(
     return TuneRun(tuner, writer, stopper, metadata, mlflow)
 
 
-# Warnings raised in this driver process that say nothing a user can act on: PB2's Gaussian
-# process (scikit-learn) warns at nearly every fit on a handful of noisy points that a kernel
-# parameter sits at its bound. `--verbose` keeps them.
-QUIET_DRIVER_WARNING_MODULES = (r"sklearn\.gaussian_process",)
-
-
-def quiet_driver_warnings() -> None:
-    """Silence QUIET_DRIVER_WARNING_MODULES's warnings in this process (not with --verbose)."""
-    for module in QUIET_DRIVER_WARNING_MODULES:
-        warnings.filterwarnings("ignore", module=module)
-
-
 def _run(plan: Plan, keep_ray: bool = False) -> dict[str, Any]:
     """Start Ray, run Tune (fresh or resumed), meter the cluster, score the selected model on
     held-out data, record it all; returns the closing summary."""
@@ -1020,7 +1008,9 @@ def _run(plan: Plan, keep_ray: bool = False) -> dict[str, Any]:
 
     cfg, e = plan.config, plan.config.energy
     if not plan.verbose:
-        quiet_driver_warnings()
+        # PB2's Gaussian process (scikit-learn, in this driver) warns at nearly every fit on a
+        # few noisy points that a kernel parameter sits at its bound: nothing a user can act on
+        warnings.filterwarnings("ignore", module=r"sklearn\.gaussian_process")
     run_started = time.time()
     resources = start_ray(plan)
     ray_init_s = time.time() - run_started
