@@ -17,6 +17,7 @@ how it learns its rank and device, which checkpoint it starts from, and where it
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,15 +31,27 @@ REPORT_KEY = "greentune_report"  # the one key of the metrics dict a Train worke
 VERBOSE_ENV = "GREENTUNE_VERBOSE"  # "1": Ray Train's own INFO lines stay (study.run --verbose)
 
 
+def _drop_stop_signal_exits(unraisable: Any) -> None:
+    """Ray's SIGTERM handler in a worker process raises SystemExit(1) wherever the process is.
+    Landing in a weakref callback or a `__del__`, Python cannot raise it and prints "Exception
+    ignored in ... SystemExit: 1" (seen when Tune stops a trial process after an exploit or at a
+    study's end). The process stops either way (Ray follows with SIGKILL); only the print goes.
+    Every other exception Python cannot raise is printed as before."""
+    if isinstance(unraisable.exc_value, SystemExit):
+        return
+    sys.__unraisablehook__(unraisable)
+
+
 def quiet_worker_logs() -> None:
     """Ray Train's per-report lines (each checkpoint's path, "Running in local mode"), the model
     export's progress bar, DeepSpeed's no-GPU warning on a CPU machine, torch.distributed's
-    deprecation warnings under ZeRO and LED's padding notes off in this process, unless the
-    study runs with --verbose."""
+    deprecation warnings under ZeRO, LED's padding notes and the stop signal's ignored
+    SystemExit off in this process, unless the study runs with --verbose."""
     import logging
 
     if os.environ.get(VERBOSE_ENV) == "1":
         return
+    sys.unraisablehook = _drop_stop_signal_exits
     logging.getLogger("ray.train").setLevel(logging.WARNING)
     import warnings
 

@@ -290,6 +290,10 @@ def test_pbt_really_exploits(tmp_path, study_args):
         cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
+    # Tune stops trial processes (SIGTERM): Ray's handler's SystemExit, where Python cannot
+    # raise it, is not printed (seen once in 9 runs of this test before the fix)
+    for noise in ("Exception ignored in", "SystemExit"):
+        assert noise not in proc.stdout + proc.stderr, proc.stderr[-3000:]
     study_dir = tmp_path / "results" / "p"
     reports, trials, meta = load(study_dir)
     assert meta["derived"]["pbt_population"] == 2 and len(trials) == 2
