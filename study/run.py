@@ -1011,6 +1011,9 @@ def _run(plan: Plan, keep_ray: bool = False) -> dict[str, Any]:
         # PB2's Gaussian process (scikit-learn, in this driver) warns at nearly every fit on a
         # few noisy points that a kernel parameter sits at its bound: nothing a user can act on
         warnings.filterwarnings("ignore", module=r"sklearn\.gaussian_process")
+        # Tune's CSV and JSON loggers look for a restored trial's own progress files, which a
+        # PBT member cloned before its first report never wrote: "Remote file not found"
+        logging.getLogger("ray.tune.logger").setLevel(logging.ERROR)
     run_started = time.time()
     resources = start_ray(plan)
     ray_init_s = time.time() - run_started

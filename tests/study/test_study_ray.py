@@ -291,8 +291,9 @@ def test_pbt_really_exploits(tmp_path, study_args):
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     # Tune stops trial processes (SIGTERM): Ray's handler's SystemExit, where Python cannot
-    # raise it, is not printed (seen once in 9 runs of this test before the fix)
-    for noise in ("Exception ignored in", "SystemExit"):
+    # raise it, is not printed (seen once in 9 runs of this test before the fix); nor Tune's
+    # loggers missing a clone's own progress file (most runs before)
+    for noise in ("Exception ignored in", "SystemExit", "Remote file not found"):
         assert noise not in proc.stdout + proc.stderr, proc.stderr[-3000:]
     study_dir = tmp_path / "results" / "p"
     reports, trials, meta = load(study_dir)
