@@ -21,6 +21,7 @@ loopback test cluster) are counted once: CPU and RAM once per host, each GPU onc
 from __future__ import annotations
 
 import json
+import math
 import os
 import socket
 import threading
@@ -128,7 +129,7 @@ class ClusterMeter:
         )  # each node priced as its own
         self.sizes: dict[str, str] = {}  # node id -> its VM size
         self.meter_cls, self.read_timeout_s = meter_cls, read_timeout_s
-        self._last_poll = 0.0  # time.monotonic() of the last poll
+        self._last_poll = -math.inf  # time.monotonic() of the last poll (none yet)
         # After every poll the reading so far goes to `snapshot` (atomically), so a study process
         # killed mid-study keeps its cluster energy: `--resume` adds it as a previous run.
         self.snapshot, self.previous_runs = snapshot, list(previous_runs or [])
@@ -147,24 +148,28 @@ class ClusterMeter:
         self.series: list[tuple[float, float | None, float | None, float | None]] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # a poll, or a read of the totals (which may poll)
         self._actor = None  # NodeMeter as a zero-CPU Ray actor class, made once in start()
 
     def start(self) -> ClusterMeter:
         import ray
 
         self._actor = ray.remote(num_cpus=0, max_restarts=0)(self.meter_cls)
-        self.poll()
+        # The first poll starts the meter actors and waits for their first reading (a process
+        # start: 1-2 s on 2 cores); it runs in the thread, so the study starts its trials
+        # meanwhile. Anything that reads the meter before then waits on the lock.
         self._thread = threading.Thread(target=self._run, name="cluster-meter", daemon=True)
         self._thread.start()
         return self
 
     def _run(self) -> None:
-        while not self._stop.wait(self.poll_s):
+        while True:
             try:
                 self.poll()
             except Exception as e:  # noqa: BLE001 - a failed poll must not end the study
                 print(f"cluster meter: poll failed ({e!r}); the next poll retries")
+            if self._stop.wait(self.poll_s):
+                return
 
     def poll(self) -> None:
         """Start meters on nodes that joined, read every meter, keep the latest readings."""
@@ -244,9 +249,10 @@ class ClusterMeter:
     def spend(self, max_age_s: float = 1.0) -> ClusterSpend:
         """The whole cluster's running totals for a budget (energy with PUE), polling first
         when the last poll is older than `max_age_s`."""
-        if time.monotonic() - self._last_poll > max_age_s:
-            self.poll()
-        reading = self.reading(None)
+        with self._lock:  # the first poll may still run in the meter's thread: wait for it
+            if time.monotonic() - self._last_poll > max_age_s:
+                self.poll()
+            reading = self.reading(None)
         previous = [r for r in self.previous_runs if isinstance(r, dict)]
         energy_j = measured_sum(r.get("energy_j") for r in (reading, *previous))
         return ClusterSpend(

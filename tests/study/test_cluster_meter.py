@@ -138,3 +138,48 @@ def test_a_node_that_misses_a_poll_is_stale_not_lost_and_the_head_is_priced_as_i
         )  # D8s_v5's own host share
     finally:
         ray.shutdown()
+
+
+class SlowFirstRead(NodeMeter):
+    """A node meter whose first answer takes seconds (a meter process starting on a busy node)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.reads = 0
+
+    def read(self):
+        import time
+
+        self.reads += 1
+        if self.reads == 1:
+            time.sleep(3.0)
+        return super().read()
+
+
+@pytest.mark.ray
+@pytest.mark.timeout(120)
+def test_the_meter_starts_without_waiting_for_its_first_reading(ray_token):
+    """start() hands the first poll to the meter's thread (the study starts its trials
+    meanwhile); the reading still arrives, and a budget check waits for it rather than
+    seeing no node."""
+    import sys
+
+    import ray
+    from ray import cloudpickle
+
+    from core.footprint import CarbonIntensity
+    from study.cluster_meter import ClusterMeter
+
+    cloudpickle.register_pickle_by_value(sys.modules[SlowFirstRead.__module__])
+    ray.init(address="local", num_cpus=1, include_dashboard=False, logging_level="ERROR")
+    try:
+        meter = ClusterMeter(
+            CarbonIntensity(400.0, 1.0), started_s=0.0, poll_s=3600, meter_cls=SlowFirstRead
+        ).start()
+        assert meter.readings == {}  # returned while the first read is still sleeping
+        spend = meter.spend(max_age_s=3600)  # waits on the first poll's lock, then reads
+        assert len(meter.readings) == 1 and spend.energy_kwh is not None
+        reading = meter.finish(None)
+        assert len(reading["nodes"]) == 1 and reading["energy_j"] > 0
+    finally:
+        ray.shutdown()
