@@ -85,6 +85,8 @@ def test_two_ray_nodes_on_one_host_count_it_once():
 class SlowOnce(NodeMeter):
     """A node whose meter misses one poll (a busy node, a slow network), then answers again."""
 
+    SLOW_READ = 2  # which read sleeps past the poll's timeout
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.reads = 0
@@ -93,8 +95,8 @@ class SlowOnce(NodeMeter):
         import time
 
         self.reads += 1
-        if self.reads == 2:
-            time.sleep(3.0)  # past the poll's timeout
+        if self.reads == self.SLOW_READ:
+            time.sleep(3.0)
         return super().read()
 
 
@@ -140,20 +142,10 @@ def test_a_node_that_misses_a_poll_is_stale_not_lost_and_the_head_is_priced_as_i
         ray.shutdown()
 
 
-class SlowFirstRead(NodeMeter):
+class SlowFirstRead(SlowOnce):
     """A node meter whose first answer takes seconds (a meter process starting on a busy node)."""
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.reads = 0
-
-    def read(self):
-        import time
-
-        self.reads += 1
-        if self.reads == 1:
-            time.sleep(3.0)
-        return super().read()
+    SLOW_READ = 1
 
 
 @pytest.mark.ray
