@@ -40,7 +40,7 @@ class StudyMetadata:
     concurrent_trials: int | None = None
     footprint: dict[str, Any] = dataclasses.field(default_factory=dict)  # footprint_inputs()
     execution_path: str | None = None  # trainables.driver: local | train_worker_group
-    baseline: dict[str, Any] | None = None  # the lead-k baseline on the validation split
+    baseline: dict[str, Any] | None = None  # lead-k on the validation split (after the trials)
     ray_auth: str | None = None
     ray_resources: dict[str, float] = dataclasses.field(default_factory=dict)
     started_at: float | None = None  # Unix seconds; a resumed study keeps its first start

@@ -58,6 +58,7 @@ if TYPE_CHECKING:
     from study.cluster_meter import ClusterMeter
     from study.mlflow_runs import MlflowStudy
     from study.results import ResultsWriter
+    from study.warm_worker import WarmWorkerStarter
     from trainables.driver import StudyContext
 
 DEFAULT_STORAGE = "greentune_results"
@@ -495,19 +496,29 @@ def study_configs(plan: Plan) -> list[StudyConfig]:
     ]
 
 
-def describe_study(plan: Plan, metadata: StudyMetadata) -> None:
-    """The dataset and model details into `metadata`, counted in a Ray worker when the trials
-    have ended (so the study process imports neither torch nor transformers); a failure warns
-    and leaves them out: they describe the study, they decide nothing."""
-    import ray
+def describe_study(
+    plan: Plan, metadata: StudyMetadata, warm: WarmWorkerStarter | None = None
+) -> None:
+    """The dataset and model details and the lead-k baseline into `metadata`, counted in a Ray
+    worker when the trials have ended (so the study process imports neither torch, transformers
+    nor rouge-score, and the first trial waits for none of it); a failure warns and leaves them
+    out: they describe the study, they decide nothing."""
 
+    from study.warm_worker import run_after_trials
     from trainables.describe import describe
 
     try:
-        task = ray.remote(num_cpus=1, max_retries=0)(describe)
-        metadata.data_details, metadata.models = ray.get(task.remote(study_configs(plan)))
+        described, _ = run_after_trials(
+            warm, {"num_cpus": 1, "max_retries": 0}, describe, study_configs(plan)
+        )
     except Exception as e:  # noqa: BLE001 - any failure: the study's figures stand without them
-        print(f"warning: dataset and model details not recorded ({e!r:.300})", file=sys.stderr)
+        print(
+            f"warning: dataset and model details and the lead baseline not recorded ({e!r:.300})",
+            file=sys.stderr,
+        )
+        return
+    metadata.data_details, metadata.models = described.data_details, described.models
+    metadata.baseline = described.baseline
 
 
 def experiments_record(plan: Plan) -> dict[str, Any] | None:
@@ -523,17 +534,6 @@ def experiments_record(plan: Plan) -> dict[str, Any] | None:
         "runnable": list(plan.numbers.experiment_variations or ()),
         "skipped": plan.numbers.experiment_skipped or {},
     }
-
-
-def lead_baseline(cfg: StudyConfig) -> dict[str, Any]:
-    """The lead-k extractive baseline on the study's validation set: the floor to beat."""
-    from trainables.datasets import dataset_spec, load_split
-    from trainables.evaluation import lead_k_baseline
-
-    spec = dataset_spec(cfg.data.dataset)
-    k = spec.lead_k if spec else 3
-    pairs = load_split(cfg.data, cfg.data.validation_split, cfg.data.n_validation, cfg.data.seed)
-    return {"lead_k": k, **lead_k_baseline(pairs, k)}
 
 
 def resolve_storage(storage: str, name: str, resume: bool, create: bool = True) -> tuple[str, Path]:
@@ -818,6 +818,7 @@ class TuneRun:
     stopper: BudgetStopper
     metadata: StudyMetadata  # as it stands before this run; record_outcome completes it
     mlflow: MlflowStudy | None = None  # --mlflow: the study's parent run and its trials' runs
+    warm: WarmWorkerStarter | None = None  # a local study's worker for what follows the trials
 
     @property
     def started_at(self) -> float:
@@ -839,6 +840,13 @@ def study_callbacks(
     writer.budget_stopper, writer.scheduler = stopper, scheduler
     janitor = CheckpointJanitor(ctx.train_runs_path, writer.selected, scheduler)
     return writer, janitor, stopper
+
+
+def warm_worker_starter(plan: Plan) -> WarmWorkerStarter | None:
+    """A local study's `WarmWorkerStarter`; None on a cluster (study/warm_worker.py)."""
+    from study.warm_worker import WarmWorkerStarter
+
+    return WarmWorkerStarter(plan.config) if plan.address == "local" else None
 
 
 def mlflow_runs(plan: Plan, parent_run_id: str | None) -> MlflowStudy | None:
@@ -867,6 +875,7 @@ def resumed_study(plan: Plan, trainable: Any, ctx: StudyContext) -> TuneRun:
     from study.mlflow_runs import MlflowStudy
     from study.results import ResultsWriter
     from study.tune_state import replace_study_callbacks, restored_scheduler
+    from study.warm_worker import WarmWorkerStarter
 
     fetched = plan.mirror.pull(schema.RESULT_FILES)  # a new head: the results from the URI
     if fetched:
@@ -885,15 +894,19 @@ def resumed_study(plan: Plan, trainable: Any, ctx: StudyContext) -> TuneRun:
     mlflow = mlflow_runs(plan, metadata.mlflow_run_id)
     if mlflow is not None:
         metadata.mlflow_run_id = mlflow.parent_run_id
-    own = [writer, janitor, *([mlflow] if mlflow else [])]
+    warm = warm_worker_starter(plan)
+    own = [writer, janitor, *([mlflow] if mlflow else []), *([warm] if warm else [])]
     replace_study_callbacks(
-        tuner, own, stopper, owned=(ResultsWriter, CheckpointJanitor, MlflowStudy)
+        tuner,
+        own,
+        stopper,
+        owned=(ResultsWriter, CheckpointJanitor, MlflowStudy, WarmWorkerStarter),
     )
     print(
         f"resuming {plan.name}: {len(writer.rows)} reports on disk ({recovered} recovered from "
         "Tune's logs)"
     )
-    return TuneRun(tuner, writer, stopper, metadata, mlflow)
+    return TuneRun(tuner, writer, stopper, metadata, mlflow, warm)
 
 
 def fresh_study(
@@ -928,7 +941,6 @@ def fresh_study(
         concurrent_trials=slots,
         footprint=plan.footprint,
         execution_path=execution_path(cfg),
-        baseline=lead_baseline(cfg),
         ray_auth=os.environ.get("RAY_AUTH_MODE", "unset"),
         ray_resources=ray_resources,
         started_at=started_at,
@@ -956,7 +968,8 @@ def fresh_study(
     mlflow = mlflow_runs(plan, None)
     if mlflow is not None:
         metadata.mlflow_run_id = mlflow.parent_run_id
-    callbacks = [writer, *([mlflow] if mlflow else []), janitor]
+    warm = warm_worker_starter(plan)
+    callbacks = [writer, *([mlflow] if mlflow else []), janitor, *([warm] if warm else [])]
     tuner = tune.Tuner(
         trainable,
         param_space=tune_plan.param_space,
@@ -986,7 +999,7 @@ def fresh_study(
     )
     write_metadata(plan.study_dir, metadata)  # only once the Tuner exists: no half-made study
     plan.mirror.push(schema.METADATA_FILE)
-    return TuneRun(tuner, writer, stopper, metadata, mlflow)
+    return TuneRun(tuner, writer, stopper, metadata, mlflow, warm)
 
 
 def _run(plan: Plan, keep_ray: bool = False) -> dict[str, Any]:
@@ -1053,8 +1066,10 @@ def _run(plan: Plan, keep_ray: bool = False) -> dict[str, Any]:
     tuned.stopper.cluster = meter.spend  # energy, CO2 and dollar budgets count the whole cluster
     results = tuned.tuner.fit()
     fit_finished = time.time()
-    held_out = evaluate_selected_model(plan, tuned.writer.selected(), ctx)
-    describe_study(plan, tuned.metadata)
+    held_out = evaluate_selected_model(plan, tuned.writer.selected(), ctx, tuned.warm)
+    describe_study(plan, tuned.metadata, tuned.warm)
+    if tuned.warm is not None:
+        tuned.warm.stop()
     finished = time.time()
     record_outcome(
         plan, tuned, meter, carbon, held_out, slots, (run_started, fit_finished, finished)
@@ -1246,15 +1261,20 @@ def selected_config(plan: Plan, selected: dict[str, Any] | None) -> StudyConfig:
 
 
 def evaluate_selected_model(
-    plan: Plan, selected: dict[str, Any] | None, ctx: StudyContext
+    plan: Plan,
+    selected: dict[str, Any] | None,
+    ctx: StudyContext,
+    warm: WarmWorkerStarter | None = None,
 ) -> dict[str, Any] | None:
     """Score the selected model (the best validation report's checkpoint) once on the test split,
-    in a Ray task with one worker's resources; write the per-example scores to
-    `test_scores.parquet` and return the `selection` and `test` entries of metadata.json."""
+    in the local study's warm worker or a Ray task with one worker's resources; write the
+    per-example scores to `test_scores.parquet` and return the `selection` and `test` entries
+    of metadata.json."""
     import ray
 
     from core.stats import bootstrap_ci
     from study.results import write_parquet_atomic
+    from study.warm_worker import run_after_trials
     from trainables.held_out import evaluate_checkpoint
 
     cfg = selected_config(plan, selected)
@@ -1274,24 +1294,22 @@ def evaluate_selected_model(
         if plan.address == "local"
         else r.cpus_per_worker * r.workers_per_trial
     )
-    task = ray.remote(num_cpus=cpus, num_gpus=1 if r.gpus_per_worker else 0, max_retries=1)(
-        evaluate_checkpoint
-    )
     print(
         f"scoring the selected model (trial {selected[schema.TRIAL_ID]}, report "
         f"{selected[schema.ITERATION]}, validation {cfg.search.metric} "
         f"{selected[cfg.search.metric]:.4f}) "
         f"on {cfg.data.n_test} held-out {cfg.data.test_split!r} examples"
     )
-    result = ray.get(
-        task.remote(
-            cfg,
-            location,
-            cfg.data.test_split,
-            cfg.data.n_test,
-            max(1, int(cpus)) if not r.torch_threads else r.torch_threads,
-            model_location,
-        )
+    result, ran_in = run_after_trials(
+        warm,
+        {"num_cpus": cpus, "num_gpus": 1 if r.gpus_per_worker else 0, "max_retries": 1},
+        evaluate_checkpoint,
+        cfg,
+        location,
+        cfg.data.test_split,
+        cfg.data.n_test,
+        max(1, int(cpus)) if not r.torch_threads else r.torch_threads,
+        model_location,
     )
     if result.export_error:
         print(
@@ -1323,6 +1341,7 @@ def evaluate_selected_model(
         "seconds": result.seconds,
         "energy": result.energy.to_dict(),
         "interval": "95 % percentile bootstrap over examples (4000 resamples)",
+        "ran_in": ran_in,  # study.warm_worker: warm_worker (a local study) or task
     }
     for key, values in result.scores.items():
         test[key] = sum(values) / len(values)

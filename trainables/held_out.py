@@ -4,11 +4,13 @@ Selection uses validation ROUGE only (the scheduler's metric, at every report); 
 selects (the best report's checkpoint) is then summarized on the test split, which no decision
 ever saw, and scored example by example, so the report can give the test ROUGE with a bootstrap
 interval. `evaluate_checkpoint` runs where a trial would (a Ray task with one worker's CPUs and
-GPU), meters its own energy, and reads the test split here and nowhere else.
+GPU; on a local study, a `WarmWorker` started with the trials), meters its own energy, and reads
+the test split here and nowhere else.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +63,36 @@ def export_model(
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         storage.replace_dir(Path(tmp), location)
+
+
+def prewarm(cfg: StudyConfig) -> None:
+    """Load what `evaluate_checkpoint` and `trainables.describe` use: torch, transformers,
+    rouge-score with its stemmer, and the study's tokenizer with its encoded training and
+    validation splits (`prepared_data`, cached per process). The test split is not read."""
+    import torch  # noqa: F401
+
+    from trainables import describe  # noqa: F401
+    from trainables.evaluation import rouge_per_example
+    from trainables.models import build_model  # noqa: F401
+    from trainables.train_loop import prepared_data
+
+    rouge_per_example(["warm"], ["warm"])
+    prepared_data(cfg.model, cfg.data)
+
+
+class WarmWorker:
+    """A Ray actor a local study starts at its first trial report (zero CPUs reserved;
+    `study.warm_worker`) to do the work that follows the trials: the held-out evaluation and the
+    study's description. It drops to the lowest CPU priority (nice 19) before loading anything,
+    so its loads take only what the trials leave idle, then runs whatever it is given in a
+    process that has them already."""
+
+    def __init__(self, cfg: StudyConfig) -> None:
+        os.nice(19)  # this thread and those it starts after (torch's); a niceness is never lowered
+        prewarm(cfg)
+
+    def run(self, fn: Any, *args: Any) -> Any:
+        return fn(*args)
 
 
 def evaluate_checkpoint(

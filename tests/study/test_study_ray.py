@@ -176,6 +176,22 @@ def test_grid_study_end_to_end(tmp_path, study_args):
     assert meta["test"]["rougeL"] == pytest.approx(scores[schema.ROUGEL].mean())
     low, high = meta["test"]["rougeL_ci95"]
     assert low <= meta["test"]["rougeL"] <= high
+    # scored in the warm worker the study started with its trials; this test's own process,
+    # which loaded nothing for it beforehand, gives the same summaries and scores
+    assert meta["test"]["ran_in"] == "warm_worker"
+    from core.config import StudyConfig, from_dict
+    from trainables.held_out import evaluate_checkpoint
+
+    fresh = evaluate_checkpoint(
+        from_dict(StudyConfig, meta["config"]),
+        str(study_dir / schema.TRAIN_RUNS_DIR / meta["selection"]["checkpoint"]),
+        "test",
+        16,
+    )
+    assert fresh.predictions == list(scores[schema.PREDICTION])
+    assert fresh.scores[schema.ROUGEL] == pytest.approx(list(scores[schema.ROUGEL]))
+    # the lead-k floor, computed after the trials in the same worker
+    assert meta["baseline"]["lead_k"] == 3 and 0 < meta["baseline"][schema.ROUGEL] < 1
     # the selected model as Hugging Face users take it: from_pretrained, generate, its card
     model_dir = study_dir / schema.BEST_MODEL_DIR
     assert Path(meta["selection"]["model"]) == model_dir.resolve()

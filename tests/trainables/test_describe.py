@@ -7,7 +7,7 @@ import pytest
 
 from core.config import DataConfig, ModelConfig, StudyConfig
 from core.reference import dataset_sizes, pretraining
-from trainables.describe import data_details, model_details, split_details
+from trainables.describe import data_details, describe, model_details, split_details
 from trainables.models import TINY, train_tokenizer
 
 
@@ -56,6 +56,25 @@ def test_data_details_cover_the_training_and_validation_splits():
     assert {k: v["samples"] for k, v in details["splits"].items()} == {
         "train": 32, "validation": 8
     }  # fmt: skip
+
+
+def test_describe_scores_lead_k_on_the_validation_split_the_trials_were_ranked_on():
+    from rouge_score import rouge_scorer
+
+    from trainables.datasets import load_split
+    from trainables.evaluation import lead_k
+
+    cfg = StudyConfig(data=DataConfig(n_train=32, n_validation=8, n_test=4))
+    described = describe([cfg])
+    assert described.data_details["splits"]["validation"]["samples"] == 8
+    assert [m["model"] for m in described.models] == [cfg.model.name]
+    # by hand: the built-in dialogues' floor is lead-3, its ROUGE-1 straight from rouge-score
+    assert described.baseline["lead_k"] == 3
+    pairs = load_split(cfg.data, cfg.data.validation_split, 8, cfg.data.seed)
+    scorer = rouge_scorer.RougeScorer(["rouge1"], use_stemmer=True)
+    by_hand = [scorer.score(t, lead_k(s, 3))["rouge1"].fmeasure for s, t in pairs]
+    assert described.baseline["rouge1"] == pytest.approx(sum(by_hand) / 8)
+    assert 0 < described.baseline["rouge1"] < 1
 
 
 def test_model_details_count_the_preset_and_name_its_pre_training():
